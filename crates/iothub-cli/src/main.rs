@@ -1,0 +1,5 @@
+//! The `iothub` command line.
+
+fn main() {
+    println!("iothub");
+}

@@ -1,0 +1,3 @@
+//! `iothub-emulator`: a local Azure IoT Hub for device development and tests.
+//!
+//! Work in progress: see the repository README for status.
