@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs on a fresh Debian machine, idempotently:
+#   - Debian: mosquitto + mosquitto-clients (interop clients and the benchmark baseline)
+#   - cargo-fuzz (fuzz smoke runs; built with the installed nightly toolchain)
+#   - a Python virtualenv in .venv with the interop clients (paho-mqtt, azure-iot-device)
+# Runs apt-get as root, or through sudo when not root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+need_apt=()
+for pkg in mosquitto mosquitto-clients; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  echo "install-deps: apt-get install ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # The Debian package starts a system broker on 1883; the emulator and the tests need that port free.
+  $SUDO systemctl stop mosquitto >/dev/null 2>&1 || $SUDO service mosquitto stop >/dev/null 2>&1 || true
+  $SUDO pkill -x mosquitto >/dev/null 2>&1 || true
+fi
+
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+  echo "install-deps: cargo install cargo-fuzz"
+  cargo install cargo-fuzz --locked --quiet
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "install-deps: python venv .venv"
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python -c "import paho.mqtt, azure.iot.device" >/dev/null 2>&1; then
+  echo "install-deps: pip install -r scripts/requirements-interop.txt"
+  .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-interop.txt
+fi
+echo "install-deps: ok"
