@@ -1,3 +1,15 @@
 //! `iothub-emulator`: a local Azure IoT Hub for device development and tests.
 //!
-//! Work in progress: see the repository README for status.
+//! # What this crate does not do
+//!
+//! - It is not a general MQTT broker: devices never see each other's messages; the hub answers
+//!   every device itself (twin, methods, C2D), exactly as IoT Hub does.
+//! - It speaks MQTT 3.1.1 only (protocol level 4); AMQP and the MQTT 5 preview are out of scope.
+//! - It does not emulate Event Hubs/AMQP consumers; the service side reads the event log and the
+//!   in-process live feed instead.
+//!
+//! The listeners, sessions and persistence are described in `README.md` next to this crate,
+//! which also lists every behaviour chosen where the protocol reference says UNCONFIRMED.
+
+pub mod hub;
+pub mod store;
