@@ -57,6 +57,12 @@ mod error;
 pub mod percent;
 // Modules added by the protocol-core work (see issue 2): connection_string, credentials, sas,
 // properties, topic, twin, pnp, status, retry, provisioning, json.
+pub mod properties;
+mod request_id;
+mod status;
+pub mod topic;
 
 pub use encode::{EncodedLen, encode_into, encoded_len};
 pub use error::BufferTooSmall;
+pub use request_id::{RequestId, RequestIds};
+pub use status::Status;
