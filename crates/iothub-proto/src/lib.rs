@@ -54,7 +54,9 @@ extern crate std;
 
 mod encode;
 mod error;
+pub mod connection_string;
 pub mod percent;
+pub mod sas;
 // Modules added by the protocol-core work (see issue 2): connection_string, credentials, sas,
 // properties, topic, twin, pnp, status, retry, provisioning, json.
 pub mod properties;

@@ -1,0 +1,163 @@
+//! The [`Signer`] abstraction and the [`Signature`] it produces.
+//!
+//! The core implements no crypto itself (STYLE.md §12.1): a device may keep its key in a
+//! secure element, so signing is a trait. The `hmac` feature supplies
+//! [`HmacSha256Signer`](super::HmacSha256Signer).
+
+use core::fmt::{self, Display};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+/// Length of an HMAC-SHA256 signature in bytes.
+pub const SIGNATURE_LEN: usize = 32;
+
+/// Length of a base64-encoded [`Signature`] (with `=` padding).
+pub const SIGNATURE_BASE64_LEN: usize = 44;
+
+/// Produces the HMAC-SHA256 signature of a message.
+///
+/// The message is given as [`Display`] so it can be streamed into the MAC without a buffer;
+/// a signer that needs contiguous bytes can write it into its own storage with
+/// [`encode_into`](crate::encode_into).
+///
+/// ```
+/// use core::fmt::Display;
+/// use iothub_proto::sas::{SIGNATURE_LEN, SignError, Signature, Signer};
+///
+/// /// A stand-in signer (not a MAC!) that fills the signature with the message length.
+/// struct LengthSigner;
+///
+/// impl Signer for LengthSigner {
+///     fn sign_into(&self, message: &dyn Display, out: &mut [u8; SIGNATURE_LEN]) -> Result<(), SignError> {
+///         *out = [iothub_proto::encoded_len(&message) as u8; SIGNATURE_LEN];
+///         Ok(())
+///     }
+/// }
+///
+/// assert_eq!(LengthSigner.sign(&"abc").unwrap(), Signature::from_bytes([3; SIGNATURE_LEN]));
+/// ```
+pub trait Signer {
+    /// Writes the signature of `message` (its [`Display`] text, UTF-8) into `out`.
+    ///
+    /// # Errors
+    ///
+    /// [`SignError`] when the signer cannot produce a signature (for example a hardware
+    /// key store that is unavailable).
+    fn sign_into(
+        &self,
+        message: &dyn Display,
+        out: &mut [u8; SIGNATURE_LEN],
+    ) -> Result<(), SignError>;
+
+    /// Returns the signature of `message` as a [`Signature`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Signer::sign_into`].
+    fn sign(&self, message: &dyn Display) -> Result<Signature, SignError> {
+        let mut out = [0u8; SIGNATURE_LEN];
+        self.sign_into(message, &mut out)?;
+        Ok(Signature(out))
+    }
+}
+
+impl<S: Signer + ?Sized> Signer for &S {
+    fn sign_into(
+        &self,
+        message: &dyn Display,
+        out: &mut [u8; SIGNATURE_LEN],
+    ) -> Result<(), SignError> {
+        (**self).sign_into(message, out)
+    }
+}
+
+/// Why a [`Signer`] could not sign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SignError {
+    /// The signer failed (key unavailable, hardware error, message could not be formatted).
+    Failed,
+}
+
+impl Display for SignError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Failed => f.write_str("signing failed"),
+        }
+    }
+}
+
+impl core::error::Error for SignError {}
+
+/// A raw 32-byte HMAC-SHA256 signature; [`Display`] writes it as padded standard base64.
+///
+/// ```
+/// use iothub_proto::sas::Signature;
+///
+/// let signature = Signature::from_bytes([0xfb; 32]);
+/// assert_eq!(signature.to_string(), "+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/s=");
+/// let mut buf = [0u8; 44];
+/// assert_eq!(signature.to_base64(&mut buf), "+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/s=");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Signature(pub(crate) [u8; SIGNATURE_LEN]);
+
+impl Signature {
+    /// Wraps raw signature bytes.
+    pub const fn from_bytes(bytes: [u8; SIGNATURE_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw signature bytes.
+    pub const fn as_bytes(&self) -> &[u8; SIGNATURE_LEN] {
+        &self.0
+    }
+
+    /// Writes the padded base64 form into `buf` and returns it.
+    pub fn to_base64<'b>(&self, buf: &'b mut [u8; SIGNATURE_BASE64_LEN]) -> &'b str {
+        base64_into(&self.0, buf)
+    }
+
+    /// Compares with `other` in constant time (no early exit on the first differing byte).
+    ///
+    /// ```
+    /// use iothub_proto::sas::Signature;
+    ///
+    /// assert!(Signature::from_bytes([1; 32]).ct_eq(&Signature::from_bytes([1; 32])));
+    /// assert!(!Signature::from_bytes([1; 32]).ct_eq(&Signature::from_bytes([2; 32])));
+    /// ```
+    pub fn ct_eq(&self, other: &Signature) -> bool {
+        let diff = self
+            .0
+            .iter()
+            .zip(other.0.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        // black_box keeps the optimiser from turning the fold into an early-exit compare.
+        core::hint::black_box(diff) == 0
+    }
+}
+
+/// Redacted: signatures are credentials and must not end up in logs.
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Signature(..)")
+    }
+}
+
+impl Display for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; SIGNATURE_BASE64_LEN];
+        f.write_str(base64_into(&self.0, &mut buf))
+    }
+}
+
+/// Base64-encodes 32 bytes into exactly 44 bytes of ASCII.
+fn base64_into<'b>(
+    bytes: &[u8; SIGNATURE_LEN],
+    buf: &'b mut [u8; SIGNATURE_BASE64_LEN],
+) -> &'b str {
+    // invariant: 32 bytes always encode to exactly 44 base64 characters, and base64 is ASCII.
+    let len = STANDARD.encode_slice(bytes, buf).unwrap_or(0);
+    core::str::from_utf8(&buf[..len]).unwrap_or("")
+}
