@@ -59,12 +59,17 @@ pub mod percent;
 pub mod sas;
 // Modules added by the protocol-core work (see issue 2): connection_string, credentials, sas,
 // properties, topic, twin, pnp, status, retry, provisioning, json.
+pub mod pnp;
 pub mod properties;
 mod request_id;
+mod retry;
 mod status;
+mod time;
 pub mod topic;
 
 pub use encode::{EncodedLen, encode_into, encoded_len};
 pub use error::BufferTooSmall;
 pub use request_id::{RequestId, RequestIds};
+pub use retry::Backoff;
 pub use status::Status;
+pub use time::Instant;
