@@ -55,6 +55,7 @@ extern crate std;
 mod encode;
 mod error;
 pub mod connection_string;
+pub mod credentials;
 pub mod percent;
 pub mod sas;
 // Modules added by the protocol-core work (see issue 2): connection_string, credentials, sas,
