@@ -60,8 +60,12 @@ pub mod percent;
 pub mod sas;
 // Modules added by the protocol-core work (see issue 2): connection_string, credentials, sas,
 // properties, topic, twin, pnp, status, retry, provisioning, json.
+#[cfg(feature = "json")]
+pub mod json;
 pub mod pnp;
 pub mod properties;
+#[cfg(feature = "json")]
+pub mod provisioning;
 mod request_id;
 mod retry;
 mod status;
