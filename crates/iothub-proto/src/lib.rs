@@ -19,20 +19,50 @@
 //! client, subscribe to the filters in [`topic`], then parse every received topic with
 //! [`topic::Incoming::parse`] and answer with the topic builders.
 //!
-//! ```text
-//! use iothub_proto::encode_into;
-//! use iothub_proto::topic::{Incoming, MethodResponseTopic};
+//! ```
+//! use iothub_proto::properties::SystemProperty;
+//! use iothub_proto::topic::{self, Incoming, MethodResponseTopic, TwinGetTopic};
+//! use iothub_proto::{RequestIds, encode_into};
 //!
-//! // 1. a publish arrives from the MQTT client (topic + payload)
-//! let received = "$iothub/methods/POST/reboot/?$rid=1a";
-//! // 2. classify it without allocating
-//! let mut buf = [0u8; 64];
-//! if let Ok(Incoming::MethodRequest(request)) = Incoming::parse(received) {
-//!     // 3. answer on the response topic, encoded into caller storage
-//!     let topic = MethodResponseTopic::new(request.request_id(), 200);
-//!     let topic = encode_into(&topic, &mut buf).unwrap();
-//!     assert_eq!(topic, "$iothub/methods/res/200/?$rid=1a");
+//! // 0. after CONNECT, subscribe to the filters of the features in use
+//! let filters = [topic::METHODS_FILTER, topic::TWIN_RESPONSE_FILTER, topic::DESIRED_PATCH_FILTER];
+//! // then ask for the twin (PROTOCOL.md §6, reconnect flow); `rid` correlates the answer
+//! let mut ids = RequestIds::new();
+//! let twin_rid = ids.next_id();
+//! let mut out = [0u8; 128];
+//! let get = encode_into(&TwinGetTopic::new(twin_rid), &mut out).unwrap();
+//! assert_eq!(get, "$iothub/twin/GET/?$rid=0");
+//!
+//! // 1. publishes arrive from the MQTT client (topic + payload)
+//! let received = [
+//!     "$iothub/twin/res/200/?$rid=0",
+//!     "$iothub/methods/POST/reboot/?$rid=1a",
+//!     "devices/dev1/messages/devicebound/%24.mid=m1&%24.ct=text%2Fplain&iothub-ack=full",
+//!     "$iothub/twin/PATCH/properties/desired/?$version=3",
+//! ];
+//! for topic in received {
+//!     // 2. classify each one without allocating
+//!     match Incoming::parse(topic) {
+//!         Ok(Incoming::TwinResponse(response)) => {
+//!             assert_eq!(response.request_id(), twin_rid);
+//!             assert!(response.status().is_success());
+//!         }
+//!         Ok(Incoming::MethodRequest(request)) => {
+//!             // 3. answer on the response topic, encoded into caller storage
+//!             let answer = MethodResponseTopic::new(request.request_id(), 200);
+//!             let answer = encode_into(&answer, &mut out).unwrap();
+//!             assert_eq!(answer, "$iothub/methods/res/200/?$rid=1a");
+//!         }
+//!         Ok(Incoming::C2d(message)) => {
+//!             let content_type = message.properties().system(SystemProperty::ContentType);
+//!             assert!(content_type.is_some_and(|ct| ct.eq_str("text/plain")));
+//!         }
+//!         Ok(Incoming::DesiredPatch(patch)) => assert_eq!(patch.version(), 3),
+//!         Ok(_) => {}
+//!         Err(e) => panic!("{e}"),
+//!     }
 //! }
+//! # let _ = filters;
 //! ```
 //!
 //! # Features
@@ -43,7 +73,7 @@
 //! | `alloc` | `to_string`-style conveniences returning `String` |
 //! | `std` | implies `alloc` |
 //! | `hmac` | [`sas::HmacSha256Signer`], token verification and DPS group key derivation |
-//! | `json` | borrowed extraction of DPS and twin JSON fields (no DOM) |
+//! | `json` | borrowed extraction of DPS and twin JSON fields (no DOM) and the `provisioning` state machine |
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
