@@ -1,5 +1,34 @@
-//! The `iothub` command line.
+//! The `iothub` command line: mint SAS tokens today; act as a device or the service and run
+//! the local emulator as later commands land.
+//!
+//! Exit codes (STYLE.md §10): 0 success, 1 a negative result (reserved for commands such as
+//! method invocation), 2 an error. Errors are printed to stderr with their whole context chain.
+//! A closed stdout (`iothub sas … | head -c0`) is not an error.
 
-fn main() {
-    println!("iothub");
+mod args;
+mod cmd;
+
+use std::io;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    match cmd::run(cli) {
+        Ok(code) => code,
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Whether the error is stdout having been closed by the reader (ripgrep's convention).
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<io::Error>())
+        .any(|io| io.kind() == io::ErrorKind::BrokenPipe)
 }

@@ -1,0 +1,29 @@
+//! Command-line arguments (clap derive). Parsing only: no I/O here; `cmd` acts on them.
+//!
+//! Each subcommand keeps its arguments in its own module under `args/`.
+
+mod sas;
+
+use clap::{Parser, Subcommand};
+
+pub(crate) use self::sas::SasArgs;
+
+/// Talk to Azure IoT Hub over MQTT, or to a local emulator, without the Azure SDK.
+#[derive(Debug, Parser)]
+#[command(name = "iothub", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    /// Print machine-readable JSON instead of plain text.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Mint a shared access signature (SAS) token offline, or derive a DPS device key.
+    Sas(SasArgs),
+}

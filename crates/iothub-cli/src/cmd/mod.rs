@@ -1,0 +1,22 @@
+//! Turns parsed arguments into actions. One module per subcommand.
+
+mod sas;
+
+use std::process::ExitCode;
+
+use crate::args::{Cli, Command};
+
+/// Options every command sees.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Global {
+    /// Print JSON instead of plain text.
+    pub(crate) json: bool,
+}
+
+/// Runs the chosen command and returns the process exit code.
+pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let global = Global { json: cli.json };
+    match cli.command {
+        Command::Sas(args) => sas::run(&args, global),
+    }
+}
