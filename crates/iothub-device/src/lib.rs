@@ -1,14 +1,58 @@
-//! `iothub-device`: an async Azure IoT Hub device client over plain MQTT.
+//! `iothub-device`: an async Azure IoT Hub device client over plain MQTT 3.1.1.
 //!
-//! Work in progress: see the repository README for status.
+//! # What this crate does not do
+//!
+//! - It does not speak AMQP or HTTPS to the hub, nor MQTT 5 (IoT Hub's MQTT 5 is a deprecated
+//!   preview): MQTT 3.1.1 over TCP/TLS 8883 or WebSockets 443 only.
+//! - It does not implement the service side (sending C2D, invoking methods): that is the
+//!   emulator's REST API or the service SDKs.
+//! - It does not pick a crypto provider for your process: TLS uses rustls with ring,
+//!   passed explicitly, and never installs a process-wide default.
+//! - It does not retry forever silently: every telemetry message has an outcome, and the
+//!   connection state is observable.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use iothub_device::{ClientOptions, DeviceClient, Message};
+//!
+//! # async fn run() -> Result<(), iothub_device::Error> {
+//! let options = ClientOptions::from_connection_string(
+//!     "HostName=myhub.azure-devices.net;DeviceId=dev1;SharedAccessKey=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+//! )?;
+//! let client = DeviceClient::connect(options).await?;
+//! // Resolves once the hub acknowledged the message (PUBACK).
+//! client.send_telemetry(Message::json(&serde_json::json!({"temperature": 21.5}))).await?;
+//! client.close().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Reliability
+//!
+//! One task owns the connection; [`DeviceClient`] handles are cheap clones. The connection
+//! reconnects with exponential backoff and jitter; a refused login is backed off (at least
+//! ten seconds by default), never retried in a tight loop. SAS tokens minted from a key are
+//! renewed by a planned reconnect at 80 % of their lifetime. Telemetry goes through a bounded
+//! at-least-once outbox: un-acknowledged publishes are re-sent after a reconnect, and a
+//! message is reported delivered only after the hub's PUBACK. With
+//! [`ClientOptions::outbox_dir`] the outbox is durable across process restarts.
 
+mod backoff;
+mod client;
+mod driver;
 mod error;
-// The driver that uses these layers lands next; until then they are exercised by unit tests.
-#[allow(dead_code)]
+mod message;
+mod options;
 mod session;
-#[allow(dead_code)]
+mod store;
 mod tls;
-#[allow(dead_code)]
 mod transport;
 
+pub use client::{
+    C2dReceiver, ConnectionState, DesiredPatch, DesiredReceiver, DeviceClient, DisconnectReason,
+    MethodCall, MethodHandler, MethodResponse,
+};
 pub use error::{ConnectRefusal, Error};
+pub use message::{C2dMessage, MAX_TELEMETRY_SIZE, Message};
+pub use options::{Auth, ClientOptions};

@@ -234,6 +234,17 @@ impl Session {
         Ok(())
     }
 
+    /// Queues a publish recovered from the durable outbox, ignoring the capacity: it was
+    /// accepted by an earlier process and must not be dropped.
+    pub(crate) fn restore(&mut self, publish: OutgoingPublish) {
+        self.queue.push_back(Entry {
+            publish,
+            pkid: None,
+            sent_at: None,
+            written: false,
+        });
+    }
+
     /// Withdraws a publish that is not yet on the wire (a request that timed out).
     /// Returns `false` if it was already sent or unknown.
     pub(crate) fn cancel(&mut self, id: PublishId) -> bool {
@@ -261,11 +272,6 @@ impl Session {
             self.transmit.push_back(Packet::Subscribe(subscribe));
             self.pending_suback.push((pkid, vec![filter.to_owned()]));
         }
-    }
-
-    /// Whether `filter` is part of the session.
-    pub(crate) fn is_subscribed(&self, filter: &str) -> bool {
-        self.subscriptions.iter().any(|f| f == filter)
     }
 
     /// The application took the publish behind `token`: release its PUBACK (and any later

@@ -1,0 +1,833 @@
+//! The one task that owns the connection (STYLE.md §12 rule 14).
+//!
+//! It dials, feeds the sans-IO [`Session`], routes what arrives (C2D, twin responses, desired
+//! patches, method calls), serves the application's commands, renews the SAS token by a
+//! planned reconnect, reconnects with backoff after failures, and drains on close. Nothing
+//! else touches the socket; applications hold [`DeviceClient`](crate::DeviceClient) handles.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use iothub_proto::RequestIds;
+use iothub_proto::topic::{
+    C2dFilter, DESIRED_PATCH_FILTER, Incoming, METHODS_FILTER, MethodResponseTopic,
+    ReportedPatchTopic, TWIN_RESPONSE_FILTER, TwinGetTopic,
+};
+use rumqttc::mqttbytes::v4::{Connect, ConnectReturnCode, Login, Packet, Publish};
+use rumqttc::mqttbytes::{self, QoS};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Instant, sleep_until};
+
+use crate::backoff::Backoff;
+use crate::client::{DesiredPatch, MethodCall, MethodHandler, MethodResponse, Methods};
+use crate::message::C2dMessage;
+use crate::session::{
+    AckToken, LostReason, OutgoingPublish, PublishId, Session, SessionConfig, SessionEvent,
+};
+use crate::store::DurableOutbox;
+use crate::transport::{Connection, Endpoint};
+use crate::{ConnectRefusal, ConnectionState, DisconnectReason, Error};
+
+/// Credentials for one CONNECT, minted fresh for every connection.
+#[derive(Debug, Clone)]
+pub(crate) struct LoginInfo {
+    pub(crate) client_id: String,
+    pub(crate) username: String,
+    /// SAS token; `None` for X.509.
+    pub(crate) password: Option<String>,
+    /// Token lifetime; the driver reconnects after `renew_fraction` of it.
+    pub(crate) valid_for: Option<Duration>,
+}
+
+/// Mints credentials (the SAS signer lives behind this).
+pub(crate) trait LoginSource: Send + Sync + 'static {
+    fn login(&self) -> Result<LoginInfo, Error>;
+}
+
+/// Everything the driver needs, resolved from the public options.
+pub(crate) struct DriverOptions {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) session: SessionConfig,
+    pub(crate) device_id: String,
+    pub(crate) module_id: Option<String>,
+    pub(crate) login: Arc<dyn LoginSource>,
+    pub(crate) backoff: Backoff,
+    /// Minimum wait after the hub refused our credentials (PEERS.md §4 pain point 2: no
+    /// reconnect storms).
+    pub(crate) auth_backoff_min: Duration,
+    pub(crate) request_timeout: Duration,
+    pub(crate) drain_timeout: Duration,
+    pub(crate) max_packet_size: usize,
+    pub(crate) outbox_dir: Option<PathBuf>,
+    /// Fraction of the token lifetime after which it is renewed (default 0.8, as the C SDK).
+    pub(crate) renew_fraction: f64,
+}
+
+/// What the handles ask of the driver.
+pub(crate) enum Command {
+    Telemetry {
+        topic: String,
+        payload: Bytes,
+        done: oneshot::Sender<Result<(), Error>>,
+    },
+    EnableC2d(mpsc::UnboundedSender<(C2dMessage, Option<AckToken>)>),
+    EnableDesired(mpsc::UnboundedSender<DesiredPatch>),
+    EnableMethods,
+    TwinGet(oneshot::Sender<Result<Value, Error>>),
+    TwinPatch(Bytes, oneshot::Sender<Result<u64, Error>>),
+    MethodResponse {
+        request_id: String,
+        status: u16,
+        payload: Bytes,
+    },
+    Ack(AckToken),
+    Close(oneshot::Sender<()>),
+}
+
+enum Waiter {
+    Telemetry {
+        done: Option<oneshot::Sender<Result<(), Error>>>,
+        file: Option<PathBuf>,
+    },
+    /// Twin request or method response: completion comes from elsewhere (or nowhere).
+    Other,
+}
+
+enum RequestKind {
+    Get(oneshot::Sender<Result<Value, Error>>),
+    Patch(oneshot::Sender<Result<u64, Error>>),
+    Resync,
+}
+
+struct PendingRequest {
+    kind: RequestKind,
+    deadline: Instant,
+    publish_id: PublishId,
+}
+
+/// How a connection ended.
+enum Ended {
+    Closed,
+    Lost(DisconnectReason),
+    Refused(ConnectRefusal),
+    Renewal,
+}
+
+pub(crate) struct Driver {
+    options: DriverOptions,
+    session: Session,
+    commands: mpsc::Receiver<Command>,
+    weak_commands: mpsc::WeakSender<Command>,
+    state: watch::Sender<ConnectionState>,
+    methods: Arc<Methods>,
+    waiters: HashMap<PublishId, Waiter>,
+    requests: HashMap<String, PendingRequest>,
+    request_ids: RequestIds,
+    next_id: PublishId,
+    durable: Option<DurableOutbox>,
+    c2d: Option<mpsc::UnboundedSender<(C2dMessage, Option<AckToken>)>>,
+    desired: Option<mpsc::UnboundedSender<DesiredPatch>>,
+    desired_version: Option<u64>,
+    closing: Option<(Vec<oneshot::Sender<()>>, Instant)>,
+    commands_open: bool,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        options: DriverOptions,
+        commands: mpsc::Receiver<Command>,
+        weak_commands: mpsc::WeakSender<Command>,
+        state: watch::Sender<ConnectionState>,
+        methods: Arc<Methods>,
+    ) -> Result<Self, Error> {
+        let mut driver = Self {
+            session: Session::new(options.session.clone()),
+            options,
+            commands,
+            weak_commands,
+            state,
+            methods,
+            waiters: HashMap::new(),
+            requests: HashMap::new(),
+            request_ids: RequestIds::new(),
+            next_id: 0,
+            durable: None,
+            c2d: None,
+            desired: None,
+            desired_version: None,
+            closing: None,
+            commands_open: true,
+        };
+        if let Some(dir) = driver.options.outbox_dir.clone() {
+            let (outbox, stored) = DurableOutbox::open(&dir)?;
+            for message in stored {
+                let id = driver.allocate_id();
+                driver.session.restore(OutgoingPublish {
+                    id,
+                    topic: message.topic,
+                    payload: message.payload,
+                    qos: QoS::AtLeastOnce,
+                });
+                driver.waiters.insert(
+                    id,
+                    Waiter::Telemetry {
+                        done: None,
+                        file: Some(message.path),
+                    },
+                );
+            }
+            driver.durable = Some(outbox);
+        }
+        Ok(driver)
+    }
+
+    /// Runs until closed (by [`Command::Close`] or when every handle is dropped).
+    pub(crate) async fn run(mut self) {
+        let mut backoff_attempt: u32 = 0;
+        loop {
+            if self.close_complete() {
+                break;
+            }
+            let _ = self.state.send(ConnectionState::Connecting);
+            let ended = self.connect_and_serve(&mut backoff_attempt).await;
+            self.session.handle_connection_lost();
+            self.drain_session_events();
+            let delay = match ended {
+                Ended::Closed => break,
+                Ended::Renewal => Duration::ZERO,
+                Ended::Lost(reason) => {
+                    let delay = self.options.backoff.delay(backoff_attempt);
+                    backoff_attempt = backoff_attempt.saturating_add(1);
+                    self.publish_state(ConnectionState::Disconnected {
+                        reason,
+                        retry_in: delay,
+                    });
+                    delay
+                }
+                Ended::Refused(code) => {
+                    let delay = self
+                        .options
+                        .backoff
+                        .delay(backoff_attempt)
+                        .max(self.options.auth_backoff_min);
+                    backoff_attempt = backoff_attempt.saturating_add(1);
+                    self.publish_state(ConnectionState::Disconnected {
+                        reason: DisconnectReason::Refused(code),
+                        retry_in: delay,
+                    });
+                    delay
+                }
+            };
+            if !self.wait_offline(Instant::now() + delay).await {
+                break;
+            }
+        }
+        self.finish();
+    }
+
+    /// Serves commands while offline until `until`; `false` when the close deadline passed.
+    async fn wait_offline(&mut self, until: Instant) -> bool {
+        loop {
+            if self.close_complete() {
+                return false;
+            }
+            let next_request = self.next_request_deadline();
+            let close_deadline = self.closing.as_ref().map(|c| c.1);
+            tokio::select! {
+                () = sleep_until(until) => return true,
+                cmd = self.commands.recv(), if self.commands_open => self.handle_command(cmd),
+                () = sleep_until_opt(next_request) => self.expire_requests(),
+                () = sleep_until_opt(close_deadline) => return false,
+            }
+        }
+    }
+
+    async fn connect_and_serve(&mut self, backoff_attempt: &mut u32) -> Ended {
+        let login = match self.options.login.login() {
+            Ok(login) => login,
+            Err(e) => return Ended::Lost(DisconnectReason::Credentials(e.to_string())),
+        };
+        // Dial while still serving commands: applications never block on the network.
+        let mut connection = {
+            let endpoint = self.options.endpoint.clone();
+            let dial = Connection::open(&endpoint);
+            tokio::pin!(dial);
+            loop {
+                let next_request = self.next_request_deadline();
+                let close_deadline = self.closing.as_ref().map(|c| c.1);
+                tokio::select! {
+                    res = &mut dial => match res {
+                        Ok(c) => break c,
+                        Err(e) => return Ended::Lost(DisconnectReason::Network(e.to_string())),
+                    },
+                    cmd = self.commands.recv(), if self.commands_open => self.handle_command(cmd),
+                    () = sleep_until_opt(next_request) => self.expire_requests(),
+                    () = sleep_until_opt(close_deadline) => return Ended::Closed,
+                }
+            }
+        };
+        let connected_at = Instant::now();
+        let renew_at = login
+            .valid_for
+            .map(|ttl| connected_at + ttl.mul_f64(self.options.renew_fraction.clamp(0.05, 1.0)));
+        let mut connect = Connect::new(login.client_id);
+        // Clean session 0 keeps C2D queued and subscriptions across connections (§1.5).
+        connect.clean_session = false;
+        connect.login = Some(Login::new(
+            login.username,
+            login.password.unwrap_or_default(),
+        ));
+        self.session
+            .start_connection(connect, connected_at.into_std());
+        let ended = self.serve(&mut connection, renew_at, backoff_attempt).await;
+        if matches!(ended, Ended::Closed | Ended::Renewal) {
+            // A polite DISCONNECT: the hub does not publish a Will for it.
+            let mut buf = BytesMut::new();
+            if Packet::Disconnect.write(&mut buf, usize::MAX).is_ok() {
+                let _ = tokio::time::timeout(Duration::from_secs(5), connection.write(&buf)).await;
+            }
+        }
+        connection.shutdown().await;
+        ended
+    }
+
+    async fn serve(
+        &mut self,
+        connection: &mut Connection,
+        renew_at: Option<Instant>,
+        backoff_attempt: &mut u32,
+    ) -> Ended {
+        let mut read_buf = BytesMut::with_capacity(16 * 1024);
+        loop {
+            if let Err(reason) = self.write_pending(connection).await {
+                return Ended::Lost(reason);
+            }
+            if let Some(ended) = self.process_events(backoff_attempt) {
+                return ended;
+            }
+            if self.close_complete() {
+                return Ended::Closed;
+            }
+            let session_timeout = self.session.poll_timeout().map(Instant::from_std);
+            let next_request = self.next_request_deadline();
+            let close_deadline = self.closing.as_ref().map(|c| c.1);
+            tokio::select! {
+                res = connection.read(&mut read_buf) => match res {
+                    Ok(0) => return Ended::Lost(DisconnectReason::Network("connection closed by peer".into())),
+                    Ok(_) => {
+                        if let Err(reason) = self.decode(&mut read_buf) {
+                            return Ended::Lost(reason);
+                        }
+                    }
+                    Err(e) => return Ended::Lost(DisconnectReason::Network(e.to_string())),
+                },
+                cmd = self.commands.recv(), if self.commands_open => self.handle_command(cmd),
+                () = sleep_until_opt(session_timeout) => self.session.handle_timeout(Instant::now().into_std()),
+                () = sleep_until_opt(renew_at) => {
+                    tracing::debug!("renewing the SAS token by a planned reconnect");
+                    return Ended::Renewal;
+                }
+                () = sleep_until_opt(next_request) => self.expire_requests(),
+                () = sleep_until_opt(close_deadline) => return Ended::Closed,
+            }
+        }
+    }
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<(), DisconnectReason> {
+        loop {
+            match Packet::read(buf, self.options.max_packet_size) {
+                Ok(packet) => self
+                    .session
+                    .handle_packet(packet, Instant::now().into_std()),
+                Err(mqttbytes::Error::InsufficientBytes(_)) => return Ok(()),
+                Err(e) => return Err(DisconnectReason::Protocol(e.to_string())),
+            }
+        }
+    }
+
+    async fn write_pending(&mut self, connection: &mut Connection) -> Result<(), DisconnectReason> {
+        let now = Instant::now().into_std();
+        let mut buf = BytesMut::new();
+        while let Some(packet) = self.session.poll_transmit(now) {
+            packet
+                .write(&mut buf, self.options.max_packet_size)
+                .map_err(|e| DisconnectReason::Protocol(e.to_string()))?;
+        }
+        if buf.is_empty() {
+            return Ok(());
+        }
+        match tokio::time::timeout(
+            self.options.session.response_timeout,
+            connection.write(&buf),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(DisconnectReason::Network(e.to_string())),
+            Err(_) => Err(DisconnectReason::Timeout),
+        }
+    }
+
+    /// Handles session events; returns how the connection ended if it did.
+    fn process_events(&mut self, backoff_attempt: &mut u32) -> Option<Ended> {
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                SessionEvent::Connected { .. } => {
+                    *backoff_attempt = 0;
+                    self.publish_state(ConnectionState::Connected);
+                    if self.desired.is_some() {
+                        // Desired patches are not kept for offline devices: GET the twin after
+                        // every connect and surface what changed (PROTOCOL.md §6, reconnect flow).
+                        self.start_resync();
+                    }
+                }
+                SessionEvent::Refused(code) => return Some(Ended::Refused(refusal(code))),
+                SessionEvent::Delivered(id) => self.delivered(id),
+                SessionEvent::Publish { publish, ack } => self.route(publish, ack),
+                SessionEvent::SubscribeRefused(filter) => {
+                    tracing::warn!(%filter, "the hub refused a subscription");
+                }
+                SessionEvent::Subscribed => {}
+                SessionEvent::ConnectionLost(reason) => {
+                    return Some(Ended::Lost(match reason {
+                        LostReason::AckTimeout
+                        | LostReason::ConnAckTimeout
+                        | LostReason::PingTimeout => DisconnectReason::Timeout,
+                        LostReason::ProtocolViolation => {
+                            DisconnectReason::Protocol("unexpected packet from server".into())
+                        }
+                    }));
+                }
+            }
+        }
+        None
+    }
+
+    /// Events raised after the connection is gone (none are expected; deliveries cannot happen).
+    fn drain_session_events(&mut self) {
+        while let Some(event) = self.session.poll_event() {
+            if let SessionEvent::Delivered(id) = event {
+                self.delivered(id);
+            }
+        }
+    }
+
+    fn handle_command(&mut self, command: Option<Command>) {
+        let Some(command) = command else {
+            // Every handle is gone: close gracefully.
+            self.commands_open = false;
+            self.begin_close(None);
+            return;
+        };
+        match command {
+            Command::Telemetry {
+                topic,
+                payload,
+                done,
+            } => self.telemetry(topic, payload, done),
+            Command::EnableC2d(tx) => {
+                self.c2d = Some(tx);
+                let filter = match &self.options.module_id {
+                    Some(m) => C2dFilter::new(&self.options.device_id)
+                        .module(m)
+                        .to_string(),
+                    None => C2dFilter::new(&self.options.device_id).to_string(),
+                };
+                self.session.subscribe(&filter);
+            }
+            Command::EnableDesired(tx) => {
+                self.desired = Some(tx);
+                self.session.subscribe(DESIRED_PATCH_FILTER);
+                self.session.subscribe(TWIN_RESPONSE_FILTER);
+                if self.session.is_connected() {
+                    self.start_resync();
+                }
+            }
+            Command::EnableMethods => self.session.subscribe(METHODS_FILTER),
+            Command::TwinGet(reply) => self.twin_request(RequestKind::Get(reply), None),
+            Command::TwinPatch(body, reply) => {
+                self.twin_request(RequestKind::Patch(reply), Some(body));
+            }
+            Command::MethodResponse {
+                request_id,
+                status,
+                payload,
+            } => {
+                let topic =
+                    MethodResponseTopic::new(iothub_proto::RequestId::new(&request_id), status)
+                        .to_string();
+                // A method response belongs to this connection's request: if the outbox is
+                // full the caller times out at the service, which is the right outcome.
+                let _ = self.publish_internal(topic, payload);
+            }
+            Command::Ack(token) => self.session.ack(token),
+            Command::Close(reply) => self.begin_close(Some(reply)),
+        }
+    }
+
+    fn telemetry(
+        &mut self,
+        topic: String,
+        payload: Bytes,
+        done: oneshot::Sender<Result<(), Error>>,
+    ) {
+        if self.closing.is_some() {
+            let _ = done.send(Err(Error::Closed));
+            return;
+        }
+        if self.session.len() >= self.options.session.capacity {
+            let _ = done.send(Err(Error::OutboxFull {
+                capacity: self.options.session.capacity,
+            }));
+            return;
+        }
+        let file = match self.durable.as_mut().map(|d| d.put(&topic, &payload)) {
+            Some(Ok(path)) => Some(path),
+            Some(Err(e)) => {
+                let _ = done.send(Err(e));
+                return;
+            }
+            None => None,
+        };
+        let id = self.allocate_id();
+        let publish = OutgoingPublish {
+            id,
+            topic,
+            payload,
+            qos: QoS::AtLeastOnce,
+        };
+        match self.session.publish(publish) {
+            Ok(()) => {
+                self.waiters.insert(
+                    id,
+                    Waiter::Telemetry {
+                        done: Some(done),
+                        file,
+                    },
+                );
+            }
+            Err(full) => {
+                if let (Some(d), Some(path)) = (&self.durable, &file) {
+                    let _ = d.remove(path);
+                }
+                let _ = done.send(Err(Error::OutboxFull {
+                    capacity: full.capacity,
+                }));
+            }
+        }
+    }
+
+    fn publish_internal(&mut self, topic: String, payload: Bytes) -> Option<PublishId> {
+        let id = self.allocate_id();
+        let publish = OutgoingPublish {
+            id,
+            topic,
+            payload,
+            qos: QoS::AtLeastOnce,
+        };
+        self.session.publish(publish).ok()?;
+        self.waiters.insert(id, Waiter::Other);
+        Some(id)
+    }
+
+    fn twin_request(&mut self, kind: RequestKind, patch: Option<Bytes>) {
+        self.session.subscribe(TWIN_RESPONSE_FILTER);
+        let rid = self.request_ids.next_id();
+        let rid_text = rid.to_string();
+        let (topic, payload) = match patch {
+            Some(body) => (ReportedPatchTopic::new(rid).to_string(), body),
+            // The hub ignores the body of a GET; the Python SDK sends one space (SDK-WIRE.md).
+            None => (TwinGetTopic::new(rid).to_string(), Bytes::from_static(b" ")),
+        };
+        let Some(publish_id) = self.publish_internal(topic, payload) else {
+            fail_request(
+                kind,
+                Error::OutboxFull {
+                    capacity: self.options.session.capacity,
+                },
+            );
+            return;
+        };
+        self.requests.insert(
+            rid_text,
+            PendingRequest {
+                kind,
+                deadline: Instant::now() + self.options.request_timeout,
+                publish_id,
+            },
+        );
+    }
+
+    fn start_resync(&mut self) {
+        if self
+            .requests
+            .values()
+            .any(|r| matches!(r.kind, RequestKind::Resync))
+        {
+            return;
+        }
+        self.twin_request(RequestKind::Resync, None);
+    }
+
+    fn route(&mut self, publish: Publish, ack: Option<AckToken>) {
+        let incoming = match Incoming::parse(&publish.topic) {
+            Ok(incoming) => incoming,
+            Err(e) => {
+                tracing::warn!(topic = %publish.topic, error = %e, "ignoring unrecognised publish");
+                if let Some(token) = ack {
+                    self.session.ack(token);
+                }
+                return;
+            }
+        };
+        match incoming {
+            Incoming::C2d(message) => {
+                let message = C2dMessage::from_parts(message.properties(), publish.payload.clone());
+                // The PUBACK waits until the application took it from the receiver; with no
+                // receiver it stays un-acknowledged and the hub redelivers it later.
+                if let Some(tx) = &self.c2d
+                    && tx.send((message, ack)).is_err()
+                {
+                    self.c2d = None;
+                }
+                return;
+            }
+            Incoming::TwinResponse(response) => {
+                let rid = response.request_id().to_string();
+                let status = response.status().code();
+                let version = response.version();
+                self.twin_response(&rid, status, version, &publish.payload);
+            }
+            Incoming::DesiredPatch(patch) => {
+                self.desired_patch(patch.version(), &publish.payload, false);
+            }
+            Incoming::MethodRequest(request) => {
+                let call = MethodCall {
+                    name: request.name().to_owned(),
+                    request_id: request.request_id().to_string(),
+                    payload: serde_json::from_slice(&publish.payload).unwrap_or(Value::Null),
+                };
+                self.dispatch_method(call);
+            }
+            _ => {}
+        }
+        if let Some(token) = ack {
+            self.session.ack(token);
+        }
+    }
+
+    fn twin_response(&mut self, rid: &str, status: u16, version: Option<u64>, body: &[u8]) {
+        let Some(request) = self.requests.remove(rid) else {
+            return;
+        };
+        let rejected = || Error::Rejected {
+            status,
+            body: String::from_utf8_lossy(body).into_owned(),
+        };
+        match request.kind {
+            RequestKind::Get(reply) => {
+                let result = if (200..300).contains(&status) {
+                    serde_json::from_slice(body)
+                        .map_err(|e| Error::Protocol(format!("twin is not JSON: {e}")))
+                } else {
+                    Err(rejected())
+                };
+                let _ = reply.send(result);
+            }
+            RequestKind::Patch(reply) => {
+                let result = if (200..300).contains(&status) {
+                    version.ok_or_else(|| {
+                        Error::Protocol("twin patch response without $version".into())
+                    })
+                } else {
+                    Err(rejected())
+                };
+                let _ = reply.send(result);
+            }
+            RequestKind::Resync => {
+                if !(200..300).contains(&status) {
+                    return;
+                }
+                let Ok(twin) = serde_json::from_slice::<Value>(body) else {
+                    return;
+                };
+                let desired = twin.get("desired").cloned().unwrap_or(Value::Null);
+                let Some(version) = desired.get("$version").and_then(Value::as_u64) else {
+                    return;
+                };
+                match self.desired_version {
+                    // First sight: the baseline. The application reads it with `twin()`.
+                    None => self.desired_version = Some(version),
+                    Some(_) => self.emit_desired(version, desired, true),
+                }
+            }
+        }
+    }
+
+    fn desired_patch(&mut self, version: u64, body: &[u8], full: bool) {
+        let Ok(patch) = serde_json::from_slice::<Value>(body) else {
+            tracing::warn!("ignoring a desired patch that is not JSON");
+            return;
+        };
+        self.emit_desired(version, patch, full);
+    }
+
+    /// Emits a desired-property change unless its `$version` was already seen.
+    fn emit_desired(&mut self, version: u64, patch: Value, full: bool) {
+        if self.desired_version.is_some_and(|seen| version <= seen) {
+            return;
+        }
+        self.desired_version = Some(version);
+        if let Some(tx) = &self.desired {
+            let _ = tx.send(DesiredPatch {
+                version,
+                properties: patch,
+                full,
+            });
+        }
+    }
+
+    fn dispatch_method(&mut self, call: MethodCall) {
+        let handler: Option<MethodHandler> = self.methods.handler(&call.name);
+        let weak = self.weak_commands.clone();
+        tokio::spawn(async move {
+            let response = match handler {
+                Some(handler) => handler(call.clone()).await,
+                // Unknown method: answer rather than let the service wait for its timeout.
+                None => MethodResponse::new(
+                    501,
+                    serde_json::json!({"message": format!("method '{}' is not implemented", call.name)}),
+                ),
+            };
+            if let Some(tx) = weak.upgrade() {
+                let _ = tx
+                    .send(Command::MethodResponse {
+                        request_id: call.request_id,
+                        status: response.status,
+                        payload: Bytes::from(response.payload.to_string()),
+                    })
+                    .await;
+            }
+        });
+    }
+
+    fn delivered(&mut self, id: PublishId) {
+        match self.waiters.remove(&id) {
+            Some(Waiter::Telemetry { done, file }) => {
+                let mut result = Ok(());
+                if let (Some(durable), Some(path)) = (&self.durable, &file) {
+                    result = durable.remove(path);
+                }
+                if let Some(done) = done {
+                    let _ = done.send(result);
+                }
+            }
+            Some(Waiter::Other) | None => {}
+        }
+    }
+
+    fn expire_requests(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<String> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.deadline <= now)
+            .map(|(rid, _)| rid.clone())
+            .collect();
+        for rid in expired {
+            if let Some(request) = self.requests.remove(&rid) {
+                if self.session.cancel(request.publish_id) {
+                    self.waiters.remove(&request.publish_id);
+                }
+                fail_request(request.kind, Error::Timeout("twin request"));
+            }
+        }
+    }
+
+    fn next_request_deadline(&self) -> Option<Instant> {
+        self.requests.values().map(|r| r.deadline).min()
+    }
+
+    fn begin_close(&mut self, reply: Option<oneshot::Sender<()>>) {
+        match &mut self.closing {
+            Some((replies, _)) => replies.extend(reply),
+            None => {
+                self.closing = Some((
+                    reply.into_iter().collect(),
+                    Instant::now() + self.options.drain_timeout,
+                ));
+            }
+        }
+    }
+
+    /// Closing and nothing left in flight (or nothing to drain).
+    fn close_complete(&self) -> bool {
+        self.closing.is_some() && self.session.is_drained()
+    }
+
+    fn finish(&mut self) {
+        self.publish_state(ConnectionState::Closed);
+        for (_, waiter) in self.waiters.drain() {
+            if let Waiter::Telemetry {
+                done: Some(done), ..
+            } = waiter
+            {
+                // Not acknowledged by the hub: never reported delivered. With a durable
+                // outbox the message stays on disk for the next process.
+                let _ = done.send(Err(Error::Closed));
+            }
+        }
+        for (_, request) in self.requests.drain() {
+            fail_request(request.kind, Error::Closed);
+        }
+        if let Some((replies, _)) = self.closing.take() {
+            for reply in replies {
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn publish_state(&self, state: ConnectionState) {
+        let _ = self.state.send(state);
+    }
+
+    fn allocate_id(&mut self) -> PublishId {
+        self.next_id += 1;
+        self.next_id
+    }
+}
+
+fn fail_request(kind: RequestKind, error: Error) {
+    match kind {
+        RequestKind::Get(reply) => {
+            let _ = reply.send(Err(error));
+        }
+        RequestKind::Patch(reply) => {
+            let _ = reply.send(Err(error));
+        }
+        RequestKind::Resync => {}
+    }
+}
+
+fn refusal(code: ConnectReturnCode) -> ConnectRefusal {
+    match code {
+        ConnectReturnCode::RefusedProtocolVersion => ConnectRefusal::ProtocolVersion,
+        ConnectReturnCode::BadClientId => ConnectRefusal::BadClientId,
+        ConnectReturnCode::ServiceUnavailable => ConnectRefusal::ServerUnavailable,
+        ConnectReturnCode::BadUserNamePassword => ConnectRefusal::BadCredentials,
+        ConnectReturnCode::NotAuthorized | ConnectReturnCode::Success => {
+            ConnectRefusal::NotAuthorized
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,344 @@
+//! A minimal MQTT 3.1.1 peer on loopback, for fault injection: it can refuse CONNACKs,
+//! withhold or delay PUBACKs, cut connections after N publishes, and push publishes to the
+//! device. It records everything it saw so tests can count messages on both sides.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use rumqttc::mqttbytes::QoS;
+use rumqttc::mqttbytes::v4::{
+    ConnAck, Connect, ConnectReturnCode, Packet, PubAck, Publish, SubAck, SubscribeReasonCode,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, mpsc};
+
+/// Knobs, changeable while running.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Behaviour {
+    /// Answer CONNECT with this code.
+    pub(crate) refuse: Option<ConnectReturnCode>,
+    /// Never PUBACK device publishes.
+    pub(crate) withhold_pubacks: bool,
+    /// Delay before each PUBACK.
+    pub(crate) puback_delay: Option<Duration>,
+    /// Close the connection when the Nth publish of a connection arrives (not acknowledged).
+    pub(crate) cut_every: Option<usize>,
+    /// Do not answer twin requests.
+    pub(crate) ignore_twin: bool,
+}
+
+/// What the hub saw.
+#[derive(Debug, Default)]
+pub(crate) struct Record {
+    pub(crate) connects: Vec<Connect>,
+    /// Every telemetry publish received, including duplicates.
+    pub(crate) publishes: Vec<Publish>,
+    /// Telemetry publishes the hub acknowledged (a PUBACK was written).
+    pub(crate) acked: Vec<Publish>,
+    pub(crate) subscriptions: Vec<Vec<String>>,
+    /// PUBACKs received from the device (for C2D).
+    pub(crate) device_acks: Vec<u16>,
+    pub(crate) disconnects: usize,
+    pub(crate) twin_desired: serde_json::Value,
+    pub(crate) reported_version: u64,
+}
+
+pub(crate) struct FakeHub {
+    pub(crate) addr: SocketAddr,
+    pub(crate) behaviour: Arc<Mutex<Behaviour>>,
+    pub(crate) record: Arc<Mutex<Record>>,
+    current: Arc<Mutex<Option<mpsc::UnboundedSender<Control>>>>,
+    pub(crate) changed: Arc<Notify>,
+}
+
+enum Control {
+    Send(Packet),
+    Cut,
+}
+
+impl FakeHub {
+    pub(crate) async fn start() -> Self {
+        Self::start_on(TcpListener::bind("127.0.0.1:0").await.unwrap()).await
+    }
+
+    pub(crate) async fn start_on(listener: TcpListener) -> Self {
+        let hub = Self {
+            addr: listener.local_addr().unwrap(),
+            behaviour: Arc::default(),
+            record: Arc::new(Mutex::new(Record {
+                twin_desired: serde_json::json!({"$version": 1}),
+                reported_version: 1,
+                ..Record::default()
+            })),
+            current: Arc::default(),
+            changed: Arc::new(Notify::new()),
+        };
+        let (behaviour, record, current, changed) = (
+            hub.behaviour.clone(),
+            hub.record.clone(),
+            hub.current.clone(),
+            hub.changed.clone(),
+        );
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (tx, rx) = mpsc::unbounded_channel();
+                // A new connection for the identity replaces the old one (PROTOCOL.md §1.5).
+                if let Some(old) = current.lock().unwrap().replace(tx) {
+                    let _ = old.send(Control::Cut);
+                }
+                let conn = Conn {
+                    behaviour: behaviour.clone(),
+                    record: record.clone(),
+                    changed: changed.clone(),
+                    publishes_here: 0,
+                };
+                tokio::spawn(conn.run(stream, rx));
+            }
+        });
+        hub
+    }
+
+    pub(crate) fn set(&self, f: impl FnOnce(&mut Behaviour)) {
+        f(&mut self.behaviour.lock().unwrap());
+    }
+
+    pub(crate) fn record<T>(&self, f: impl FnOnce(&Record) -> T) -> T {
+        f(&self.record.lock().unwrap())
+    }
+
+    /// Pushes a publish to the connected device.
+    pub(crate) fn send(&self, publish: Publish) {
+        if let Some(tx) = &*self.current.lock().unwrap() {
+            let _ = tx.send(Control::Send(Packet::Publish(publish)));
+        }
+    }
+
+    /// Cuts the current connection without DISCONNECT.
+    pub(crate) fn cut(&self) {
+        if let Some(tx) = &*self.current.lock().unwrap() {
+            let _ = tx.send(Control::Cut);
+        }
+    }
+
+    /// Waits until `f` holds for the record (polling on every change), or panics after 10 s.
+    pub(crate) async fn wait_for(&self, what: &str, f: impl Fn(&Record) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let notified = self.changed.notified();
+            if self.record(&f) {
+                return;
+            }
+            // Some changes (a connection closing) do not notify: poll as well.
+            let _ = tokio::time::timeout(Duration::from_millis(20), notified).await;
+            if tokio::time::Instant::now() > deadline {
+                panic!("timed out waiting for {what}");
+            }
+        }
+    }
+}
+
+struct Conn {
+    behaviour: Arc<Mutex<Behaviour>>,
+    record: Arc<Mutex<Record>>,
+    changed: Arc<Notify>,
+    publishes_here: usize,
+}
+
+impl Conn {
+    async fn run(mut self, mut stream: TcpStream, mut control: mpsc::UnboundedReceiver<Control>) {
+        let mut buf = BytesMut::new();
+        let mut out: VecDeque<(Option<Duration>, Packet)> = VecDeque::new();
+        loop {
+            // Write what is due.
+            while let Some((delay, packet)) = out.pop_front() {
+                if let Some(delay) = delay {
+                    tokio::time::sleep(delay).await;
+                }
+                let acked = if let Packet::PubAck(ack) = &packet {
+                    Some(ack.pkid)
+                } else {
+                    None
+                };
+                let mut bytes = BytesMut::new();
+                packet.write(&mut bytes, usize::MAX).unwrap();
+                if stream.write_all(&bytes).await.is_err() {
+                    return;
+                }
+                if let Some(pkid) = acked {
+                    let mut r = self.record.lock().unwrap();
+                    if let Some(p) = r.publishes.iter().rev().find(|p| p.pkid == pkid).cloned() {
+                        r.acked.push(p);
+                    }
+                    drop(r);
+                    self.changed.notify_waiters();
+                }
+            }
+            tokio::select! {
+                n = stream.read_buf(&mut buf) => {
+                    if !matches!(n, Ok(n) if n > 0) {
+                        return;
+                    }
+                    loop {
+                        match Packet::read(&mut buf, 1 << 20) {
+                            Ok(packet) => match self.handle(packet) {
+                                Some(Action::Reply(p)) => out.push_back((None, p)),
+                                Some(Action::DelayedReply(d, p)) => out.push_back((Some(d), p)),
+                                Some(Action::ReplyAndClose(p)) => {
+                                    let mut bytes = BytesMut::new();
+                                    p.write(&mut bytes, usize::MAX).unwrap();
+                                    let _ = stream.write_all(&bytes).await;
+                                    return;
+                                }
+                                Some(Action::Close) => return,
+                                Some(Action::Many(ps)) => out.extend(ps.into_iter().map(|p| (None, p))),
+                                None => {}
+                            },
+                            Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => break,
+                            Err(e) => panic!("fake hub could not decode: {e:?}"),
+                        }
+                    }
+                    self.changed.notify_waiters();
+                }
+                c = control.recv() => match c {
+                    Some(Control::Send(p)) => out.push_back((None, p)),
+                    Some(Control::Cut) | None => return,
+                },
+            }
+        }
+    }
+
+    fn handle(&mut self, packet: Packet) -> Option<Action> {
+        let behaviour = self.behaviour.lock().unwrap().clone();
+        let mut record = self.record.lock().unwrap();
+        match packet {
+            Packet::Connect(connect) => {
+                record.connects.push(connect);
+                match behaviour.refuse {
+                    Some(code) => Some(Action::ReplyAndClose(Packet::ConnAck(ConnAck::new(
+                        code, false,
+                    )))),
+                    None => Some(Action::Reply(Packet::ConnAck(ConnAck::new(
+                        ConnectReturnCode::Success,
+                        false,
+                    )))),
+                }
+            }
+            Packet::Subscribe(sub) => {
+                record
+                    .subscriptions
+                    .push(sub.filters.iter().map(|f| f.path.clone()).collect());
+                Some(Action::Reply(Packet::SubAck(SubAck::new(
+                    sub.pkid,
+                    vec![SubscribeReasonCode::Success(QoS::AtLeastOnce); sub.filters.len()],
+                ))))
+            }
+            Packet::PingReq => Some(Action::Reply(Packet::PingResp)),
+            Packet::PubAck(ack) => {
+                record.device_acks.push(ack.pkid);
+                None
+            }
+            Packet::Disconnect => {
+                record.disconnects += 1;
+                Some(Action::Close)
+            }
+            Packet::Publish(publish) => {
+                if publish.topic.starts_with("$iothub/twin/") {
+                    return self.twin(&mut record, &behaviour, publish);
+                }
+                if publish.topic.starts_with("$iothub/methods/res/") {
+                    record.publishes.push(publish.clone());
+                    return Some(Action::Reply(Packet::PubAck(PubAck::new(publish.pkid))));
+                }
+                record.publishes.push(publish.clone());
+                self.publishes_here += 1;
+                if behaviour
+                    .cut_every
+                    .is_some_and(|n| self.publishes_here.is_multiple_of(n))
+                {
+                    return Some(Action::Close);
+                }
+                if behaviour.withhold_pubacks || publish.qos == QoS::AtMostOnce {
+                    return None;
+                }
+                let ack = Packet::PubAck(PubAck::new(publish.pkid));
+                match behaviour.puback_delay {
+                    Some(d) => Some(Action::DelayedReply(d, ack)),
+                    None => Some(Action::Reply(ack)),
+                }
+            }
+            _ => None,
+        }
+    }
+
+    fn twin(&self, record: &mut Record, behaviour: &Behaviour, publish: Publish) -> Option<Action> {
+        let ack = Packet::PubAck(PubAck::new(publish.pkid));
+        if behaviour.ignore_twin {
+            return Some(Action::Reply(ack));
+        }
+        let rid = publish
+            .topic
+            .split("$rid=")
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
+        let response = if publish.topic.starts_with("$iothub/twin/GET/") {
+            let body = serde_json::json!({
+                "desired": record.twin_desired,
+                "reported": {"$version": record.reported_version},
+            });
+            Publish::new(
+                format!("$iothub/twin/res/200/?$rid={rid}"),
+                QoS::AtMostOnce,
+                body.to_string(),
+            )
+        } else {
+            record.reported_version += 1;
+            Publish::new(
+                format!(
+                    "$iothub/twin/res/204/?$rid={rid}&$version={}",
+                    record.reported_version
+                ),
+                QoS::AtMostOnce,
+                Vec::new(),
+            )
+        };
+        Some(Action::Many(vec![ack, Packet::Publish(response)]))
+    }
+}
+
+enum Action {
+    Reply(Packet),
+    DelayedReply(Duration, Packet),
+    ReplyAndClose(Packet),
+    Many(Vec<Packet>),
+    Close,
+}
+
+/// A device key for tests.
+pub(crate) const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// Options pointing a plain-TCP client at `addr`, with fast timeouts.
+pub(crate) fn options(addr: SocketAddr) -> iothub_device::ClientOptions {
+    iothub_device::ClientOptions::from_connection_string(&format!(
+        "HostName=hub.test;DeviceId=dev1;SharedAccessKey={KEY}"
+    ))
+    .unwrap()
+    .gateway_host_name("127.0.0.1")
+    .port(addr.port())
+    .plain_tcp()
+    .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+    .request_timeout(Duration::from_secs(5))
+}
+
+/// The `$.mid` of a telemetry topic.
+pub(crate) fn mid(publish: &Publish) -> Option<String> {
+    publish
+        .topic
+        .split(['/', '&'])
+        .find_map(|p| p.strip_prefix("%24.mid="))
+        .map(str::to_owned)
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the device client: against a fault-injecting fake MQTT peer on
+//! loopback, and (where noted) against the emulator.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod c2d;
+mod fake_hub;
+mod methods;
+mod reliability;
+mod telemetry;
+mod twin;
