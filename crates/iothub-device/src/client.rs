@@ -294,8 +294,12 @@ impl DeviceClient {
     ///
     /// As [`DeviceClient::twin`].
     pub async fn update_reported(&self, patch: &Value) -> Result<u64, Error> {
+        self.update_reported_raw(Bytes::from(patch.to_string()))
+            .await
+    }
+
+    pub(crate) async fn update_reported_raw(&self, body: Bytes) -> Result<u64, Error> {
         let (tx, rx) = oneshot::channel();
-        let body = Bytes::from(patch.to_string());
         self.command(Command::TwinPatch(body, tx)).await?;
         rx.await.unwrap_or(Err(Error::Closed))
     }

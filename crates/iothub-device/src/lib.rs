@@ -44,6 +44,7 @@ mod driver;
 mod error;
 mod message;
 mod options;
+mod pnp;
 mod session;
 mod store;
 mod tls;
@@ -56,3 +57,4 @@ pub use client::{
 pub use error::{ConnectRefusal, Error};
 pub use message::{C2dMessage, MAX_TELEMETRY_SIZE, Message};
 pub use options::{Auth, ClientOptions};
+pub use pnp::WritableResponse;

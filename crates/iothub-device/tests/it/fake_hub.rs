@@ -8,13 +8,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use futures_util::{SinkExt, StreamExt};
 use rumqttc::mqttbytes::QoS;
 use rumqttc::mqttbytes::v4::{
     ConnAck, Connect, ConnectReturnCode, Packet, PubAck, Publish, SubAck, SubscribeReasonCode,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 /// Knobs, changeable while running.
 #[derive(Debug, Default, Clone)]
@@ -43,7 +47,11 @@ pub(crate) struct Record {
     /// PUBACKs received from the device (for C2D).
     pub(crate) device_acks: Vec<u16>,
     pub(crate) disconnects: usize,
+    /// WebSocket upgrade requests: (path, requested subprotocols).
+    pub(crate) websocket_requests: Vec<(String, String)>,
     pub(crate) twin_desired: serde_json::Value,
+    /// Reported patches received, parsed.
+    pub(crate) reported_patches: Vec<serde_json::Value>,
     pub(crate) reported_version: u64,
 }
 
@@ -66,6 +74,15 @@ impl FakeHub {
     }
 
     pub(crate) async fn start_on(listener: TcpListener) -> Self {
+        Self::start_wrapped(listener, Wrap::Plain).await
+    }
+
+    /// A hub behind TLS (and optionally WebSockets) on a fresh port.
+    pub(crate) async fn start_with(wrap: Wrap) -> Self {
+        Self::start_wrapped(TcpListener::bind("127.0.0.1:0").await.unwrap(), wrap).await
+    }
+
+    async fn start_wrapped(listener: TcpListener, wrap: Wrap) -> Self {
         let hub = Self {
             addr: listener.local_addr().unwrap(),
             behaviour: Arc::default(),
@@ -96,7 +113,32 @@ impl FakeHub {
                     changed: changed.clone(),
                     publishes_here: 0,
                 };
-                tokio::spawn(conn.run(stream, rx));
+                let wrap = wrap.clone();
+                let record = record.clone();
+                tokio::spawn(async move {
+                    match wrap {
+                        Wrap::Plain => conn.run(stream, rx).await,
+                        Wrap::Tls(config) => {
+                            let Ok(tls) =
+                                tokio_rustls::TlsAcceptor::from(config).accept(stream).await
+                            else {
+                                return;
+                            };
+                            conn.run(tls, rx).await;
+                        }
+                        Wrap::TlsWebSocket(config) => {
+                            let Ok(tls) =
+                                tokio_rustls::TlsAcceptor::from(config).accept(stream).await
+                            else {
+                                return;
+                            };
+                            let Some(pipe) = websocket_bridge(tls, record).await else {
+                                return;
+                            };
+                            conn.run(pipe, rx).await;
+                        }
+                    }
+                });
             }
         });
         hub
@@ -149,7 +191,11 @@ struct Conn {
 }
 
 impl Conn {
-    async fn run(mut self, mut stream: TcpStream, mut control: mpsc::UnboundedReceiver<Control>) {
+    async fn run(
+        mut self,
+        mut stream: impl AsyncRead + AsyncWrite + Unpin,
+        mut control: mpsc::UnboundedReceiver<Control>,
+    ) {
         let mut buf = BytesMut::new();
         let mut out: VecDeque<(Option<Duration>, Packet)> = VecDeque::new();
         loop {
@@ -296,6 +342,9 @@ impl Conn {
                 body.to_string(),
             )
         } else {
+            record
+                .reported_patches
+                .push(serde_json::from_slice(&publish.payload).unwrap());
             record.reported_version += 1;
             Publish::new(
                 format!(
@@ -341,4 +390,94 @@ pub(crate) fn mid(publish: &Publish) -> Option<String> {
         .split(['/', '&'])
         .find_map(|p| p.strip_prefix("%24.mid="))
         .map(str::to_owned)
+}
+
+/// How connections are wrapped before MQTT.
+#[derive(Clone)]
+pub(crate) enum Wrap {
+    Plain,
+    Tls(Arc<rustls::ServerConfig>),
+    TlsWebSocket(Arc<rustls::ServerConfig>),
+}
+
+/// Accepts a WebSocket upgrade (echoing subprotocol `mqtt`, as IoT Hub and rumqttc expect)
+/// and bridges binary frames to a byte pipe.
+async fn websocket_bridge(
+    stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    record: Arc<Mutex<Record>>,
+) -> Option<tokio::io::DuplexStream> {
+    let callback = move |request: &Request, mut response: Response| {
+        let protocols = request
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        record
+            .lock()
+            .unwrap()
+            .websocket_requests
+            .push((request.uri().path().to_owned(), protocols));
+        response
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("mqtt"));
+        Ok(response)
+    };
+    let mut ws = tokio_tungstenite::accept_hdr_async(stream, callback)
+        .await
+        .ok()?;
+    let (inner, mut outer) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        let mut buf = BytesMut::new();
+        loop {
+            tokio::select! {
+                frame = ws.next() => match frame {
+                    Some(Ok(WsMessage::Binary(data))) => {
+                        if outer.write_all(&data).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    _ => return,
+                },
+                n = outer.read_buf(&mut buf) => {
+                    if !matches!(n, Ok(n) if n > 0) {
+                        let _ = ws.close(None).await;
+                        return;
+                    }
+                    let data = buf.split().freeze();
+                    if ws.send(WsMessage::Binary(data)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    Some(inner)
+}
+
+/// A local CA and a `localhost` server configuration signed by it: (CA PEM, server config).
+pub(crate) fn local_tls() -> (String, Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+    (ca_cert.pem(), Arc::new(config))
 }

@@ -8,4 +8,5 @@ mod fake_hub;
 mod methods;
 mod reliability;
 mod telemetry;
+mod transport;
 mod twin;

@@ -85,3 +85,42 @@ async fn desired_stream_deduplicates_versions_and_resyncs_after_reconnect() {
     );
     client.close().await;
 }
+
+#[tokio::test]
+async fn plug_and_play_helpers_report_component_properties_and_writable_acks() {
+    let hub = FakeHub::start().await;
+    let client = DeviceClient::connect(options(hub.addr)).await.unwrap();
+    client
+        .report_property(Some("thermostat1"), "maxTempSinceLastReboot", &json!(30.5))
+        .await
+        .unwrap();
+    client
+        .acknowledge_writable(
+            Some("thermostat1"),
+            "targetTemperature",
+            &json!(23),
+            &iothub_device::WritableResponse::completed(3),
+        )
+        .await
+        .unwrap();
+    let version = client
+        .acknowledge_writable(
+            None,
+            "targetTemperature",
+            &json!(20.0),
+            &iothub_device::WritableResponse::initial(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(version, 4);
+    let patches = hub.record(|r| r.reported_patches.clone());
+    assert_eq!(
+        patches,
+        [
+            json!({"thermostat1": {"__t": "c", "maxTempSinceLastReboot": 30.5}}),
+            json!({"thermostat1": {"__t": "c", "targetTemperature": {"value": 23, "ac": 200, "av": 3, "ad": "completed"}}}),
+            json!({"targetTemperature": {"value": 20.0, "ac": 203, "av": 0, "ad": "initialize"}}),
+        ]
+    );
+    client.close().await;
+}
