@@ -402,6 +402,7 @@ pub(crate) enum Wrap {
 
 /// Accepts a WebSocket upgrade (echoing subprotocol `mqtt`, as IoT Hub and rumqttc expect)
 /// and bridges binary frames to a byte pipe.
+#[allow(clippy::result_large_err)] // the callback signature is tungstenite's
 async fn websocket_bridge(
     stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
     record: Arc<Mutex<Record>>,
