@@ -72,7 +72,7 @@
 //! | *(none)* | everything above, `no_std`, no allocation |
 //! | `alloc` | `to_string`-style conveniences returning `String` |
 //! | `std` | implies `alloc` |
-//! | `hmac` | [`sas::HmacSha256Signer`], token verification and DPS group key derivation |
+//! | `hmac` | `sas::HmacSha256Signer` (signing and verifying tokens with a base64 key) and DPS group key derivation |
 //! | `json` | borrowed extraction of DPS and twin JSON fields (no DOM) and the `provisioning` state machine |
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -8,8 +8,8 @@
 //! - [`StringToSign`] is the exact signed text; [`Signer`] turns it into a [`Signature`].
 //! - [`SasToken`] formats the password; [`ParsedSasToken`] parses one as received and
 //!   [`ParsedSasToken::verify`] checks signature, expiry, scope and policy.
-//! - With the `hmac` feature, [`HmacSha256Signer`] signs with a base64 key and
-//!   [`derive_device_key`] derives a DPS group-enrollment device key.
+//! - With the `hmac` feature, `HmacSha256Signer` signs with a base64 key and
+//!   `derive_device_key` derives a DPS group-enrollment device key.
 //!
 //! Nothing here reads a clock: expiry and "now" are Unix seconds supplied by the caller.
 //!
