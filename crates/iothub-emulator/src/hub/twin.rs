@@ -279,7 +279,8 @@ pub fn delete(
 /// Service `PATCH /twins/{id}` (or `/twins/{id}/modules/{mid}`): merges `tags` and
 /// `properties.desired` from `body` (`null` deletes), after checking `if_match`
 /// (`None`, `*`, or the ETag with or without quotes). Touching `properties.reported` is
-/// rejected. All-or-nothing.
+/// rejected; `$metadata` and `$version` inside `properties.desired` are ignored.
+/// All-or-nothing.
 ///
 /// # Errors
 /// [`TwinError::PreconditionFailed`], [`TwinError::Rejected`], or storage errors.
@@ -309,7 +310,9 @@ pub fn service_patch(
 
 /// Service `PUT /twins/{id}`: replaces `tags` and `properties.desired` (each only when
 /// present in `body`). A connected device is sent the equivalent patch: the new desired
-/// content plus `null` for every removed top-level property.
+/// content plus `null` for every removed top-level property. Everything else in the body
+/// (identity fields, `properties.reported`, `$metadata`, `$version`) is ignored, so a twin
+/// read with [`service_view`] can be edited and sent back.
 ///
 /// # Errors
 /// As [`service_patch`].
@@ -400,7 +403,7 @@ fn service_change(
     if !etag_matches(if_match, &doc.etag()) {
         return Err(TwinError::PreconditionFailed);
     }
-    let request = ServiceRequest::parse(body).map_err(TwinError::Rejected)?;
+    let request = ServiceRequest::parse(body, mode).map_err(TwinError::Rejected)?;
     let now_iso = iso8601_millis(now);
     let mut changed = false;
     if let Some(tags) = request.tags {
@@ -415,7 +418,7 @@ fn service_change(
         changed = true;
     }
     let mut notification = None;
-    if let Some(desired) = request.desired {
+    if let Some(desired) = &request.desired {
         limits::check_patch(desired).map_err(TwinError::Rejected)?;
         let mut next = doc.desired.clone();
         let patch = match mode {
@@ -451,11 +454,13 @@ fn service_change(
 /// The writable parts of a service twin body.
 struct ServiceRequest<'a> {
     tags: Option<&'a Map<String, Value>>,
-    desired: Option<&'a Map<String, Value>>,
+    /// Desired properties without the read-only `$metadata` and `$version` members, which
+    /// a client echoing a twin it read sends back.
+    desired: Option<Map<String, Value>>,
 }
 
 impl<'a> ServiceRequest<'a> {
-    fn parse(body: &'a Value) -> Result<Self, TwinRejection> {
+    fn parse(body: &'a Value, mode: Mode) -> Result<Self, TwinRejection> {
         let body = document::as_object(body)?;
         let tags = match body.get("tags") {
             None | Some(Value::Null) => None,
@@ -466,11 +471,18 @@ impl<'a> ServiceRequest<'a> {
             None | Some(Value::Null) => {}
             Some(props) => {
                 let props = document::as_object(props)?;
-                if props.get("reported").is_some_and(|r| !r.is_null()) {
+                // A PUT carries a whole twin read earlier, reported section included: ignore
+                // it. A PATCH that names reported properties tries to write them: refuse.
+                if matches!(mode, Mode::Merge)
+                    && props.get("reported").is_some_and(|r| !r.is_null())
+                {
                     return Err(TwinRejection::ReadOnlySection);
                 }
                 if let Some(d) = props.get("desired").filter(|d| !d.is_null()) {
-                    desired = Some(document::as_object(d)?);
+                    let mut d = document::as_object(d)?.clone();
+                    d.remove("$metadata");
+                    d.remove("$version");
+                    desired = Some(d);
                 }
             }
         }

@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS c2d_messages (
     locked_until_ms  INTEGER
 );
 CREATE INDEX IF NOT EXISTS c2d_messages_by_identity ON c2d_messages (device_id, module_id, seq);
+CREATE INDEX IF NOT EXISTS c2d_messages_by_expiry ON c2d_messages (expiry_ms);
 CREATE TABLE IF NOT EXISTS c2d_feedback (
     id                  INTEGER PRIMARY KEY AUTOINCREMENT,
     original_message_id TEXT NOT NULL,

@@ -326,3 +326,37 @@ fn service_view_shows_metadata_with_last_updated_times() {
     assert_eq!(v["properties"]["desired"]["$version"], 2);
     assert!(v.get("moduleId").is_none());
 }
+
+#[test]
+fn a_twin_read_from_the_service_view_can_be_sent_back_with_put() {
+    let conn = db();
+    handle_reported_patch(&conn, "dev1", None, br#"{"temperature":32}"#, at(0)).unwrap();
+    let first = json!({"tags": {"site": "lab"}, "properties": {"desired": {"mode": "eco"}}});
+    let update = service_patch(&conn, "dev1", None, &first, None, at(1)).unwrap();
+    let mut view = service_view(
+        &update.twin,
+        &TwinIdentity {
+            device_id: "dev1".into(),
+            ..Default::default()
+        },
+    );
+    view["properties"]["desired"]["mode"] = json!("boost");
+    let etag = view["etag"].as_str().unwrap().to_owned();
+    let update = service_replace(&conn, "dev1", None, &view, Some(&etag), at(2)).unwrap();
+    assert_eq!(
+        Value::Object(update.twin.desired.properties.clone()),
+        json!({"mode": "boost"})
+    );
+    assert_eq!(
+        update.twin.reported.properties["temperature"], 32,
+        "reported untouched"
+    );
+    let sent: Value = serde_json::from_slice(&update.notification.unwrap().body).unwrap();
+    assert_eq!(sent, json!({"mode": "boost", "$version": 3}));
+    // the same body as a PATCH is refused: it names reported properties
+    let err = service_patch(&conn, "dev1", None, &view, None, at(3)).unwrap_err();
+    assert!(matches!(
+        err,
+        TwinError::Rejected(TwinRejection::ReadOnlySection)
+    ));
+}
