@@ -6,7 +6,7 @@ use core::fmt::{self, Display};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::sas::ParsedSasToken;
+use crate::sas::{ParsedSasToken, ResourceUri};
 
 /// The longest decoded `SharedAccessKey` accepted, in bytes (matches the `hmac` signer).
 const MAX_KEY_LEN: usize = 128;
@@ -153,6 +153,30 @@ impl<'a> ConnectionString<'a> {
     /// ```
     pub fn dial_host(&self) -> &'a str {
         self.gateway_host_name.unwrap_or(self.host_name)
+    }
+
+    /// The SAS resource this string's identity signs for: the module, the device, or the
+    /// whole hub for service strings (PROTOCOL.md §2.1).
+    ///
+    /// ```
+    /// use iothub_proto::connection_string::ConnectionString;
+    ///
+    /// let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    /// let device = format!("HostName=h;DeviceId=d;SharedAccessKey={key}");
+    /// let module = format!("HostName=h;DeviceId=d;ModuleId=m;SharedAccessKey={key}");
+    /// let service = format!("HostName=h;SharedAccessKeyName=iothubowner;SharedAccessKey={key}");
+    /// assert_eq!(ConnectionString::parse(&device).unwrap().resource_uri().to_string(), "h/devices/d");
+    /// assert_eq!(ConnectionString::parse(&module).unwrap().resource_uri().to_string(), "h/devices/d/modules/m");
+    /// assert_eq!(ConnectionString::parse(&service).unwrap().resource_uri().to_string(), "h");
+    /// ```
+    pub const fn resource_uri(&self) -> ResourceUri<'a> {
+        match (self.device_id, self.module_id) {
+            (Some(device_id), Some(module_id)) => {
+                ResourceUri::module(self.host_name, device_id, module_id)
+            }
+            (Some(device_id), None) => ResourceUri::device(self.host_name, device_id),
+            (None, _) => ResourceUri::hub(self.host_name),
+        }
     }
 
     /// How this string authenticates.

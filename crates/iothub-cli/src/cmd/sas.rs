@@ -90,34 +90,11 @@ fn token_for_connection_string(text: &str, expiry: u64) -> anyhow::Result<Output
     let cs = ConnectionString::parse(text)
         .map_err(|error| explain(text, error))
         .context("invalid --connection-string")?;
-    let host = cs.host_name();
-    let identity = |device: &'static str| {
-        cs.device_id()
-            .with_context(|| format!("{device} needs DeviceId"))
-    };
-    let (resource, key, policy) = match cs.credential() {
-        Credential::DeviceKey { key } => (
-            ResourceUri::device(host, identity("a device key")?),
-            key,
-            None,
-        ),
-        Credential::ModuleKey { key } => {
-            let module = cs.module_id().context("a module key needs ModuleId")?;
-            (
-                ResourceUri::module(host, identity("a module key")?, module),
-                key,
-                None,
-            )
-        }
-        Credential::DevicePolicyKey { policy, key } => {
-            let device = identity("a device policy key")?;
-            let resource = match cs.module_id() {
-                Some(module) => ResourceUri::module(host, device, module),
-                None => ResourceUri::device(host, device),
-            };
-            (resource, key, Some(policy))
-        }
-        Credential::ServicePolicyKey { policy, key } => (ResourceUri::hub(host), key, Some(policy)),
+    let resource = cs.resource_uri();
+    let (key, policy) = match cs.credential() {
+        Credential::DeviceKey { key } | Credential::ModuleKey { key } => (key, None),
+        Credential::DevicePolicyKey { policy, key }
+        | Credential::ServicePolicyKey { policy, key } => (key, Some(policy)),
         Credential::Token { .. } => {
             bail!(
                 "the connection string already carries a SharedAccessSignature; there is no key to sign with"
