@@ -813,7 +813,7 @@ fn fail_request(kind: RequestKind, error: Error) {
     }
 }
 
-fn refusal(code: ConnectReturnCode) -> ConnectRefusal {
+pub(crate) fn refusal(code: ConnectReturnCode) -> ConnectRefusal {
     match code {
         ConnectReturnCode::RefusedProtocolVersion => ConnectRefusal::ProtocolVersion,
         ConnectReturnCode::BadClientId => ConnectRefusal::BadClientId,

@@ -408,6 +408,11 @@ impl Session {
         self.queue.len() + self.inflight.len()
     }
 
+    /// Packets or events are waiting to be polled.
+    pub(crate) fn has_transmit(&self) -> bool {
+        !self.transmit.is_empty() || !self.events.is_empty()
+    }
+
     /// Nothing left to deliver.
     pub(crate) fn is_drained(&self) -> bool {
         self.len() == 0

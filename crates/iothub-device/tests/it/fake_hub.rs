@@ -50,6 +50,8 @@ pub(crate) struct Record {
     /// WebSocket upgrade requests: (path, requested subprotocols).
     pub(crate) websocket_requests: Vec<(String, String)>,
     pub(crate) twin_desired: serde_json::Value,
+    /// DPS registration requests received (body, parsed).
+    pub(crate) dps_registrations: Vec<serde_json::Value>,
     /// Reported patches received, parsed.
     pub(crate) reported_patches: Vec<serde_json::Value>,
     pub(crate) reported_version: u64,
@@ -295,6 +297,9 @@ impl Conn {
                 if publish.topic.starts_with("$iothub/twin/") {
                     return self.twin(&mut record, &behaviour, publish);
                 }
+                if publish.topic.starts_with("$dps/registrations/") {
+                    return Some(dps(&mut record, &publish));
+                }
                 if publish.topic.starts_with("$iothub/methods/res/") {
                     record.publishes.push(publish.clone());
                     return Some(Action::Reply(Packet::PubAck(PubAck::new(publish.pkid))));
@@ -481,4 +486,46 @@ pub(crate) fn local_tls() -> (String, Arc<rustls::ServerConfig>) {
         )
         .unwrap();
     (ca_cert.pem(), Arc::new(config))
+}
+
+/// A DPS that assigns every registration to `hub.test` after one poll.
+fn dps(record: &mut Record, publish: &Publish) -> Action {
+    let ack = Packet::PubAck(PubAck::new(publish.pkid));
+    let rid = publish.topic.split("$rid=").nth(1).unwrap_or_default();
+    let rid = rid.split('&').next().unwrap_or_default().to_owned();
+    let response = if publish
+        .topic
+        .starts_with("$dps/registrations/PUT/iotdps-register/")
+    {
+        record
+            .dps_registrations
+            .push(serde_json::from_slice(&publish.payload).unwrap());
+        Publish::new(
+            format!("$dps/registrations/res/202/?$rid={rid}&retry-after=1"),
+            QoS::AtMostOnce,
+            r#"{"operationId":"4.op","status":"assigning"}"#,
+        )
+    } else {
+        let registration_id = record.dps_registrations.last().unwrap()["registrationId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let body = serde_json::json!({
+            "operationId": "4.op",
+            "status": "assigned",
+            "registrationState": {
+                "registrationId": registration_id,
+                "assignedHub": "hub.test",
+                "deviceId": registration_id,
+                "status": "assigned",
+                "substatus": "initialAssignment",
+            },
+        });
+        Publish::new(
+            format!("$dps/registrations/res/200/?$rid={rid}"),
+            QoS::AtMostOnce,
+            body.to_string(),
+        )
+    };
+    Action::Many(vec![ack, Packet::Publish(response)])
 }

@@ -6,6 +6,7 @@
 mod c2d;
 mod fake_hub;
 mod methods;
+mod provisioning;
 mod reliability;
 mod telemetry;
 mod transport;
