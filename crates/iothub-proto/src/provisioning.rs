@@ -447,7 +447,9 @@ impl<'a> Registration<'a> {
     ) {
         match body.status {
             Some(RegistrationStatus::Assigned) => {
-                let (Some(hub), Some(device_id)) = (body.assigned_hub, body.device_id) else {
+                let (Some(hub), Some(device_id)) =
+                    (non_empty(body.assigned_hub), non_empty(body.device_id))
+                else {
                     return self.fail(
                         status,
                         body,
@@ -586,6 +588,10 @@ fn write_pair<'b>(
     let topic = encode_into(topic, topic_buf)?;
     let payload = encode_into(payload, payload_buf)?;
     Ok((topic, payload.as_bytes()))
+}
+
+fn non_empty(text: Option<JsonText<'_>>) -> Option<JsonText<'_>> {
+    text.filter(|t| !t.raw().is_empty())
 }
 
 /// An operation id goes into a query unescaped (as azure-sdk-for-c does), so it must not

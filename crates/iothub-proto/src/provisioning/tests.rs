@@ -368,3 +368,20 @@ fn nothing_happens_before_start() {
     assert_eq!(reg.poll_timeout(), None);
     assert_eq!(reg.poll_event(), None);
 }
+
+#[test]
+fn assignment_without_hub_fails() {
+    let mut reg = started();
+    send(&mut reg).unwrap();
+    let body = br#"{"status":"assigned","registrationState":{"assignedHub":"","deviceId":"d","status":"assigned"}}"#;
+    reg.handle_publish("$dps/registrations/res/200/?$rid=0", body, at(1))
+        .unwrap();
+    assert!(matches!(
+        reg.poll_event(),
+        Some(RegistrationEvent::Failed {
+            status: Status(200),
+            message: "assigned without assignedHub or deviceId",
+            ..
+        })
+    ));
+}
