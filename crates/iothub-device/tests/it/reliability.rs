@@ -177,7 +177,8 @@ async fn sas_token_is_renewed_by_planned_reconnect_without_losing_messages() {
         disconnects >= 1,
         "the planned reconnect says DISCONNECT first"
     );
-    assert_ne!(connects[0], connects[1], "a fresh token each time");
+    // `se` has one-second resolution: over the test's ~2.5 s the expiry must have moved.
+    assert_ne!(connects.first(), connects.last(), "fresh tokens are minted");
     client.close().await;
 }
 
