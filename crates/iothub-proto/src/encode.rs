@@ -22,11 +22,17 @@ use crate::error::BufferTooSmall;
 /// assert_eq!(encode_into(&format_args!("a{}c", 'b'), &mut buf), Ok("abc"));
 /// ```
 pub fn encode_into<'b>(value: &impl Display, buf: &'b mut [u8]) -> Result<&'b str, BufferTooSmall> {
-    let mut writer = SliceWriter { buf, len: 0, overflow: false };
+    let mut writer = SliceWriter {
+        buf,
+        len: 0,
+        overflow: false,
+    };
     // A `Display` impl may only fail because the writer failed, i.e. on overflow.
     let failed = write!(writer, "{value}").is_err();
     if failed || writer.overflow {
-        return Err(BufferTooSmall { required: encoded_len(value) });
+        return Err(BufferTooSmall {
+            required: encoded_len(value),
+        });
     }
     let SliceWriter { buf, len, .. } = writer;
     // invariant: only whole `&str` fragments are copied in, so the prefix is valid UTF-8.
@@ -103,7 +109,10 @@ mod tests {
     #[test]
     fn reports_required_length_on_overflow() {
         let mut buf = [0u8; 4];
-        assert_eq!(encode_into(&"hello", &mut buf), Err(BufferTooSmall { required: 5 }));
+        assert_eq!(
+            encode_into(&"hello", &mut buf),
+            Err(BufferTooSmall { required: 5 })
+        );
     }
 
     #[test]

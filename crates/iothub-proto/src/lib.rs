@@ -82,10 +82,10 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
-mod encode;
-mod error;
 pub mod connection_string;
 pub mod credentials;
+mod encode;
+mod error;
 pub mod percent;
 pub mod sas;
 // Modules added by the protocol-core work (see issue 2): connection_string, credentials, sas,

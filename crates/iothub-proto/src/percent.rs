@@ -20,7 +20,11 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_perc
 use crate::error::BufferTooSmall;
 
 /// Everything except RFC 3986 unreserved characters is escaped.
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Percent-encodes `text` as one URI component; the result is a [`Display`] adapter.
 ///
@@ -114,7 +118,9 @@ impl<'a> Decoded<'a> {
         let mut len = 0;
         for byte in self.bytes() {
             let Some(slot) = buf.get_mut(len) else {
-                return Err(DecodeError::BufferTooSmall(BufferTooSmall { required: self.bytes().count() }));
+                return Err(DecodeError::BufferTooSmall(BufferTooSmall {
+                    required: self.bytes().count(),
+                }));
             };
             *slot = byte;
             len += 1;
