@@ -65,6 +65,20 @@
 //! # let _ = filters;
 //! ```
 //!
+//! # Modules
+//!
+//! | module | what it covers | PROTOCOL.md |
+//! |---|---|---|
+//! | [`connection_string`] | device, module, token, policy, X.509 and service connection strings | §3 |
+//! | [`sas`] | resource URIs, string-to-sign, [`sas::Signer`], token formatting, parsing and hub-side verification | §2 |
+//! | [`credentials`] | MQTT client ids and usernames (hub, module, DPS), hub-side username parsing, ports | §1, §9 |
+//! | [`topic`] | every topic a device or hub sends and receives: builders, parsers, subscribe filters | §4–§7, §9 |
+//! | [`properties`] | property bags: borrowed decoding, Python-compatible encoding | §4, §5 |
+//! | [`pnp`] | Plug and Play: writable-property acknowledgements, components, command names | §8 |
+//! | [`percent`] | RFC 3986 percent-encoding as IoT Hub uses it | §4 |
+//! | [`Status`], [`Backoff`], [`RequestIds`] | status classes, retry math, request ids | §6, §11 |
+//! | `provisioning`, `json` (feature `json`) | the DPS registration state machine and borrowed JSON fields | §9 |
+//!
 //! # Features
 //!
 //! | feature | what it adds |
@@ -88,8 +102,6 @@ mod encode;
 mod error;
 pub mod percent;
 pub mod sas;
-// Modules added by the protocol-core work (see issue 2): connection_string, credentials, sas,
-// properties, topic, twin, pnp, status, retry, provisioning, json.
 #[cfg(feature = "json")]
 pub mod json;
 pub mod pnp;
