@@ -8,6 +8,7 @@ mod examples;
 mod fake_hub;
 mod methods;
 mod provisioning;
+mod proxy;
 mod reliability;
 mod telemetry;
 mod transport;

@@ -307,3 +307,36 @@ async fn subscriptions_are_restored_after_reconnect() {
     );
     client.close().await;
 }
+
+#[tokio::test]
+async fn no_message_lost_when_a_proxy_cuts_connections_mid_stream() {
+    let hub = FakeHub::start().await;
+    let proxy = crate::proxy::Proxy::start(hub.addr).await;
+    let client = DeviceClient::connect(options(proxy.addr).max_inflight(16))
+        .await
+        .unwrap();
+    let cutter = tokio::spawn(async move {
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            proxy.cut();
+        }
+        proxy
+    });
+    let outcomes = send_all(&client, 300).await;
+    let _proxy = cutter.await.unwrap();
+    let acked = acked_ids(&hub);
+    let received: HashSet<String> = hub.record(|r| r.publishes.iter().filter_map(mid).collect());
+    for (id, outcome) in &outcomes {
+        assert!(outcome.is_ok(), "{id}: {outcome:?}");
+        assert!(
+            acked.contains(id),
+            "{id} reported delivered but never acknowledged"
+        );
+    }
+    assert_eq!(received.len(), 300);
+    assert!(
+        hub.record(|r| r.connects.len()) >= 2,
+        "the proxy cut at least once mid-stream"
+    );
+    client.close().await;
+}
