@@ -2,10 +2,15 @@
 //!
 //! Each subcommand keeps its arguments in its own module under `args/`.
 
+mod device;
 mod sas;
 
 use clap::{Parser, Subcommand};
 
+pub(crate) use self::device::{
+    Connection as DeviceConnection, DeviceArgs, DeviceCommand, ListenArgs, ProvisionArgs,
+    ReportArgs, SendArgs,
+};
 pub(crate) use self::sas::SasArgs;
 
 /// Talk to Azure IoT Hub over MQTT, or to a local emulator, without the Azure SDK.
@@ -26,4 +31,6 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Mint a shared access signature (SAS) token offline, or derive a DPS device key.
     Sas(SasArgs),
+    /// Act as a device: send telemetry, listen for C2D/methods/desired patches, twin, DPS.
+    Device(DeviceArgs),
 }

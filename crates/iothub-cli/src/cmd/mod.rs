@@ -1,5 +1,6 @@
 //! Turns parsed arguments into actions. One module per subcommand.
 
+mod device;
 mod sas;
 
 use std::process::ExitCode;
@@ -18,5 +19,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = Global { json: cli.json };
     match cli.command {
         Command::Sas(args) => sas::run(&args, global),
+        Command::Device(args) => device::run(&args, global),
     }
 }

@@ -1,0 +1,200 @@
+//! Arguments of `iothub device`: act as a device.
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Args, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  export IOTHUB_DEVICE_CONNECTION_STRING='HostName=myhub.azure-devices.net;DeviceId=dev1;SharedAccessKey=...'
+  iothub device send '{\"temperature\":21.5}' -p alert=true --content-type application/json
+  seq 1000 | iothub device send --stdin
+  iothub device listen --count 1 --method reboot=200:'{\"ok\":true}'
+  iothub device twin
+  iothub device report '{\"temperature\":32}'
+  iothub device provision --id-scope 0ne00000001 --registration-id dev1 --group-key BASE64 --save";
+
+/// `iothub device`.
+#[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
+pub(crate) struct DeviceArgs {
+    /// What to do as the device.
+    #[command(subcommand)]
+    pub(crate) command: DeviceCommand,
+}
+
+/// Connection flags shared by the device subcommands.
+#[derive(Debug, Args)]
+pub(crate) struct Connection {
+    /// Device or module connection string.
+    #[arg(
+        long,
+        env = "IOTHUB_DEVICE_CONNECTION_STRING",
+        value_name = "CS",
+        hide_env_values = true
+    )]
+    pub(crate) connection_string: Option<String>,
+
+    /// Also trust the CA certificates in this PEM file (e.g. the emulator's `ca.pem`).
+    #[arg(long, value_name = "PEM")]
+    pub(crate) ca_file: Option<PathBuf>,
+
+    /// Port (default 8883, or 443 with --websockets).
+    #[arg(long)]
+    pub(crate) port: Option<u16>,
+
+    /// MQTT over WebSockets.
+    #[arg(long)]
+    pub(crate) websockets: bool,
+
+    /// X.509 client certificate (PEM) for `x509=true` connection strings.
+    #[arg(long, value_name = "PEM", requires = "key")]
+    pub(crate) cert: Option<PathBuf>,
+
+    /// X.509 private key (PEM).
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    pub(crate) key: Option<PathBuf>,
+
+    /// Dial this host instead (like GatewayHostName), keeping HostName in the credentials.
+    #[arg(long, value_name = "HOST", hide = true)]
+    pub(crate) dial: Option<String>,
+
+    /// Plain TCP without TLS: only for the emulator's development port.
+    #[arg(long, hide = true)]
+    pub(crate) plain: bool,
+}
+
+/// The device subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DeviceCommand {
+    /// Send telemetry; exits 0 only after every message is acknowledged.
+    Send(SendArgs),
+    /// Print C2D messages, desired-property patches and method calls as JSON lines.
+    Listen(ListenArgs),
+    /// Print the device twin.
+    Twin(TwinArgs),
+    /// Patch reported properties and print the new version.
+    Report(ReportArgs),
+    /// Register with the Device Provisioning Service.
+    Provision(ProvisionArgs),
+}
+
+/// `iothub device send`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").args(["message", "stdin"])))]
+pub(crate) struct SendArgs {
+    #[command(flatten)]
+    pub(crate) connection: Connection,
+
+    /// The message body.
+    pub(crate) message: Option<String>,
+
+    /// Application property `key=value` (repeatable).
+    #[arg(short = 'p', long = "property", value_name = "KEY=VALUE")]
+    pub(crate) properties: Vec<String>,
+
+    /// Content type (`$.ct`), e.g. `application/json`.
+    #[arg(long, value_name = "T")]
+    pub(crate) content_type: Option<String>,
+
+    /// Content encoding (`$.ce`), e.g. `utf-8`.
+    #[arg(long, value_name = "E")]
+    pub(crate) content_encoding: Option<String>,
+
+    /// Send the message this many times.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub(crate) count: u64,
+
+    /// Milliseconds between messages.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub(crate) interval: u64,
+
+    /// Read messages from standard input, one per line.
+    #[arg(long)]
+    pub(crate) stdin: bool,
+}
+
+/// `iothub device listen`.
+#[derive(Debug, Args)]
+pub(crate) struct ListenArgs {
+    #[command(flatten)]
+    pub(crate) connection: Connection,
+
+    /// Exit after this many events.
+    #[arg(long, value_name = "N")]
+    pub(crate) count: Option<u64>,
+
+    /// Exit after this many seconds.
+    #[arg(long, value_name = "S")]
+    pub(crate) timeout: Option<u64>,
+
+    /// Answer method NAME with STATUS and JSON (repeatable); others get 501.
+    #[arg(long = "method", value_name = "NAME=STATUS:JSON")]
+    pub(crate) methods: Vec<String>,
+}
+
+/// `iothub device twin`.
+#[derive(Debug, Args)]
+pub(crate) struct TwinArgs {
+    #[command(flatten)]
+    pub(crate) connection: Connection,
+}
+
+/// `iothub device report`.
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    #[command(flatten)]
+    pub(crate) connection: Connection,
+
+    /// The reported-properties patch, JSON.
+    pub(crate) patch: String,
+}
+
+/// `iothub device provision`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("attestation").required(true).args(["key", "group_key"])))]
+pub(crate) struct ProvisionArgs {
+    /// DPS ID scope.
+    #[arg(long, value_name = "S")]
+    pub(crate) id_scope: String,
+
+    /// Registration id (the device id for symmetric keys).
+    #[arg(long, value_name = "R")]
+    pub(crate) registration_id: String,
+
+    /// Individual enrollment key.
+    #[arg(long, value_name = "K")]
+    pub(crate) key: Option<String>,
+
+    /// Group enrollment key (the device key is derived from it).
+    #[arg(long, value_name = "G")]
+    pub(crate) group_key: Option<String>,
+
+    /// Provisioning endpoint.
+    #[arg(
+        long,
+        value_name = "H",
+        default_value = "global.azure-devices-provisioning.net"
+    )]
+    pub(crate) provisioning_host: String,
+
+    /// Provisioning port (default 8883).
+    #[arg(long)]
+    pub(crate) port: Option<u16>,
+
+    /// Also trust the CA certificates in this PEM file.
+    #[arg(long, value_name = "PEM")]
+    pub(crate) ca_file: Option<PathBuf>,
+
+    /// Announce this Plug and Play model id in the registration.
+    #[arg(long, value_name = "DTMI")]
+    pub(crate) model_id: Option<String>,
+
+    /// Also print a device connection string for the assigned hub.
+    #[arg(long)]
+    pub(crate) save: bool,
+
+    /// Plain TCP without TLS: only for the emulator's development port.
+    #[arg(long, hide = true)]
+    pub(crate) plain: bool,
+}
