@@ -303,11 +303,16 @@ impl Driver {
     ) -> Ended {
         let mut read_buf = BytesMut::with_capacity(16 * 1024);
         loop {
+            // Events first (they may queue packets: PUBACKs, resync GETs), then the wire; and
+            // again while either produced more, so nothing waits for an unrelated wake-up.
+            if let Some(ended) = self.process_events(backoff_attempt) {
+                return ended;
+            }
             if let Err(reason) = self.write_pending(connection).await {
                 return Ended::Lost(reason);
             }
-            if let Some(ended) = self.process_events(backoff_attempt) {
-                return ended;
+            if self.session.has_transmit() {
+                continue;
             }
             if self.close_complete() {
                 return Ended::Closed;

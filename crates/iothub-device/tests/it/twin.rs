@@ -124,3 +124,19 @@ async fn plug_and_play_helpers_report_component_properties_and_writable_acks() {
     );
     client.close().await;
 }
+
+#[tokio::test]
+async fn quality_one_desired_patch_is_acknowledged_without_waiting_for_other_traffic() {
+    let hub = FakeHub::start().await;
+    let client = DeviceClient::connect(options(hub.addr)).await.unwrap();
+    let mut rx = client.desired_properties().await.unwrap();
+    hub.wait_for("subscriptions", |r| r.subscriptions.len() >= 2)
+        .await;
+    let mut patch = desired(9, json!({"x": 1, "$version": 9}));
+    patch.qos = QoS::AtLeastOnce;
+    patch.pkid = 7;
+    hub.send(patch);
+    assert_eq!(rx.recv().await.unwrap().version, 9);
+    hub.wait_for("the PUBACK", |r| r.device_acks == [7]).await;
+    client.close().await;
+}
