@@ -94,7 +94,8 @@ impl Display for ClientId<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.device_id)?;
         if let Some(module_id) = self.module_id {
-            write!(f, "/{module_id}")?;
+            f.write_str("/")?;
+            f.write_str(module_id)?;
         }
         Ok(())
     }
@@ -184,16 +185,22 @@ impl<'a> Username<'a> {
 
 impl Display for Username<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.host, self.device_id)?;
+        f.write_str(self.host)?;
+        f.write_str("/")?;
+        f.write_str(self.device_id)?;
         if let Some(module_id) = self.module_id {
-            write!(f, "/{module_id}")?;
+            f.write_str("/")?;
+            f.write_str(module_id)?;
         }
-        write!(f, "/?api-version={}", self.api_version)?;
+        f.write_str("/?api-version=")?;
+        f.write_str(self.api_version)?;
         if let Some(user_agent) = self.user_agent {
-            write!(f, "&DeviceClientType={}", percent::encode(user_agent))?;
+            f.write_str("&DeviceClientType=")?;
+            percent::write_encoded(f, user_agent)?;
         }
         if let Some(model_id) = self.model_id {
-            write!(f, "&model-id={}", percent::encode(model_id))?;
+            f.write_str("&model-id=")?;
+            percent::write_encoded(f, model_id)?;
         }
         Ok(())
     }
@@ -254,13 +261,14 @@ impl<'a> DpsUsername<'a> {
 
 impl Display for DpsUsername<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}/registrations/{}/api-version={}",
-            self.id_scope, self.registration_id, self.api_version
-        )?;
+        f.write_str(self.id_scope)?;
+        f.write_str("/registrations/")?;
+        f.write_str(self.registration_id)?;
+        f.write_str("/api-version=")?;
+        f.write_str(self.api_version)?;
         if let Some(client_version) = self.client_version {
-            write!(f, "&ClientVersion={}", percent::encode(client_version))?;
+            f.write_str("&ClientVersion=")?;
+            percent::write_encoded(f, client_version)?;
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! Errors shared by every encoder in the crate.
 
-use core::fmt;
+use core::fmt::{self, Display};
 
 /// The caller-supplied buffer cannot hold the encoded text.
 ///
@@ -21,7 +21,9 @@ pub struct BufferTooSmall {
 
 impl fmt::Display for BufferTooSmall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "buffer too small: {} bytes required", self.required)
+        f.write_str("buffer too small: ")?;
+        Display::fmt(&crate::text::Decimal(self.required as u64), f)?;
+        f.write_str(" bytes required")
     }
 }
 

@@ -100,17 +100,18 @@ pub mod connection_string;
 pub mod credentials;
 mod encode;
 mod error;
-pub mod percent;
-pub mod sas;
 #[cfg(feature = "json")]
 pub mod json;
+pub mod percent;
 pub mod pnp;
 pub mod properties;
 #[cfg(feature = "json")]
 pub mod provisioning;
 mod request_id;
 mod retry;
+pub mod sas;
 mod status;
+mod text;
 mod time;
 pub mod topic;
 

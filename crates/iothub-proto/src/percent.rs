@@ -44,11 +44,16 @@ pub struct Encoded<'a>(&'a str);
 
 impl Display for Encoded<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for chunk in utf8_percent_encode(self.0, COMPONENT) {
-            f.write_str(chunk)?;
-        }
-        Ok(())
+        write_encoded(f, self.0)
     }
+}
+
+/// Writes `text` percent-encoded into any writer (one copy of the loop for every caller).
+pub(crate) fn write_encoded(out: &mut dyn Write, text: &str) -> fmt::Result {
+    for chunk in utf8_percent_encode(text, COMPONENT) {
+        out.write_str(chunk)?;
+    }
+    Ok(())
 }
 
 /// Percent-encoded text as received, decoded on demand without allocating.

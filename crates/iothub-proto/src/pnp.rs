@@ -4,7 +4,9 @@
 //! Property values are passed as raw JSON text (the core has no JSON DOM); names and
 //! descriptions are JSON-escaped here.
 
-use core::fmt::{self, Display, Write};
+use core::fmt::{self, Display};
+
+use crate::text::{Decimal, hex_digit};
 
 /// The key marking a twin object as a component: `"__t": "c"` (never on the default component).
 pub const COMPONENT_MARKER_KEY: &str = "__t";
@@ -76,7 +78,8 @@ impl<'a> CommandName<'a> {
 impl Display for CommandName<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(component) = self.component {
-            write!(f, "{component}{COMMAND_SEPARATOR}")?;
+            f.write_str(component)?;
+            f.write_str("*")?;
         }
         f.write_str(self.command)
     }
@@ -146,30 +149,22 @@ impl<'a> WritableAck<'a> {
 
 impl Display for WritableAck<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_char('{')?;
-        if let Some(component) = self.component {
-            write!(
-                f,
-                "{}:{{{}:{},",
-                JsonString(component),
-                JsonString(COMPONENT_MARKER_KEY),
-                JsonString(COMPONENT_MARKER_VALUE)
-            )?;
-        }
-        write!(
-            f,
-            "{}:{{\"value\":{},\"ac\":{},\"av\":{}",
-            JsonString(self.name),
-            self.value_json,
-            self.status,
-            self.version
-        )?;
+        f.write_str("{")?;
+        write_component_open(f, self.component)?;
+        Display::fmt(&JsonString(self.name), f)?;
+        f.write_str(":{\"value\":")?;
+        f.write_str(self.value_json)?;
+        f.write_str(",\"ac\":")?;
+        Display::fmt(&Decimal(u64::from(self.status)), f)?;
+        f.write_str(",\"av\":")?;
+        Display::fmt(&Decimal(self.version), f)?;
         if let Some(description) = self.description {
-            write!(f, ",\"ad\":{}", JsonString(description))?;
+            f.write_str(",\"ad\":")?;
+            Display::fmt(&JsonString(description), f)?;
         }
         f.write_str("}}")?;
         if self.component.is_some() {
-            f.write_char('}')?;
+            f.write_str("}")?;
         }
         Ok(())
     }
@@ -213,19 +208,30 @@ impl<'a> ReportedProperty<'a> {
 
 impl Display for ReportedProperty<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.component {
-            Some(component) => write!(
-                f,
-                "{{{}:{{{}:{},{}:{}}}}}",
-                JsonString(component),
-                JsonString(COMPONENT_MARKER_KEY),
-                JsonString(COMPONENT_MARKER_VALUE),
-                JsonString(self.name),
-                self.value_json
-            ),
-            None => write!(f, "{{{}:{}}}", JsonString(self.name), self.value_json),
+        f.write_str("{")?;
+        write_component_open(f, self.component)?;
+        Display::fmt(&JsonString(self.name), f)?;
+        f.write_str(":")?;
+        f.write_str(self.value_json)?;
+        f.write_str("}")?;
+        if self.component.is_some() {
+            f.write_str("}")?;
         }
+        Ok(())
     }
+}
+
+/// Writes `"{component}":{"__t":"c",` when the property sits in a component.
+fn write_component_open(f: &mut fmt::Formatter<'_>, component: Option<&str>) -> fmt::Result {
+    if let Some(component) = component {
+        Display::fmt(&JsonString(component), f)?;
+        f.write_str(":{")?;
+        Display::fmt(&JsonString(COMPONENT_MARKER_KEY), f)?;
+        f.write_str(":")?;
+        Display::fmt(&JsonString(COMPONENT_MARKER_VALUE), f)?;
+        f.write_str(",")?;
+    }
+    Ok(())
 }
 
 /// Writes text as a quoted JSON string, escaping `"`, `\` and control characters (RFC 8259 §7).
@@ -240,25 +246,34 @@ pub struct JsonString<'a>(pub &'a str);
 
 impl Display for JsonString<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_char('"')?;
-        let mut rest = self.0;
-        while let Some(at) = rest.find(|c: char| c == '"' || c == '\\' || c < ' ') {
-            f.write_str(&rest[..at])?;
-            let c = rest[at..].chars().next().unwrap_or_default();
-            match c {
-                '"' => f.write_str("\\\"")?,
-                '\\' => f.write_str("\\\\")?,
-                '\n' => f.write_str("\\n")?,
-                '\r' => f.write_str("\\r")?,
-                '\t' => f.write_str("\\t")?,
-                '\u{8}' => f.write_str("\\b")?,
-                '\u{c}' => f.write_str("\\f")?,
-                other => write!(f, "\\u{:04x}", u32::from(other))?,
+        f.write_str("\"")?;
+        // Every character to escape is ASCII, so the cuts below fall on character boundaries.
+        let mut start = 0;
+        for (at, &byte) in self.0.as_bytes().iter().enumerate() {
+            let escape = match byte {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                0x08 => "\\b",
+                0x0c => "\\f",
+                0x00..=0x1f => "",
+                _ => continue,
+            };
+            f.write_str(self.0.get(start..at).unwrap_or_default())?;
+            if escape.is_empty() {
+                // other control characters: `\u00XX`, lower-case hex as before
+                f.write_str("\\u00")?;
+                f.write_str(hex_digit(byte >> 4))?;
+                f.write_str(hex_digit(byte))?;
+            } else {
+                f.write_str(escape)?;
             }
-            rest = &rest[at + c.len_utf8()..];
+            start = at + 1;
         }
-        f.write_str(rest)?;
-        f.write_char('"')
+        f.write_str(self.0.get(start..).unwrap_or_default())?;
+        f.write_str("\"")
     }
 }
 

@@ -269,7 +269,7 @@ impl<'a> Registration<'a> {
             Request::Poll => write_pair(
                 buf,
                 &DpsPollTopic::new(request_id, self.operation_id.as_str()),
-                &"",
+                &format_args!(""),
             )?,
         };
         self.next_request_id = number.wrapping_add(1);
@@ -561,13 +561,11 @@ struct RegisterBody<'a> {
 
 impl fmt::Display for RegisterBody<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{{\"registrationId\":{}",
-            JsonString(self.registration_id)
-        )?;
+        f.write_str("{\"registrationId\":")?;
+        fmt::Display::fmt(&JsonString(self.registration_id), f)?;
         if let Some(payload) = self.payload {
-            write!(f, ",\"payload\":{payload}")?;
+            f.write_str(",\"payload\":")?;
+            f.write_str(payload)?;
         }
         f.write_str("}")
     }

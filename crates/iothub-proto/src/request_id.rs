@@ -109,6 +109,17 @@ impl Hash for RequestId<'_> {
     }
 }
 
+impl RequestId<'_> {
+    /// Writes the id without consulting the formatter's flags (the encoders never pad), so
+    /// topic builders do not link integer padding.
+    pub(crate) fn write_plain(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Text(text) => f.write_str(text),
+            Self::Number(n) => Display::fmt(&crate::text::Decimal(u64::from(*n)), f),
+        }
+    }
+}
+
 impl Display for RequestId<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -63,11 +63,11 @@ pub const DEFAULT_TOKEN_TTL_SECS: u64 = 3600;
 ///
 /// Percent-encoding is per byte and context-free, so encoding chunk by chunk equals encoding
 /// the whole text.
-struct PercentWriter<'w, W: core::fmt::Write + ?Sized>(&'w mut W);
+struct PercentWriter<'w>(&'w mut dyn core::fmt::Write);
 
-impl<W: core::fmt::Write + ?Sized> core::fmt::Write for PercentWriter<'_, W> {
+impl core::fmt::Write for PercentWriter<'_> {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        write!(self.0, "{}", crate::percent::encode(s))
+        crate::percent::write_encoded(self.0, s)
     }
 }
 

@@ -94,16 +94,26 @@ impl Display for ResourceUri<'_> {
                 id_scope,
                 registration_id,
             } => {
-                write!(f, "{id_scope}/registrations/{registration_id}")
+                f.write_str(id_scope)?;
+                f.write_str("/registrations/")?;
+                f.write_str(registration_id)
             }
-            Self::Device { host, device_id } => write!(f, "{host}/devices/{device_id}"),
+            Self::Device { host, device_id } => {
+                f.write_str(host)?;
+                f.write_str("/devices/")?;
+                f.write_str(device_id)
+            }
             Self::Hub { host } => f.write_str(host),
             Self::Module {
                 host,
                 device_id,
                 module_id,
             } => {
-                write!(f, "{host}/devices/{device_id}/modules/{module_id}")
+                f.write_str(host)?;
+                f.write_str("/devices/")?;
+                f.write_str(device_id)?;
+                f.write_str("/modules/")?;
+                f.write_str(module_id)
             }
             Self::Raw(resource) => f.write_str(resource),
         }

@@ -3,6 +3,7 @@
 use core::fmt::{self, Display};
 
 use super::PercentEncoded;
+use crate::text::Decimal;
 
 /// `{percent-encoded resource}\n{expiry}`: what the device signs.
 ///
@@ -41,6 +42,8 @@ impl<R: Display> StringToSign<R> {
 
 impl<R: Display> Display for StringToSign<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}\n{}", PercentEncoded(&self.resource), self.expiry)
+        Display::fmt(&PercentEncoded(&self.resource), f)?;
+        f.write_str("\n")?;
+        Display::fmt(&Decimal(self.expiry), f)
     }
 }

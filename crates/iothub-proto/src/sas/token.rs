@@ -94,15 +94,16 @@ impl<R: Display> Display for SasToken<'_, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut sig = [0u8; super::SIGNATURE_BASE64_LEN];
         let sig = self.signature.to_base64(&mut sig);
-        write!(
-            f,
-            "{PREFIX}sr={}&sig={}&se={}",
-            PercentEncoded(&self.resource),
-            crate::percent::encode(sig),
-            self.expiry
-        )?;
+        f.write_str(PREFIX)?;
+        f.write_str("sr=")?;
+        Display::fmt(&PercentEncoded(&self.resource), f)?;
+        f.write_str("&sig=")?;
+        crate::percent::write_encoded(f, sig)?;
+        f.write_str("&se=")?;
+        Display::fmt(&crate::text::Decimal(self.expiry), f)?;
         if let Some(policy) = self.policy {
-            write!(f, "&skn={}", crate::percent::encode(policy))?;
+            f.write_str("&skn=")?;
+            crate::percent::write_encoded(f, policy)?;
         }
         Ok(())
     }

@@ -94,7 +94,8 @@ impl<'a> C2dTopic<'a> {
 impl fmt::Display for C2dTopic<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write_address(f, self.device_id, self.module_id)?;
-        write!(f, "messages/devicebound/{}", self.properties)
+        f.write_str("messages/devicebound/")?;
+        fmt::Display::fmt(&self.properties, f)
     }
 }
 
@@ -153,14 +154,19 @@ impl<'a> C2dMessage<'a> {
     }
 }
 
-fn write_address(
+/// Writes `devices/{d}/[modules/{m}/]` with percent-encoded ids.
+pub(super) fn write_address(
     f: &mut fmt::Formatter<'_>,
     device_id: &str,
     module_id: Option<&str>,
 ) -> fmt::Result {
-    write!(f, "devices/{}/", percent::encode(device_id))?;
+    f.write_str("devices/")?;
+    percent::write_encoded(f, device_id)?;
+    f.write_str("/")?;
     if let Some(module_id) = module_id {
-        write!(f, "modules/{}/", percent::encode(module_id))?;
+        f.write_str("modules/")?;
+        percent::write_encoded(f, module_id)?;
+        f.write_str("/")?;
     }
     Ok(())
 }

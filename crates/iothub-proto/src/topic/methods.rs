@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use super::{Malformed, TopicError, parse_status, request_id, segment_then_query};
+use super::{Malformed, TopicError, parse_status, request_id, segment_then_query, write_response};
 use crate::request_id::RequestId;
 use crate::status::Status;
 
@@ -33,7 +33,10 @@ impl<'a> MethodRequestTopic<'a> {
 
 impl fmt::Display for MethodRequestTopic<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{REQUEST_PREFIX}{}/?$rid={}", self.name, self.request_id)
+        f.write_str(REQUEST_PREFIX)?;
+        f.write_str(self.name)?;
+        f.write_str("/?$rid=")?;
+        self.request_id.write_plain(f)
     }
 }
 
@@ -112,11 +115,7 @@ impl<'a> MethodResponseTopic<'a> {
 
 impl fmt::Display for MethodResponseTopic<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{RESPONSE_PREFIX}{}/?$rid={}",
-            self.status, self.request_id
-        )
+        write_response(f, RESPONSE_PREFIX, self.status, self.request_id)
     }
 }
 

@@ -116,7 +116,10 @@ pub enum Malformed {
 impl fmt::Display for TopicError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Malformed(reason) => write!(f, "malformed topic: {reason}"),
+            Self::Malformed(reason) => {
+                f.write_str("malformed topic: ")?;
+                fmt::Display::fmt(reason, f)
+            }
             Self::Unrecognized => f.write_str("unrecognized topic"),
         }
     }
@@ -294,6 +297,24 @@ fn parse_addressed<'a>(topic: &'a str, kind: &str) -> Result<Addressed<'a>, Topi
         module_id: module_id.map(Decoded::new),
         properties: PropertyBag::parse(bag),
     })
+}
+
+/// Writes `status` in decimal (no padding).
+fn write_status(f: &mut fmt::Formatter<'_>, status: Status) -> fmt::Result {
+    fmt::Display::fmt(&crate::text::Decimal(u64::from(status.0)), f)
+}
+
+/// Writes `{prefix}{status}/?$rid={rid}`, the shape of every response topic.
+fn write_response(
+    f: &mut fmt::Formatter<'_>,
+    prefix: &str,
+    status: Status,
+    request_id: RequestId<'_>,
+) -> fmt::Result {
+    f.write_str(prefix)?;
+    write_status(f, status)?;
+    f.write_str("/?$rid=")?;
+    request_id.write_plain(f)
 }
 
 /// Splits `{segment}/?{query}` into the segment and the query bag.

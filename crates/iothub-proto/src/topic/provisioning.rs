@@ -4,11 +4,12 @@ use core::fmt;
 
 use super::{
     Malformed, TopicError, parse_decimal, parse_status, query_of, raw_param, request_id,
-    segment_then_query,
+    segment_then_query, write_response,
 };
 use crate::properties::PropertyBag;
 use crate::request_id::RequestId;
 use crate::status::Status;
+use crate::text::Decimal;
 
 const REGISTER_PREFIX: &str = "$dps/registrations/PUT/iotdps-register/";
 const POLL_PREFIX: &str = "$dps/registrations/GET/iotdps-get-operationstatus/";
@@ -39,7 +40,9 @@ impl<'a> DpsRegisterTopic<'a> {
 
 impl fmt::Display for DpsRegisterTopic<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{REGISTER_PREFIX}?$rid={}", self.request_id)
+        f.write_str(REGISTER_PREFIX)?;
+        f.write_str("?$rid=")?;
+        self.request_id.write_plain(f)
     }
 }
 
@@ -74,11 +77,11 @@ impl<'a> DpsPollTopic<'a> {
 
 impl fmt::Display for DpsPollTopic<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{POLL_PREFIX}?$rid={}&operationId={}",
-            self.request_id, self.operation_id
-        )
+        f.write_str(POLL_PREFIX)?;
+        f.write_str("?$rid=")?;
+        self.request_id.write_plain(f)?;
+        f.write_str("&operationId=")?;
+        f.write_str(self.operation_id)
     }
 }
 
@@ -199,13 +202,12 @@ impl<'a> DpsResponseTopic<'a> {
 
 impl fmt::Display for DpsResponseTopic<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{RESPONSE_PREFIX}{}/?$rid={}",
-            self.status, self.request_id
-        )?;
+        write_response(f, RESPONSE_PREFIX, self.status, self.request_id)?;
         match self.retry_after {
-            Some(seconds) => write!(f, "&retry-after={seconds}"),
+            Some(seconds) => {
+                f.write_str("&retry-after=")?;
+                fmt::Display::fmt(&Decimal(u64::from(seconds)), f)
+            }
             None => Ok(()),
         }
     }

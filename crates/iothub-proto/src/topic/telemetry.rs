@@ -3,7 +3,7 @@
 use core::fmt;
 
 use super::{TopicError, parse_addressed};
-use crate::percent::{self, Decoded};
+use crate::percent::Decoded;
 use crate::properties::{PropertyBag, PropertyWriter};
 
 /// The topic a device or module publishes telemetry on:
@@ -64,11 +64,9 @@ impl<'a> TelemetryTopic<'a> {
 
 impl fmt::Display for TelemetryTopic<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "devices/{}/", percent::encode(self.device_id))?;
-        if let Some(module_id) = self.module_id {
-            write!(f, "modules/{}/", percent::encode(module_id))?;
-        }
-        write!(f, "messages/events/{}", self.properties)
+        super::c2d::write_address(f, self.device_id, self.module_id)?;
+        f.write_str("messages/events/")?;
+        fmt::Display::fmt(&self.properties, f)
     }
 }
 

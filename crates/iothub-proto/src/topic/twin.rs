@@ -4,10 +4,11 @@ use core::fmt;
 
 use super::{
     Malformed, TopicError, parse_decimal, parse_status, query_of, raw_param, request_id,
-    segment_then_query,
+    segment_then_query, write_response,
 };
 use crate::request_id::RequestId;
 use crate::status::Status;
+use crate::text::Decimal;
 
 const GET_PREFIX: &str = "$iothub/twin/GET/";
 const REPORTED_PREFIX: &str = "$iothub/twin/PATCH/properties/reported/";
@@ -36,7 +37,9 @@ impl<'a> TwinGetTopic<'a> {
 
 impl fmt::Display for TwinGetTopic<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{GET_PREFIX}?$rid={}", self.request_id)
+        f.write_str(GET_PREFIX)?;
+        f.write_str("?$rid=")?;
+        self.request_id.write_plain(f)
     }
 }
 
@@ -65,7 +68,9 @@ impl<'a> ReportedPatchTopic<'a> {
 
 impl fmt::Display for ReportedPatchTopic<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{REPORTED_PREFIX}?$rid={}", self.request_id)
+        f.write_str(REPORTED_PREFIX)?;
+        f.write_str("?$rid=")?;
+        self.request_id.write_plain(f)
     }
 }
 
@@ -153,13 +158,12 @@ impl<'a> TwinResponseTopic<'a> {
 
 impl fmt::Display for TwinResponseTopic<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{RESPONSE_PREFIX}{}/?$rid={}",
-            self.status, self.request_id
-        )?;
+        write_response(f, RESPONSE_PREFIX, self.status, self.request_id)?;
         match self.version {
-            Some(version) => write!(f, "&$version={version}"),
+            Some(version) => {
+                f.write_str("&$version=")?;
+                fmt::Display::fmt(&Decimal(version), f)
+            }
             None => Ok(()),
         }
     }
@@ -247,7 +251,9 @@ impl DesiredPatchTopic {
 
 impl fmt::Display for DesiredPatchTopic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{DESIRED_PREFIX}?$version={}", self.version)
+        f.write_str(DESIRED_PREFIX)?;
+        f.write_str("?$version=")?;
+        fmt::Display::fmt(&Decimal(self.version), f)
     }
 }
 
