@@ -47,6 +47,8 @@ pub(crate) struct Record {
     /// PUBACKs received from the device (for C2D).
     pub(crate) device_acks: Vec<u16>,
     pub(crate) disconnects: usize,
+    /// Per TLS connection, the client certificate presented (DER), if any.
+    pub(crate) client_certificates: Vec<Option<Vec<u8>>>,
     /// WebSocket upgrade requests: (path, requested subprotocols).
     pub(crate) websocket_requests: Vec<(String, String)>,
     pub(crate) twin_desired: serde_json::Value,
@@ -126,6 +128,13 @@ impl FakeHub {
                             else {
                                 return;
                             };
+                            let client_cert = tls
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|c| c.first())
+                                .map(|c| c.as_ref().to_vec());
+                            record.lock().unwrap().client_certificates.push(client_cert);
                             conn.run(tls, rx).await;
                         }
                         Wrap::TlsWebSocket(config) => {
@@ -464,6 +473,12 @@ async fn websocket_bridge(
 
 /// A local CA and a `localhost` server configuration signed by it: (CA PEM, server config).
 pub(crate) fn local_tls() -> (String, Arc<rustls::ServerConfig>) {
+    local_tls_with(false)
+}
+
+/// As [`local_tls`], but the server asks for a client certificate chaining to the same CA
+/// (request, not require, as IoT Hub does: PROTOCOL.md §1.8).
+pub(crate) fn local_tls_with(client_auth: bool) -> (String, Arc<rustls::ServerConfig>) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -476,16 +491,50 @@ pub(crate) fn local_tls() -> (String, Arc<rustls::ServerConfig>) {
         .signed_by(&leaf_key, &issuer)
         .unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
+        .unwrap();
+    let builder = if client_auth {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca_cert.der().clone()).unwrap();
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .unwrap();
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let config = builder
         .with_single_cert(
             vec![leaf.der().clone()],
             rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
         )
         .unwrap();
+    LAST_ISSUER.with(|cell| *cell.borrow_mut() = Some(issuer));
     (ca_cert.pem(), Arc::new(config))
+}
+
+thread_local! {
+    static LAST_ISSUER: std::cell::RefCell<Option<rcgen::Issuer<'static, rcgen::KeyPair>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A client certificate (CN = `device_id`) signed by the CA of the last [`local_tls_with`]
+/// call on this thread: (certificate PEM, key PEM).
+pub(crate) fn client_identity(device_id: &str) -> (String, String) {
+    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    let mut name = DistinguishedName::new();
+    name.push(DnType::CommonName, device_id);
+    params.distinguished_name = name;
+    let cert = LAST_ISSUER.with(|cell| {
+        let issuer = cell.borrow();
+        params.signed_by(&key, issuer.as_ref().unwrap()).unwrap()
+    });
+    (cert.pem(), key.serialize_pem())
 }
 
 /// A DPS that assigns every registration to `hub.test` after one poll.

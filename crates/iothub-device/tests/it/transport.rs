@@ -66,3 +66,33 @@ async fn connects_over_websockets_with_the_iothub_path_and_mqtt_subprotocol() {
     );
     client.close().await;
 }
+
+#[tokio::test]
+async fn x509_device_presents_its_certificate_and_sends_no_password() {
+    let (ca_pem, config) = crate::fake_hub::local_tls_with(true);
+    let (cert_pem, key_pem) = crate::fake_hub::client_identity("dev1");
+    let hub = FakeHub::start_with(Wrap::Tls(config)).await;
+    let options = ClientOptions::from_connection_string(
+        "HostName=hub.test;DeviceId=dev1;x509=true;GatewayHostName=localhost",
+    )
+    .unwrap()
+    .x509_identity(cert_pem.clone(), key_pem)
+    .port(hub.addr.port())
+    .trust_ca_pem(ca_pem);
+    let client = DeviceClient::connect(options).await.unwrap();
+    client.send_telemetry(Message::new("x509")).await.unwrap();
+    let (certs, login) =
+        hub.record(|r| (r.client_certificates.clone(), r.connects[0].login.clone()));
+    let presented = certs[0]
+        .clone()
+        .expect("a client certificate was presented");
+    let expected = rustls_pemfile::certs(&mut cert_pem.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(presented, expected.as_ref());
+    let login = login.unwrap();
+    assert!(login.username.starts_with("hub.test/dev1/?api-version="));
+    assert_eq!(login.password, "", "X.509 sends no SAS token");
+    client.close().await;
+}
