@@ -537,4 +537,6 @@ fn rejection_reply(rejection: TwinRejection) -> TwinReply {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

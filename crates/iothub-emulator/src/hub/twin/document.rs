@@ -92,6 +92,12 @@ impl Section {
         }
     }
 
+    /// An empty reported-style section for property tests.
+    #[cfg(test)]
+    pub(super) fn new_for_tests() -> Self {
+        Self::new(false, "2026-01-01T00:00:00.000Z")
+    }
+
     /// Applies a merge patch: members add or replace, `null` deletes, objects merge
     /// recursively. Bumps `$version` and stamps metadata on every touched node.
     ///
