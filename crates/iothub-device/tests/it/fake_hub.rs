@@ -33,6 +33,8 @@ pub(crate) struct Behaviour {
     pub(crate) cut_every: Option<usize>,
     /// Do not answer twin requests.
     pub(crate) ignore_twin: bool,
+    /// Stop answering PINGREQ (a silently dead link).
+    pub(crate) ignore_pings: bool,
 }
 
 /// What the hub saw.
@@ -47,6 +49,7 @@ pub(crate) struct Record {
     /// PUBACKs received from the device (for C2D).
     pub(crate) device_acks: Vec<u16>,
     pub(crate) disconnects: usize,
+    pub(crate) pings: usize,
     /// Per TLS connection, the client certificate presented (DER), if any.
     pub(crate) client_certificates: Vec<Option<Vec<u8>>>,
     /// WebSocket upgrade requests: (path, requested subprotocols).
@@ -293,7 +296,10 @@ impl Conn {
                     vec![SubscribeReasonCode::Success(QoS::AtLeastOnce); sub.filters.len()],
                 ))))
             }
-            Packet::PingReq => Some(Action::Reply(Packet::PingResp)),
+            Packet::PingReq => {
+                record.pings += 1;
+                (!behaviour.ignore_pings).then_some(Action::Reply(Packet::PingResp))
+            }
             Packet::PubAck(ack) => {
                 record.device_acks.push(ack.pkid);
                 None

@@ -340,3 +340,24 @@ async fn no_message_lost_when_a_proxy_cuts_connections_mid_stream() {
     );
     client.close().await;
 }
+
+#[tokio::test]
+async fn keeps_the_link_alive_and_detects_a_silently_dead_one() {
+    let hub = FakeHub::start().await;
+    let options = options(hub.addr)
+        .keep_alive(Duration::from_secs(1))
+        .request_timeout(Duration::from_secs(1));
+    let client = DeviceClient::connect(options).await.unwrap();
+    hub.wait_for("two answered pings", |r| r.pings >= 2).await;
+    assert_eq!(
+        hub.record(|r| r.connects.len()),
+        1,
+        "answered pings keep the connection"
+    );
+    hub.set(|b| b.ignore_pings = true);
+    hub.wait_for("a reconnect after the unanswered ping", |r| {
+        r.connects.len() >= 2
+    })
+    .await;
+    client.close().await;
+}
