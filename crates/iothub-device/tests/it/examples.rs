@@ -10,7 +10,7 @@ use tokio::process::{Child, Command};
 
 use crate::fake_hub::{FakeHub, KEY};
 
-fn example(name: &str) -> PathBuf {
+pub(crate) fn example(name: &str) -> PathBuf {
     // target/debug/deps/it-… -> target/debug/examples/{name}
     let mut path = std::env::current_exe().unwrap();
     path.pop();
