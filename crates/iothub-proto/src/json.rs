@@ -1,20 +1,26 @@
-//! Borrowed extraction of the few JSON fields the protocol needs, without a DOM
-//! (feature `json`, built on `serde-json-core`).
+//! Borrowed, allocation-free reading of JSON payloads (feature `json`): a small validating
+//! scanner ([`JsonValue`]) and the few fields the protocol needs, without a DOM.
 //!
 //! - a desired patch's `$version` and a twin GET body's `desired.$version` /
 //!   `reported.$version` (PROTOCOL.md §6: ignore patches not newer than the GET);
 //! - a DPS response's `operationId`, `status`, `registrationState.{assignedHub, deviceId,
 //!   substatus, errorCode, errorMessage}` and a DPS error body's `errorCode` / `message` (§9).
 //!
-//! Strings are returned as [`JsonText`], the text between the quotes exactly as received;
-//! unescape it on demand with [`JsonText::unescape_into`]. Unknown fields are skipped.
+//! Every payload is validated as a whole (RFC 8259 syntax, UTF-8, at most [`MAX_DEPTH`]
+//! levels of nesting) before anything is read from it; malformed input is a [`JsonError`],
+//! never a panic. Strings are returned as [`JsonText`], the text between the quotes exactly as
+//! received; unescape it on demand with [`JsonText::unescape_into`]. Unknown members are
+//! skipped.
 
 use core::fmt::{self, Display, Write};
 
-use serde::Deserialize;
-use serde_json_core::str::{EscapedStr, EscapedStringFragment};
-
 use crate::error::BufferTooSmall;
+
+#[cfg(test)]
+mod proptests;
+mod scan;
+
+pub use scan::MAX_DEPTH;
 
 /// Why a JSON payload could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -24,21 +30,270 @@ pub enum JsonError {
     BufferTooSmall(BufferTooSmall),
     /// A string holds an invalid escape sequence.
     InvalidEscape,
-    /// The payload is not JSON of the expected shape (syntax, types or nesting).
+    /// The payload is not JSON of the expected shape (syntax, UTF-8, types, or a member
+    /// the protocol reads appearing twice).
     Invalid,
+    /// Objects and arrays are nested deeper than [`MAX_DEPTH`] levels.
+    TooDeep,
 }
 
 impl Display for JsonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::BufferTooSmall(e) => e.fmt(f),
+            Self::BufferTooSmall(e) => Display::fmt(e, f),
             Self::InvalidEscape => f.write_str("invalid escape sequence in json string"),
             Self::Invalid => f.write_str("invalid json payload"),
+            Self::TooDeep => f.write_str("json payload nested too deeply"),
         }
     }
 }
 
 impl core::error::Error for JsonError {}
+
+/// One validated JSON value, borrowed from the payload: its raw text, and ways to look inside.
+///
+/// [`JsonValue::parse`] checks the whole payload first, so looking members up afterwards
+/// cannot fail on syntax; a lookup that does not apply (a key in an array, a number read as
+/// text) is simply `None`.
+///
+/// ```
+/// use iothub_proto::json::{JsonKind, JsonValue};
+///
+/// // a desired-properties patch (PROTOCOL.md §6, §8)
+/// let patch = JsonValue::parse(br#"{"thermostat1":{"__t":"c","targetTemperature":23.5},"$version":7}"#)?;
+/// assert_eq!(patch.get("$version").and_then(|v| v.as_u64()), Some(7));
+/// let target = patch.path(&["thermostat1", "targetTemperature"]).unwrap();
+/// assert_eq!((target.kind(), target.raw()), (JsonKind::Number, "23.5"));
+/// assert!(patch.path(&["thermostat1", "__t"]).and_then(|v| v.as_text()).is_some_and(|t| t.eq_str("c")));
+/// assert_eq!(patch.members().count(), 2);
+/// assert_eq!(JsonValue::parse(b"{\"a\":1,}").unwrap_err(), iothub_proto::json::JsonError::Invalid);
+/// # Ok::<(), iothub_proto::json::JsonError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct JsonValue<'a> {
+    /// Always one complete, validated value without surrounding whitespace.
+    raw: &'a str,
+}
+
+/// What kind of value a [`JsonValue`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JsonKind {
+    /// `{…}`
+    Object,
+    /// `[…]`
+    Array,
+    /// `"…"`
+    String,
+    /// A number such as `-1.5e3`.
+    Number,
+    /// `true` or `false`.
+    Bool,
+    /// `null`.
+    Null,
+}
+
+impl<'a> JsonValue<'a> {
+    /// Validates a whole payload (one value, optionally surrounded by whitespace) and returns
+    /// its value.
+    ///
+    /// # Errors
+    ///
+    /// [`JsonError::Invalid`] for anything that is not one well-formed UTF-8 JSON value, and
+    /// [`JsonError::TooDeep`] past [`MAX_DEPTH`] levels of nesting.
+    pub fn parse(json: &'a [u8]) -> Result<Self, JsonError> {
+        let text = core::str::from_utf8(json).map_err(|_| JsonError::Invalid)?;
+        let start = scan::skip_whitespace(json, 0);
+        let end = scan::value_end(json, start)?;
+        if scan::skip_whitespace(json, end) != json.len() {
+            return Err(JsonError::Invalid);
+        }
+        // invariant: the scanner cuts only next to ASCII delimiters, i.e. at char boundaries.
+        let raw = text.get(start..end).ok_or(JsonError::Invalid)?;
+        Ok(Self { raw })
+    }
+
+    /// The value's text exactly as received (for a string, quotes and escapes included).
+    pub const fn raw(&self) -> &'a str {
+        self.raw
+    }
+
+    /// The kind of value, from its first character.
+    pub fn kind(&self) -> JsonKind {
+        match self.raw.as_bytes().first() {
+            Some(b'{') => JsonKind::Object,
+            Some(b'[') => JsonKind::Array,
+            Some(b'"') => JsonKind::String,
+            Some(b't' | b'f') => JsonKind::Bool,
+            Some(b'n') => JsonKind::Null,
+            _ => JsonKind::Number,
+        }
+    }
+
+    /// Whether the value is `null`.
+    pub fn is_null(&self) -> bool {
+        self.kind() == JsonKind::Null
+    }
+
+    /// The members of an object in order, keys still escaped; nothing for other kinds.
+    pub fn members(&self) -> Members<'a> {
+        let rest = match self.kind() {
+            JsonKind::Object => self.raw.get(1..).unwrap_or_default(),
+            _ => "",
+        };
+        Members { rest }
+    }
+
+    /// The first member of an object whose (unescaped) key is `key`.
+    pub fn get(&self, key: &str) -> Option<JsonValue<'a>> {
+        self.members()
+            .find(|(name, _)| name.eq_str(key))
+            .map(|(_, value)| value)
+    }
+
+    /// Follows `keys` through nested objects, e.g. `&["registrationState", "assignedHub"]`.
+    pub fn path(&self, keys: &[&str]) -> Option<JsonValue<'a>> {
+        keys.iter().try_fold(*self, |value, key| value.get(key))
+    }
+
+    /// The content of a string, escapes intact; `None` for other kinds.
+    pub fn as_text(&self) -> Option<JsonText<'a>> {
+        self.raw
+            .strip_prefix('"')
+            .and_then(|s| s.strip_suffix('"'))
+            .map(JsonText::new)
+    }
+
+    /// A non-negative integer without fraction or exponent that fits `u64`; `None` otherwise.
+    pub fn as_u64(&self) -> Option<u64> {
+        if self.kind() != JsonKind::Number {
+            return None;
+        }
+        self.raw.bytes().try_fold(0u64, |n, b| {
+            let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
+            n.checked_mul(10)?.checked_add(u64::from(digit))
+        })
+    }
+
+    /// `true` or `false`; `None` for other kinds.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self.raw {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        }
+    }
+}
+
+/// The members of a JSON object, from [`JsonValue::members`]: `(key, value)` pairs.
+#[derive(Debug, Clone)]
+pub struct Members<'a> {
+    /// The object's text after `{` or after the previous member.
+    rest: &'a str,
+}
+
+impl<'a> Iterator for Members<'a> {
+    type Item = (JsonText<'a>, JsonValue<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let member = next_member(self.rest);
+        match member {
+            Some((key, value, rest)) => {
+                self.rest = rest;
+                Some((key, value))
+            }
+            None => {
+                self.rest = "";
+                None
+            }
+        }
+    }
+}
+
+/// Reads `[,] "key" : value` from the text of a validated object.
+fn next_member(rest: &str) -> Option<(JsonText<'_>, JsonValue<'_>, &str)> {
+    let bytes = rest.as_bytes();
+    let mut at = scan::skip_whitespace(bytes, 0);
+    if bytes.get(at) == Some(&b',') {
+        at = scan::skip_whitespace(bytes, at + 1);
+    }
+    if bytes.get(at) != Some(&b'"') {
+        return None; // `}`: the object is over
+    }
+    let key_end = scan::string_end(bytes, at).ok()?;
+    let key = rest.get(at + 1..key_end - 1)?;
+    let colon = scan::skip_whitespace(bytes, key_end);
+    let start = scan::skip_whitespace(bytes, colon + 1);
+    let end = scan::value_end(bytes, start).ok()?;
+    let value = JsonValue {
+        raw: rest.get(start..end)?,
+    };
+    Some((JsonText::new(key), value, rest.get(end..)?))
+}
+
+/// Collects the members named `names` of `object` (compared unescaped) into the same slots.
+///
+/// # Errors
+///
+/// [`JsonError::Invalid`] when `object` is not an object or a wanted member appears twice
+/// (as serde's derived deserializers, which this replaces, refused duplicate fields).
+fn fields<'a, const N: usize>(
+    object: JsonValue<'a>,
+    names: [&str; N],
+) -> Result<[Option<JsonValue<'a>>; N], JsonError> {
+    let mut found = [None; N];
+    collect_fields(object, &names, &mut found)?;
+    Ok(found)
+}
+
+fn collect_fields<'a>(
+    object: JsonValue<'a>,
+    names: &[&str],
+    found: &mut [Option<JsonValue<'a>>],
+) -> Result<(), JsonError> {
+    if object.kind() != JsonKind::Object {
+        return Err(JsonError::Invalid);
+    }
+    for (key, value) in object.members() {
+        let slot = names
+            .iter()
+            .zip(found.iter_mut())
+            .find_map(|(name, slot)| key.eq_str(name).then_some(slot));
+        if slot.is_some_and(|slot| slot.replace(value).is_some()) {
+            return Err(JsonError::Invalid);
+        }
+    }
+    Ok(())
+}
+
+/// An optional member: absent and `null` read as `None`.
+fn present(value: Option<JsonValue<'_>>) -> Option<JsonValue<'_>> {
+    value.filter(|v| !v.is_null())
+}
+
+/// An optional string member; another kind is [`JsonError::Invalid`].
+fn text(value: Option<JsonValue<'_>>) -> Result<Option<JsonText<'_>>, JsonError> {
+    present(value)
+        .map(|v| v.as_text().ok_or(JsonError::Invalid))
+        .transpose()
+}
+
+/// An optional non-negative integer member; another kind is [`JsonError::Invalid`].
+fn integer(value: Option<JsonValue<'_>>) -> Result<Option<u64>, JsonError> {
+    present(value)
+        .map(|v| v.as_u64().ok_or(JsonError::Invalid))
+        .transpose()
+}
+
+/// An optional object member's `$version`; another kind is [`JsonError::Invalid`].
+fn version_of(value: Option<JsonValue<'_>>) -> Result<Option<u64>, JsonError> {
+    match present(value) {
+        Some(object) => {
+            let [version] = fields(object, ["$version"])?;
+            integer(version)
+        }
+        None => Ok(None),
+    }
+}
 
 /// A JSON string's content as received, escapes intact.
 ///
@@ -51,24 +306,22 @@ impl core::error::Error for JsonError {}
 /// assert_eq!(text.unescape_into(&mut buf), Ok("say \"hi\"\n"));
 /// assert!(text.eq_str("say \"hi\"\n"));
 /// assert_eq!(JsonText::new("plain").to_string(), "plain");
+/// // a UTF-16 surrogate pair is one character
+/// assert!(JsonText::new(r"\ud83d\ude00").eq_str("😀"));
 /// # }
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
-pub struct JsonText<'a>(#[serde(borrow)] EscapedStrWrapper<'a>);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
-#[serde(transparent)]
-struct EscapedStrWrapper<'a>(#[serde(borrow)] &'a str);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct JsonText<'a>(&'a str);
 
 impl<'a> JsonText<'a> {
     /// Wraps raw (still escaped) string content.
     pub const fn new(raw: &'a str) -> Self {
-        Self(EscapedStrWrapper(raw))
+        Self(raw)
     }
 
     /// The content exactly as received.
     pub const fn raw(&self) -> &'a str {
-        self.0.0
+        self.0
     }
 
     /// Unescapes into `buf`.
@@ -79,55 +332,150 @@ impl<'a> JsonText<'a> {
     pub fn unescape_into<'b>(&self, buf: &'b mut [u8]) -> Result<&'b str, JsonError> {
         let mut len = 0;
         let mut overflow = false;
-        self.for_each_fragment(|piece| {
+        for fragment in self.fragments() {
+            let mut char_buf = [0u8; 4];
+            let piece = fragment?.as_str(&mut char_buf);
             if let Some(dst) = buf.get_mut(len..len + piece.len()) {
                 dst.copy_from_slice(piece.as_bytes());
             } else {
                 overflow = true;
             }
             len += piece.len();
-        })?;
+        }
         if overflow {
             return Err(JsonError::BufferTooSmall(BufferTooSmall { required: len }));
         }
         // invariant: only whole `&str` pieces were copied, so the prefix is UTF-8.
-        core::str::from_utf8(&buf[..len]).map_err(|_| JsonError::InvalidEscape)
+        core::str::from_utf8(buf.get(..len).unwrap_or_default())
+            .map_err(|_| JsonError::InvalidEscape)
     }
 
     /// Compares the unescaped text with `other` without storing it.
     pub fn eq_str(&self, other: &str) -> bool {
         let mut rest = other;
-        let mut equal = true;
-        let walked = self.for_each_fragment(|piece| match rest.strip_prefix(piece) {
-            Some(tail) if equal => rest = tail,
-            _ => equal = false,
-        });
-        walked.is_ok() && equal && rest.is_empty()
+        for fragment in self.fragments() {
+            let mut char_buf = [0u8; 4];
+            let Ok(fragment) = fragment else {
+                return false;
+            };
+            match rest.strip_prefix(fragment.as_str(&mut char_buf)) {
+                Some(tail) => rest = tail,
+                None => return false,
+            }
+        }
+        rest.is_empty()
     }
 
-    fn for_each_fragment(&self, mut piece: impl FnMut(&str)) -> Result<(), JsonError> {
-        for fragment in EscapedStr(self.raw()).fragments() {
-            match fragment.map_err(|_| JsonError::InvalidEscape)? {
-                EscapedStringFragment::NotEscaped(text) => piece(text),
-                EscapedStringFragment::Escaped(c) => piece(c.encode_utf8(&mut [0u8; 4])),
+    fn fragments(&self) -> Fragments<'a> {
+        Fragments { rest: self.0 }
+    }
+}
+
+/// Writes the unescaped text; an invalid escape is written as U+FFFD and ends the text.
+impl Display for JsonText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for fragment in self.fragments() {
+            match fragment {
+                Ok(Fragment::Text(text)) => f.write_str(text)?,
+                Ok(Fragment::Char(c)) => f.write_char(c)?,
+                Err(_) => return f.write_char(char::REPLACEMENT_CHARACTER),
             }
         }
         Ok(())
     }
 }
 
-/// Writes the unescaped text; an invalid escape is written as U+FFFD.
-impl Display for JsonText<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for fragment in EscapedStr(self.raw()).fragments() {
-            match fragment {
-                Ok(EscapedStringFragment::NotEscaped(text)) => f.write_str(text)?,
-                Ok(EscapedStringFragment::Escaped(c)) => f.write_char(c)?,
-                Err(_) => return f.write_char(char::REPLACEMENT_CHARACTER),
+/// A run of unescaped text, or one escaped character.
+enum Fragment<'a> {
+    Text(&'a str),
+    Char(char),
+}
+
+impl<'a> Fragment<'a> {
+    fn as_str<'s>(&self, buf: &'s mut [u8; 4]) -> &'s str
+    where
+        'a: 's,
+    {
+        match self {
+            Self::Text(text) => text,
+            Self::Char(c) => c.encode_utf8(buf),
+        }
+    }
+}
+
+/// Splits escaped string content into fragments; an invalid escape ends it with an error.
+struct Fragments<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Iterator for Fragments<'a> {
+    type Item = Result<Fragment<'a>, JsonError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.rest;
+        if rest.is_empty() {
+            return None;
+        }
+        let plain = rest.find('\\').unwrap_or(rest.len());
+        if plain > 0 {
+            let (text, tail) = rest.split_at_checked(plain)?;
+            self.rest = tail;
+            return Some(Ok(Fragment::Text(text)));
+        }
+        Some(match unescape(rest) {
+            Some((c, tail)) => {
+                self.rest = tail;
+                Ok(Fragment::Char(c))
+            }
+            None => {
+                self.rest = "";
+                Err(JsonError::InvalidEscape)
+            }
+        })
+    }
+}
+
+/// Decodes the escape at the start of `text` (which starts with `\`), RFC 8259 §7, including
+/// UTF-16 surrogate pairs; returns the character and the text after the escape.
+fn unescape(text: &str) -> Option<(char, &str)> {
+    let bytes = text.as_bytes();
+    let (c, len) = match *bytes.get(1)? {
+        b'"' => ('"', 2),
+        b'\\' => ('\\', 2),
+        b'/' => ('/', 2),
+        b'b' => ('\u{8}', 2),
+        b'f' => ('\u{c}', 2),
+        b'n' => ('\n', 2),
+        b'r' => ('\r', 2),
+        b't' => ('\t', 2),
+        b'u' => {
+            let high = hex4(bytes.get(2..6)?)?;
+            if (0xD800..0xDC00).contains(&high) {
+                if bytes.get(6..8)? != b"\\u" {
+                    return None;
+                }
+                let low = hex4(bytes.get(8..12)?)?;
+                if !(0xDC00..0xE000).contains(&low) {
+                    return None;
+                }
+                let code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
+                (char::from_u32(code)?, 12)
+            } else {
+                // a lone low surrogate is not a character: `from_u32` refuses it
+                (char::from_u32(high)?, 6)
             }
         }
-        Ok(())
-    }
+        _ => return None,
+    };
+    Some((c, text.get(len..)?))
+}
+
+/// Four hexadecimal digits (either case).
+fn hex4(digits: &[u8]) -> Option<u32> {
+    digits.iter().try_fold(0u32, |n, &d| {
+        let value = char::from(d).to_digit(16)?;
+        Some(n << 4 | value)
+    })
 }
 
 /// The top-level `$version` of a desired-properties patch body.
@@ -143,7 +491,8 @@ impl Display for JsonText<'_> {
 /// assert_eq!(desired_version(br#"{"a":{"b":[1,{"c":null}]}}"#), Ok(None));
 /// ```
 pub fn desired_version(patch: &[u8]) -> Result<Option<u64>, JsonError> {
-    Ok(parse::<Versioned>(patch)?.version)
+    let [version] = fields(JsonValue::parse(patch)?, ["$version"])?;
+    integer(version)
 }
 
 /// The `desired.$version` and `reported.$version` of a twin GET body
@@ -161,11 +510,8 @@ pub fn desired_version(patch: &[u8]) -> Result<Option<u64>, JsonError> {
 /// assert_eq!(twin_versions(body), Ok((Some(1), Some(2))));
 /// ```
 pub fn twin_versions(twin: &[u8]) -> Result<(Option<u64>, Option<u64>), JsonError> {
-    let twin = parse::<TwinBody>(twin)?;
-    Ok((
-        twin.desired.and_then(|d| d.version),
-        twin.reported.and_then(|r| r.version),
-    ))
+    let [desired, reported] = fields(JsonValue::parse(twin)?, ["desired", "reported"])?;
+    Ok((version_of(desired)?, version_of(reported)?))
 }
 
 /// The fields of a DPS response body the device needs (PROTOCOL.md §9).
@@ -208,19 +554,47 @@ impl<'a> DpsBody<'a> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self::default());
         }
-        let raw = parse::<RawDpsBody<'a>>(body)?;
-        let state = raw.registration_state.unwrap_or_default();
+        let [operation_id, status, state, code, message] = fields(
+            JsonValue::parse(body)?,
+            [
+                "operationId",
+                "status",
+                "registrationState",
+                "errorCode",
+                "message",
+            ],
+        )?;
+        let [
+            assigned_hub,
+            device_id,
+            state_status,
+            substatus,
+            state_code,
+            state_message,
+        ] = match present(state) {
+            Some(state) => fields(
+                state,
+                [
+                    "assignedHub",
+                    "deviceId",
+                    "status",
+                    "substatus",
+                    "errorCode",
+                    "errorMessage",
+                ],
+            )?,
+            None => [None; 6],
+        };
         Ok(Self {
-            operation_id: raw.operation_id,
-            status: raw
-                .status
-                .or(state.status)
+            operation_id: text(operation_id)?,
+            status: text(status)?
+                .or(text(state_status)?)
                 .map(|s| RegistrationStatus::from_json(&s)),
-            assigned_hub: state.assigned_hub,
-            device_id: state.device_id,
-            substatus: state.substatus,
-            error_code: raw.error_code.or(state.error_code),
-            message: raw.message.or(state.error_message),
+            assigned_hub: text(assigned_hub)?,
+            device_id: text(device_id)?,
+            substatus: text(substatus)?,
+            error_code: code_u32(code)?.or(code_u32(state_code)?),
+            message: text(message)?.or(text(state_message)?),
         })
     }
 }
@@ -243,6 +617,13 @@ pub enum RegistrationStatus {
     Unknown,
 }
 
+/// An optional `errorCode`, which must fit `u32`.
+fn code_u32(value: Option<JsonValue<'_>>) -> Result<Option<u32>, JsonError> {
+    integer(value)?
+        .map(|code| u32::try_from(code).map_err(|_| JsonError::Invalid))
+        .transpose()
+}
+
 impl RegistrationStatus {
     fn from_json(text: &JsonText<'_>) -> Self {
         [
@@ -258,56 +639,11 @@ impl RegistrationStatus {
     }
 }
 
-fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, JsonError> {
-    serde_json_core::from_slice(body)
-        .map(|(value, _)| value)
-        .map_err(|_| JsonError::Invalid)
-}
-
-#[derive(Deserialize)]
-struct Versioned {
-    #[serde(rename = "$version")]
-    version: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct TwinBody {
-    desired: Option<Versioned>,
-    reported: Option<Versioned>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawDpsBody<'a> {
-    #[serde(borrow)]
-    operation_id: Option<JsonText<'a>>,
-    #[serde(borrow)]
-    status: Option<JsonText<'a>>,
-    #[serde(borrow)]
-    registration_state: Option<RawRegistrationState<'a>>,
-    error_code: Option<u32>,
-    #[serde(borrow)]
-    message: Option<JsonText<'a>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct RawRegistrationState<'a> {
-    #[serde(borrow)]
-    assigned_hub: Option<JsonText<'a>>,
-    #[serde(borrow)]
-    device_id: Option<JsonText<'a>>,
-    #[serde(borrow)]
-    status: Option<JsonText<'a>>,
-    #[serde(borrow)]
-    substatus: Option<JsonText<'a>>,
-    error_code: Option<u32>,
-    #[serde(borrow)]
-    error_message: Option<JsonText<'a>>,
-}
-
 #[cfg(test)]
 mod tests {
+    extern crate std;
+    use std::string::ToString;
+
     use super::*;
 
     /// PROTOCOL.md §9, final `RegistrationOperationStatus`.
@@ -375,6 +711,106 @@ mod tests {
             Err(JsonError::Invalid)
         );
         assert_eq!(twin_versions(b"{"), Err(JsonError::Invalid));
+    }
+
+    #[test]
+    fn null_members_read_as_absent() {
+        let body = DpsBody::parse(
+            br#"{"status":null,"registrationState":{"status":"assigned"},"message":null}"#,
+        )
+        .unwrap();
+        assert_eq!(body.status, Some(RegistrationStatus::Assigned));
+        assert_eq!(body.message, None);
+        assert_eq!(
+            DpsBody::parse(br#"{"registrationState":null}"#),
+            Ok(DpsBody::default())
+        );
+        assert_eq!(
+            twin_versions(br#"{"desired":null,"reported":{"$version":null}}"#),
+            Ok((None, None))
+        );
+    }
+
+    #[test]
+    fn rejects_members_of_the_wrong_type_or_range() {
+        assert_eq!(DpsBody::parse(br#"{"status":5}"#), Err(JsonError::Invalid));
+        assert_eq!(
+            DpsBody::parse(br#"{"registrationState":"x"}"#),
+            Err(JsonError::Invalid)
+        );
+        assert_eq!(
+            DpsBody::parse(br#"{"errorCode":4294967296}"#),
+            Err(JsonError::Invalid)
+        );
+        assert_eq!(
+            DpsBody::parse(br#"{"errorCode":-1}"#),
+            Err(JsonError::Invalid)
+        );
+        assert_eq!(
+            desired_version(br#"{"$version":3.0}"#),
+            Err(JsonError::Invalid)
+        );
+        assert_eq!(
+            desired_version(br#"{"$version":18446744073709551616}"#),
+            Err(JsonError::Invalid)
+        );
+        assert_eq!(
+            desired_version(br#"{"$version":18446744073709551615}"#),
+            Ok(Some(u64::MAX))
+        );
+        assert_eq!(twin_versions(br#"{"desired":[]}"#), Err(JsonError::Invalid));
+    }
+
+    #[test]
+    fn rejects_a_repeated_member_the_protocol_reads() {
+        assert_eq!(
+            DpsBody::parse(br#"{"status":"assigned","status":"failed"}"#),
+            Err(JsonError::Invalid)
+        );
+        assert_eq!(
+            desired_version(br#"{"$version":1,"$version":2}"#),
+            Err(JsonError::Invalid)
+        );
+        // members nobody reads may repeat
+        assert_eq!(
+            desired_version(br#"{"a":1,"a":2,"$version":2}"#),
+            Ok(Some(2))
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_payloads_with_typed_errors() {
+        for bad in [
+            &br#"{"status":"assigned"} x"#[..],
+            br#"{"status":"assigned",}"#,
+            br#"{"a":tru}"#,
+            br#"{"a":01}"#,
+            b"{\"a\":\"\xff\"}",
+            br#"{"a" "b"}"#,
+            b"",
+        ] {
+            assert_eq!(desired_version(bad), Err(JsonError::Invalid), "{bad:?}");
+        }
+        let deep = [&br#"{"a":"#[..]; 70].concat();
+        assert_eq!(desired_version(&deep), Err(JsonError::TooDeep));
+    }
+
+    #[test]
+    fn unescapes_surrogate_pairs_and_refuses_lone_surrogates() {
+        let mut buf = [0u8; 8];
+        assert_eq!(
+            JsonText::new(r"\ud83d\ude00!").unescape_into(&mut buf),
+            Ok("😀!")
+        );
+        for lone in [r"\ud83d", r"\ude00", r"\ud83dx", r"\u12g4"] {
+            assert_eq!(
+                JsonText::new(lone).unescape_into(&mut buf),
+                Err(JsonError::InvalidEscape)
+            );
+        }
+        assert_eq!(JsonText::new(r"\u00E9\/").unescape_into(&mut buf), Ok("é/"));
+        assert_eq!(JsonText::new(r"a\qb").to_string(), "a\u{FFFD}");
+        assert!(!JsonText::new(r"\x").eq_str(r"\x"));
     }
 
     #[test]
