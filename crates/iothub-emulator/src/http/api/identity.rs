@@ -1,0 +1,422 @@
+//! Registry facts the REST views add to a stored identity (PROTOCOL.md §10 "Device fields"):
+//! ETag, connection state, last activity time, C2D queue depth; parsing of the registry
+//! `PUT` body; the in-place update of an identity's status and credentials.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ring::digest;
+use rusqlite::{Connection, params};
+use serde_json::{Map, Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::ApiError;
+use super::body::opt_str;
+use crate::hub::Hub;
+use crate::hub::auth::Identity;
+use crate::hub::timestamp::{from_unix_millis, iso8601_millis};
+use crate::hub::twin::TwinIdentity;
+use crate::store::StoreError;
+use crate::store::registry::{Authentication, IdentityRecord, Status};
+
+/// What real hubs report for a time that never happened.
+pub(crate) const NEVER: &str = "0001-01-01T00:00:00Z";
+
+/// Last telemetry time per identity, fed by the hub's live feed (the emulator's notion of
+/// `lastActivityTime`; connects alone do not count). Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Activity {
+    last: Arc<Mutex<HashMap<Identity, i64>>>,
+}
+
+impl Activity {
+    /// Starts following `hub`'s live feed; the task ends when the hub is dropped.
+    pub(crate) fn track(hub: &Hub) -> Self {
+        let activity = Self::default();
+        let mut feed = hub.live_feed();
+        let last = activity.last.clone();
+        tokio::spawn(async move {
+            loop {
+                match feed.recv().await {
+                    Ok(event) => {
+                        let id = Identity {
+                            device_id: event.device_id,
+                            module_id: event.module_id,
+                        };
+                        lock(&last).insert(id, event.enqueued_ms);
+                    }
+                    // Missed events only make a timestamp slightly older; keep going.
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+        activity
+    }
+
+    /// ISO time of the identity's last telemetry, or [`NEVER`].
+    pub(crate) fn last(&self, identity: &Identity) -> String {
+        lock(&self.last).get(identity).map_or_else(
+            || NEVER.to_owned(),
+            |ms| iso8601_millis(from_unix_millis(*ms)),
+        )
+    }
+}
+
+/// Live facts about an identity at the time of a request.
+#[derive(Clone, Debug)]
+pub(crate) struct Facts {
+    pub(crate) connected: bool,
+    pub(crate) last_activity: String,
+    pub(crate) c2d_count: usize,
+}
+
+impl Facts {
+    /// Gathers the facts; `c2d_count` comes from the caller's store transaction.
+    pub(crate) fn of(
+        hub: &Hub,
+        activity: &Activity,
+        record: &IdentityRecord,
+        c2d_count: usize,
+    ) -> Self {
+        let identity = identity_of(record);
+        Self {
+            connected: hub.is_connected(&identity),
+            last_activity: activity.last(&identity),
+            c2d_count,
+        }
+    }
+}
+
+/// The `Identity` of a record.
+pub(crate) fn identity_of(record: &IdentityRecord) -> Identity {
+    Identity {
+        device_id: record.device_id.clone(),
+        module_id: record.module_id.clone(),
+    }
+}
+
+/// The identity's registry ETag: changes whenever status or credentials change.
+pub(crate) fn etag(record: &IdentityRecord) -> String {
+    let (kind, a, b) = match &record.authentication {
+        Authentication::Sas {
+            primary_key,
+            secondary_key,
+        } => ("sas", primary_key, secondary_key),
+        Authentication::SelfSigned {
+            primary_thumbprint,
+            secondary_thumbprint,
+        } => ("selfSigned", primary_thumbprint, secondary_thumbprint),
+    };
+    let text = format!(
+        "{}\n{kind}\n{a}\n{b}\n{}",
+        record.generation_id,
+        record.status.as_str()
+    );
+    let hash = digest::digest(&digest::SHA256, text.as_bytes());
+    STANDARD.encode(&hash.as_ref()[..8])
+}
+
+/// Whether `if_match` (`None`, `*` or an ETag) allows changing `record`.
+pub(crate) fn matches(record: &IdentityRecord, if_match: Option<&str>) -> bool {
+    if_match.is_none_or(|m| m == "*" || m == etag(record))
+}
+
+/// The device or module as `GET /devices/{id}` returns it.
+pub(crate) fn view(record: &IdentityRecord, facts: &Facts) -> Value {
+    let mut v = crate::hub::registry::to_json(record);
+    let connection_state = if facts.connected {
+        "Connected"
+    } else {
+        "Disconnected"
+    };
+    let extra = json!({
+        "etag": etag(record),
+        "connectionState": connection_state,
+        "connectionStateUpdatedTime": NEVER,
+        "statusReason": null,
+        "statusUpdatedTime": NEVER,
+        "lastActivityTime": facts.last_activity,
+        "cloudToDeviceMessageCount": facts.c2d_count,
+        "capabilities": { "iotEdge": false },
+    });
+    if let (Some(obj), Value::Object(extra)) = (v.as_object_mut(), extra) {
+        obj.extend(extra);
+        if record.module_id.is_some() {
+            obj.remove("capabilities");
+            obj.insert("managedBy".into(), Value::Null);
+        }
+    }
+    v
+}
+
+/// The registry part of a twin's service view.
+pub(crate) fn twin_identity(record: &IdentityRecord, facts: &Facts) -> TwinIdentity {
+    let (x509_primary_thumbprint, x509_secondary_thumbprint) = match &record.authentication {
+        Authentication::SelfSigned {
+            primary_thumbprint,
+            secondary_thumbprint,
+        } => (
+            Some(primary_thumbprint.clone()),
+            (!secondary_thumbprint.is_empty()).then(|| secondary_thumbprint.clone()),
+        ),
+        Authentication::Sas { .. } => (None, None),
+    };
+    TwinIdentity {
+        device_id: record.device_id.clone(),
+        module_id: record.module_id.clone(),
+        device_etag: etag(record),
+        status: record.status.as_str().into(),
+        status_reason: None,
+        status_update_time: NEVER.into(),
+        connection_state: if facts.connected {
+            "Connected"
+        } else {
+            "Disconnected"
+        }
+        .into(),
+        last_activity_time: facts.last_activity.clone(),
+        cloud_to_device_message_count: facts.c2d_count as u64,
+        authentication_type: record.authentication.type_name().into(),
+        x509_primary_thumbprint,
+        x509_secondary_thumbprint,
+        model_id: String::new(),
+    }
+}
+
+/// The registry `PUT` body (PROTOCOL.md §10): status and credentials, all optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct IdentityBody {
+    pub(crate) status: Option<Status>,
+    /// `Some` when the body names credentials.
+    pub(crate) credentials: Option<Credentials>,
+}
+
+/// Credentials given in a registry `PUT`; `None` keys are generated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Credentials {
+    Sas {
+        primary_key: Option<String>,
+        secondary_key: Option<String>,
+    },
+    SelfSigned {
+        primary_thumbprint: String,
+        secondary_thumbprint: Option<String>,
+    },
+}
+
+impl IdentityBody {
+    /// Parses and checks the body against the path ids; every problem is a 400.
+    pub(crate) fn parse(
+        map: &Map<String, Value>,
+        device_id: &str,
+        module_id: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        if opt_str(map, "deviceId")?.is_some_and(|d| d != device_id) {
+            return Err(ApiError::bad_request(
+                "deviceId in the body does not match the path",
+            ));
+        }
+        if let Some(m) = module_id
+            && opt_str(map, "moduleId")?.is_some_and(|b| b != m)
+        {
+            return Err(ApiError::bad_request(
+                "moduleId in the body does not match the path",
+            ));
+        }
+        let status = match opt_str(map, "status")? {
+            None => None,
+            Some(s) if s.eq_ignore_ascii_case("enabled") => Some(Status::Enabled),
+            Some(s) if s.eq_ignore_ascii_case("disabled") => Some(Status::Disabled),
+            Some(s) => return Err(ApiError::bad_request(format!("Invalid status {s}"))),
+        };
+        let credentials = match map.get("authentication") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(auth)) => Some(credentials(auth)?),
+            Some(_) => return Err(ApiError::bad_request("authentication must be an object")),
+        };
+        Ok(Self {
+            status,
+            credentials,
+        })
+    }
+}
+
+fn credentials(auth: &Map<String, Value>) -> Result<Credentials, ApiError> {
+    let section = |name: &str| match auth.get(name) {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(m)) => Ok(m.clone()),
+        Some(_) => Err(ApiError::bad_request(format!("{name} must be an object"))),
+    };
+    let non_empty = |m: &Map<String, Value>, key: &str| -> Result<Option<String>, ApiError> {
+        Ok(opt_str(m, key)?
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned))
+    };
+    match opt_str(auth, "type")?.unwrap_or("sas") {
+        t if t.eq_ignore_ascii_case("sas") => {
+            let keys = section("symmetricKey")?;
+            Ok(Credentials::Sas {
+                primary_key: non_empty(&keys, "primaryKey")?,
+                secondary_key: non_empty(&keys, "secondaryKey")?,
+            })
+        }
+        t if t.eq_ignore_ascii_case("selfSigned") => {
+            let prints = section("x509Thumbprint")?;
+            let primary = non_empty(&prints, "primaryThumbprint")?.ok_or_else(|| {
+                ApiError::bad_request("selfSigned needs x509Thumbprint.primaryThumbprint")
+            })?;
+            Ok(Credentials::SelfSigned {
+                primary_thumbprint: primary,
+                secondary_thumbprint: non_empty(&prints, "secondaryThumbprint")?,
+            })
+        }
+        other => Err(ApiError::bad_request(format!(
+            "Unsupported authentication type {other}"
+        ))),
+    }
+}
+
+/// Applies status and credentials to an existing identity, in place (generation id kept).
+pub(crate) fn update(
+    conn: &Connection,
+    record: &mut IdentityRecord,
+    body: IdentityBody,
+) -> Result<(), StoreError> {
+    if let Some(status) = body.status {
+        record.status = status;
+    }
+    match body.credentials {
+        None => {}
+        Some(Credentials::Sas {
+            primary_key,
+            secondary_key,
+        }) => {
+            record.authentication = Authentication::Sas {
+                primary_key: primary_key.unwrap_or_else(crate::hub::registry::generate_key),
+                secondary_key: secondary_key.unwrap_or_else(crate::hub::registry::generate_key),
+            };
+        }
+        Some(Credentials::SelfSigned {
+            primary_thumbprint,
+            secondary_thumbprint,
+        }) => {
+            record.authentication = Authentication::SelfSigned {
+                primary_thumbprint: primary_thumbprint.to_ascii_uppercase(),
+                secondary_thumbprint: secondary_thumbprint
+                    .unwrap_or_default()
+                    .to_ascii_uppercase(),
+            };
+        }
+    }
+    let (auth_type, pk, sk, pt, st) = match &record.authentication {
+        Authentication::Sas {
+            primary_key,
+            secondary_key,
+        } => ("sas", Some(primary_key), Some(secondary_key), None, None),
+        Authentication::SelfSigned {
+            primary_thumbprint,
+            secondary_thumbprint,
+        } => (
+            "selfSigned",
+            None,
+            None,
+            Some(primary_thumbprint),
+            Some(secondary_thumbprint),
+        ),
+    };
+    conn.execute(
+        "UPDATE identities SET auth_type = ?3, primary_key = ?4, secondary_key = ?5,
+             primary_thumbprint = ?6, secondary_thumbprint = ?7, status = ?8
+         WHERE device_id = ?1 AND module_id = ?2",
+        params![
+            record.device_id,
+            record.module_id.as_deref().unwrap_or(""),
+            auth_type,
+            pk,
+            sk,
+            pt,
+            st,
+            record.status.as_str()
+        ],
+    )?;
+    Ok(())
+}
+
+/// Invalid keys are refused before anything is written.
+pub(crate) fn check_keys(body: &IdentityBody) -> Result<(), ApiError> {
+    if let Some(Credentials::Sas {
+        primary_key,
+        secondary_key,
+    }) = &body.credentials
+    {
+        for key in [primary_key, secondary_key].into_iter().flatten() {
+            if STANDARD.decode(key).map_or(true, |b| b.is_empty()) {
+                return Err(ApiError::bad_request(
+                    "Invalid symmetric key: must be base64",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> IdentityRecord {
+        IdentityRecord {
+            device_id: "d1".into(),
+            module_id: None,
+            authentication: Authentication::Sas {
+                primary_key: "a2V5".into(),
+                secondary_key: "a2V5Mg==".into(),
+            },
+            status: Status::Enabled,
+            generation_id: "1".into(),
+            created_ms: 0,
+        }
+    }
+
+    #[test]
+    fn etag_changes_with_status_and_keys() {
+        let mut r = record();
+        let first = etag(&r);
+        assert!(matches(&r, Some(&first)) && matches(&r, Some("*")) && matches(&r, None));
+        r.status = Status::Disabled;
+        assert_ne!(etag(&r), first);
+        assert!(!matches(&r, Some(&first)));
+    }
+
+    #[test]
+    fn parses_the_sdk_create_body() {
+        let body = json!({"deviceId": "d1", "status": "disabled",
+            "authentication": {"type": "sas", "symmetricKey": {"primaryKey": "a2V5", "secondaryKey": ""}}});
+        let parsed = IdentityBody::parse(body.as_object().unwrap(), "d1", None).unwrap();
+        assert_eq!(parsed.status, Some(Status::Disabled));
+        assert_eq!(
+            parsed.credentials,
+            Some(Credentials::Sas {
+                primary_key: Some("a2V5".into()),
+                secondary_key: None
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_mismatched_ids_and_unknown_status() {
+        let wrong = json!({"deviceId": "other"});
+        assert!(IdentityBody::parse(wrong.as_object().unwrap(), "d1", None).is_err());
+        let status = json!({"status": "sleeping"});
+        assert!(IdentityBody::parse(status.as_object().unwrap(), "d1", None).is_err());
+        let ca = json!({"authentication": {"type": "certificateAuthority"}});
+        assert!(IdentityBody::parse(ca.as_object().unwrap(), "d1", None).is_err());
+    }
+}

@@ -1,0 +1,126 @@
+//! The IoT-Hub-compatible service REST API (issue 5 point 1; PROTOCOL.md §7 "Service side",
+//! §10), served on the HTTPS port next to `/$iothub/websocket` and on the plain HTTP port.
+//!
+//! One file per resource (registry `devices`/`modules`, `twins`, `methods`, C2D `messages`,
+//! telemetry `events`, `query`), plus `auth` (service SAS and policy rights), `error` (the
+//! hubs' error body) and `openapi` (the served document). Handlers are thin: the twin, C2D,
+//! method and registry logic lives in [`crate::hub`].
+//!
+//! Every route is declared once, as a [`Route`] in a resource's `routes()`; the router is built
+//! from that table, and a test compares the table with `openapi.json`.
+
+mod auth;
+mod body;
+mod devices;
+mod error;
+mod events;
+mod identity;
+mod messages;
+mod methods;
+mod modules;
+mod openapi;
+mod query;
+mod twins;
+
+use axum::Router;
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::middleware;
+use axum::routing::{MethodFilter, MethodRouter};
+
+pub(crate) use self::auth::Permission;
+pub(crate) use self::error::ApiError;
+use self::identity::Activity;
+use crate::hub::Hub;
+use crate::hub::dispatch::Domains;
+
+/// What every handler sees; cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct ApiState {
+    pub(crate) hub: Hub,
+    pub(crate) domains: Domains,
+    pub(crate) activity: Activity,
+}
+
+/// One served operation: method, path (axum and OpenAPI share the `{param}` syntax), the
+/// policy right it needs (`None` = anonymous) and its handler.
+pub(crate) struct Route {
+    pub(crate) method: Method,
+    pub(crate) path: &'static str,
+    pub(crate) permission: Option<Permission>,
+    handler: MethodRouter<ApiState>,
+}
+
+impl Route {
+    /// A route answering `method` on `path` with `handler` after checking `permission`.
+    pub(crate) fn new<H, T>(
+        method: Method,
+        path: &'static str,
+        permission: Option<Permission>,
+        handler: H,
+    ) -> Self
+    where
+        H: Handler<T, ApiState>,
+        T: 'static,
+    {
+        // invariant: only the standard methods below are used in the route tables, and each
+        // has a MethodFilter.
+        let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
+        Self {
+            method,
+            path,
+            permission,
+            handler: axum::routing::on(filter, handler),
+        }
+    }
+}
+
+/// Every route of the API, in documentation order.
+pub(crate) fn routes() -> Vec<Route> {
+    let mut all = Vec::new();
+    all.extend(devices::routes());
+    all.extend(modules::routes());
+    all.extend(query::routes());
+    all.extend(twins::routes());
+    all.extend(methods::routes());
+    all.extend(messages::routes());
+    all.extend(events::routes());
+    all.extend(openapi::routes());
+    all
+}
+
+/// The API router for `hub`, using the shared `domains` (the same [`Domains`] the MQTT glue
+/// uses, so method responses reach the waiting REST caller). Must be called inside a tokio
+/// runtime (it starts the activity tracker).
+pub(crate) fn router(hub: Hub, domains: Domains) -> Router {
+    let activity = Activity::track(&hub);
+    let state = ApiState {
+        hub,
+        domains,
+        activity,
+    };
+    let mut router = Router::new();
+    for route in routes() {
+        let handler = match route.permission {
+            Some(needed) => route.handler.route_layer(middleware::from_fn_with_state(
+                (state.clone(), needed),
+                auth::require,
+            )),
+            None => route.handler,
+        };
+        router = router.route(route.path, handler);
+    }
+    router.fallback(not_found).with_state(state)
+}
+
+/// Unknown paths: 404 in the hubs' error shape.
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        404_000,
+        format!("No route for {}", uri.path()),
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,78 @@
+//! Module identities: `PUT/GET/DELETE /devices/{id}/modules/{mid}`, `GET /devices/{id}/modules`
+//! (PROTOCOL.md §10 "Modules"); same rules as devices.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::devices::{c2d_depth, delete_identity, get_identity, put_identity};
+use super::identity::{self, Facts};
+use super::{ApiError, ApiState, Permission, Route};
+use crate::store::registry;
+
+pub(crate) fn routes() -> Vec<Route> {
+    let (read, write) = (
+        Some(Permission::RegistryRead),
+        Some(Permission::RegistryWrite),
+    );
+    vec![
+        Route::new(Method::GET, "/devices/{id}/modules", read, list),
+        Route::new(Method::PUT, "/devices/{id}/modules/{mid}", write, put),
+        Route::new(Method::GET, "/devices/{id}/modules/{mid}", read, get),
+        Route::new(Method::DELETE, "/devices/{id}/modules/{mid}", write, delete),
+    ]
+}
+
+async fn list(
+    State(s): State<ApiState>,
+    Path(device): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let rows = s
+        .hub
+        .store()
+        .call(move |tx| {
+            if registry::find(tx, &device, None)?.is_none() {
+                return Ok(Err(ApiError::not_found(&device, None)));
+            }
+            let modules = registry::list(tx)?
+                .into_iter()
+                .filter(|r| r.device_id == device && r.module_id.is_some())
+                .map(|r| {
+                    let depth = c2d_depth(tx, &r);
+                    (r, depth)
+                })
+                .collect::<Vec<_>>();
+            Ok(Ok(modules))
+        })
+        .await??;
+    let modules = rows
+        .iter()
+        .map(|(r, depth)| identity::view(r, &Facts::of(&s.hub, &s.activity, r, *depth)));
+    Ok(Json(Value::Array(modules.collect())))
+}
+
+async fn put(
+    State(s): State<ApiState>,
+    Path((device, module)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    put_identity(&s, device, Some(module), &headers, &body).await
+}
+
+async fn get(
+    State(s): State<ApiState>,
+    Path((device, module)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    get_identity(&s, device, Some(module)).await
+}
+
+async fn delete(
+    State(s): State<ApiState>,
+    Path((device, module)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    delete_identity(&s, device, Some(module), &headers).await
+}
