@@ -36,7 +36,8 @@ pub fn encode_into<'b>(value: &impl Display, buf: &'b mut [u8]) -> Result<&'b st
     }
     let SliceWriter { buf, len, .. } = writer;
     // invariant: only whole `&str` fragments are copied in, so the prefix is valid UTF-8.
-    core::str::from_utf8(&buf[..len]).map_err(|_| BufferTooSmall { required: len })
+    let written = buf.get(..len).unwrap_or_default();
+    crate::text::utf8(written).ok_or(BufferTooSmall { required: len })
 }
 
 /// Returns how many bytes `value` encodes to, without storing it.

@@ -101,7 +101,7 @@ impl<'a> JsonValue<'a> {
     /// [`JsonError::Invalid`] for anything that is not one well-formed UTF-8 JSON value, and
     /// [`JsonError::TooDeep`] past [`MAX_DEPTH`] levels of nesting.
     pub fn parse(json: &'a [u8]) -> Result<Self, JsonError> {
-        let text = core::str::from_utf8(json).map_err(|_| JsonError::Invalid)?;
+        let text = crate::text::utf8(json).ok_or(JsonError::Invalid)?;
         let start = scan::skip_whitespace(json, 0);
         let end = scan::value_end(json, start)?;
         if scan::skip_whitespace(json, end) != json.len() {
@@ -346,8 +346,7 @@ impl<'a> JsonText<'a> {
             return Err(JsonError::BufferTooSmall(BufferTooSmall { required: len }));
         }
         // invariant: only whole `&str` pieces were copied, so the prefix is UTF-8.
-        core::str::from_utf8(buf.get(..len).unwrap_or_default())
-            .map_err(|_| JsonError::InvalidEscape)
+        crate::text::utf8(buf.get(..len).unwrap_or_default()).ok_or(JsonError::InvalidEscape)
     }
 
     /// Compares the unescaped text with `other` without storing it.

@@ -130,7 +130,7 @@ impl<'a> Decoded<'a> {
             *slot = byte;
             len += 1;
         }
-        core::str::from_utf8(&buf[..len]).map_err(|_| DecodeError::InvalidUtf8)
+        crate::text::utf8(buf.get(..len).unwrap_or_default()).ok_or(DecodeError::InvalidUtf8)
     }
 
     /// The decoded value as a `String` (invalid UTF-8 is an error, not replaced).

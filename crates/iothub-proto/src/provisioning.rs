@@ -620,7 +620,7 @@ impl<const N: usize> FixedText<N> {
 
     fn as_str(&self) -> &str {
         // invariant: only whole UTF-8 text is ever stored (see `set` and `push_truncated`).
-        core::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+        crate::text::utf8(self.buf.get(..self.len).unwrap_or_default()).unwrap_or_default()
     }
 
     fn clear(&mut self) {

@@ -180,7 +180,7 @@ fn write_decimal(mut n: u32, digits: &mut [u8; 10]) -> &str {
         }
     }
     // invariant: only ASCII digits were written.
-    core::str::from_utf8(&digits[start..]).unwrap_or_default()
+    crate::text::utf8(digits.get(start..).unwrap_or_default()).unwrap_or_default()
 }
 
 #[cfg(test)]

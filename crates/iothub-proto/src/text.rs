@@ -30,6 +30,21 @@ impl Display for Decimal {
     }
 }
 
+/// `bytes` as text when they are UTF-8.
+///
+/// `core::str::from_utf8` carries a word-at-a-time fast path that is large on a
+/// microcontroller; the byte-wise validation behind `utf8_chunks` is much smaller and just as
+/// strict. Every byte-to-text conversion in the crate goes through here, so only one validator
+/// is linked.
+pub(crate) fn utf8(bytes: &[u8]) -> Option<&str> {
+    let mut chunks = bytes.utf8_chunks();
+    match chunks.next() {
+        None => Some(""),
+        Some(chunk) if chunk.valid().len() == bytes.len() => Some(chunk.valid()),
+        Some(_) => None,
+    }
+}
+
 /// The lower-case hexadecimal digit for `value & 0xf`, as text.
 pub(crate) fn hex_digit(value: u8) -> &'static str {
     const DIGITS: &str = "0123456789abcdef";
@@ -59,7 +74,27 @@ mod tests {
         assert_eq!(hex_digit(0x1f), "f");
     }
 
+    #[test]
+    fn utf8_accepts_exactly_what_core_accepts() {
+        for bytes in [
+            &b""[..],
+            b"abc",
+            "é€😀".as_bytes(),
+            b"\xff",
+            b"a\xc3",
+            b"\xed\xa0\x80",
+            b"\xc0\x80",
+        ] {
+            assert_eq!(utf8(bytes), core::str::from_utf8(bytes).ok(), "{bytes:?}");
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn utf8_agrees_with_core(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..16)) {
+            proptest::prop_assert_eq!(utf8(&bytes), core::str::from_utf8(&bytes).ok());
+        }
+
         #[test]
         fn decimal_matches_core_formatting(n in proptest::num::u64::ANY) {
             proptest::prop_assert_eq!(Decimal(n).to_string(), n.to_string());

@@ -6,9 +6,6 @@
 
 use core::fmt::{self, Display};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-
 /// Length of an HMAC-SHA256 signature in bytes.
 pub const SIGNATURE_LEN: usize = 32;
 
@@ -147,8 +144,35 @@ impl fmt::Debug for Signature {
 
 impl Display for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut buf = [0u8; SIGNATURE_BASE64_LEN];
-        f.write_str(base64_into(&self.0, &mut buf))
+        self.write_base64(&mut |c| f.write_str(c))
+    }
+}
+
+impl Signature {
+    /// Hands each character of the padded standard base64 form to `out`, in order.
+    ///
+    /// A small encoder of its own rather than the `base64` crate's engine: the signature is
+    /// always 32 bytes, and a SAS token writes it straight into the formatter this way
+    /// (percent-encoding `+ / =` on the fly) without an intermediate buffer.
+    pub(crate) fn write_base64(
+        &self,
+        out: &mut dyn FnMut(&'static str) -> fmt::Result,
+    ) -> fmt::Result {
+        const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        for chunk in self.0.chunks(3) {
+            let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
+            let group = byte(0) << 16 | byte(1) << 8 | byte(2);
+            for i in 0..4 {
+                if i > chunk.len() {
+                    out("=")?;
+                } else {
+                    let at = (group >> (18 - 6 * i) & 63) as usize;
+                    // invariant: `at` < 64 and the alphabet is ASCII, so the range is valid.
+                    out(ALPHABET.get(at..at + 1).unwrap_or("A"))?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -157,7 +181,38 @@ fn base64_into<'b>(
     bytes: &[u8; SIGNATURE_LEN],
     buf: &'b mut [u8; SIGNATURE_BASE64_LEN],
 ) -> &'b str {
-    // invariant: 32 bytes always encode to exactly 44 base64 characters, and base64 is ASCII.
-    let len = STANDARD.encode_slice(bytes, buf).unwrap_or(0);
-    core::str::from_utf8(&buf[..len]).unwrap_or("")
+    let mut len = 0;
+    // invariant: 32 bytes always encode to exactly 44 base64 characters, so each fits.
+    let _ = Signature(*bytes).write_base64(&mut |c| {
+        if let Some(slot) = buf.get_mut(len..len + c.len()) {
+            slot.copy_from_slice(c.as_bytes());
+            len += c.len();
+        }
+        Ok(())
+    });
+    crate::text::utf8(buf.get(..len).unwrap_or_default()).unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::string::ToString;
+
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+
+    use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn base64_matches_the_base64_crate(bytes in proptest::array::uniform32(proptest::num::u8::ANY)) {
+            let mut expected = [0u8; SIGNATURE_BASE64_LEN];
+            let len = STANDARD.encode_slice(bytes, &mut expected).unwrap();
+            let expected = core::str::from_utf8(&expected[..len]).unwrap();
+            let signature = Signature::from_bytes(bytes);
+            proptest::prop_assert_eq!(signature.to_string(), expected);
+            let mut buf = [0u8; SIGNATURE_BASE64_LEN];
+            proptest::prop_assert_eq!(signature.to_base64(&mut buf), expected);
+        }
+    }
 }

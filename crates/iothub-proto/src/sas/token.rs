@@ -92,13 +92,19 @@ impl<'a, R: Display> SasToken<'a, R> {
 
 impl<R: Display> Display for SasToken<'_, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut sig = [0u8; super::SIGNATURE_BASE64_LEN];
-        let sig = self.signature.to_base64(&mut sig);
         f.write_str(PREFIX)?;
         f.write_str("sr=")?;
         Display::fmt(&PercentEncoded(&self.resource), f)?;
         f.write_str("&sig=")?;
-        crate::percent::write_encoded(f, sig)?;
+        // base64 letters and digits are unreserved; `+ / =` are percent-encoded (§2.1)
+        self.signature.write_base64(&mut |c| {
+            f.write_str(match c {
+                "+" => "%2B",
+                "/" => "%2F",
+                "=" => "%3D",
+                other => other,
+            })
+        })?;
         f.write_str("&se=")?;
         Display::fmt(&crate::text::Decimal(self.expiry), f)?;
         if let Some(policy) = self.policy {
