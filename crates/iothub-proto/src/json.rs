@@ -415,7 +415,7 @@ impl<'a> Iterator for Fragments<'a> {
         if rest.is_empty() {
             return None;
         }
-        let plain = rest.find('\\').unwrap_or(rest.len());
+        let plain = rest.bytes().position(|b| b == b'\\').unwrap_or(rest.len());
         if plain > 0 {
             let (text, tail) = rest.split_at_checked(plain)?;
             self.rest = tail;

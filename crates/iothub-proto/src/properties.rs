@@ -12,6 +12,7 @@
 use core::fmt::{self, Display};
 
 use crate::percent::{self, Decoded};
+use crate::text::split_once_byte;
 
 /// A borrowed, lazily decoded property bag.
 ///
@@ -113,12 +114,12 @@ impl<'a> Iterator for Properties<'a> {
             if self.rest.is_empty() {
                 return None;
             }
-            let (pair, rest) = self.rest.split_once('&').unwrap_or((self.rest, ""));
+            let (pair, rest) = split_once_byte(self.rest, b'&').unwrap_or((self.rest, ""));
             self.rest = rest;
             if pair.is_empty() {
                 continue;
             }
-            return Some(match pair.split_once('=') {
+            return Some(match split_once_byte(pair, b'=') {
                 Some((key, value)) => (Decoded::new(key), Some(Decoded::new(value))),
                 None => (Decoded::new(pair), None),
             });

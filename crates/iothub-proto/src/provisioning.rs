@@ -595,7 +595,15 @@ fn non_empty(text: Option<JsonText<'_>>) -> Option<JsonText<'_>> {
 /// An operation id goes into a query unescaped (as azure-sdk-for-c does), so it must not
 /// carry query syntax.
 fn is_plain_query_value(text: &str) -> bool {
-    !text.contains(['&', '=', '#', '+', '/', '?']) && !text.chars().any(char::is_control)
+    let bytes = text.as_bytes();
+    // Byte-wise (no char decoding): `& = # + / ?`, C0 controls and DEL are single bytes, and
+    // the C1 controls U+0080..U+009F are `C2 80`..`C2 9F` in UTF-8 (`char::is_control`).
+    !bytes.iter().enumerate().any(|(at, &byte)| {
+        matches!(
+            byte,
+            b'&' | b'=' | b'#' | b'+' | b'/' | b'?' | 0x00..=0x1f | 0x7f
+        ) || (byte == 0xc2 && matches!(bytes.get(at + 1), Some(0x80..=0x9f)))
+    })
 }
 
 const OPERATION_ID_CAPACITY: usize = 128;

@@ -13,21 +13,30 @@ pub(crate) struct Decimal(pub(crate) u64);
 impl Display for Decimal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut digits = [0u8; 20];
-        let mut start = digits.len();
         let mut n = self.0;
-        loop {
-            start -= 1;
-            digits[start] = (n % 10) as u8;
+        let mut len = 0;
+        for slot in digits.iter_mut().rev() {
+            *slot = b'0' + (n % 10) as u8;
             n /= 10;
+            len += 1;
             if n == 0 {
                 break;
             }
         }
-        for &digit in &digits[start..] {
-            f.write_str(hex_digit(digit))?;
-        }
-        Ok(())
+        let digits = digits.get(digits.len() - len..).unwrap_or_default();
+        // invariant: ASCII digits only, so this never falls back.
+        f.write_str(utf8(digits).unwrap_or("0"))
     }
+}
+
+/// Splits `text` around the first `byte` (an ASCII delimiter such as `/`, `&` or `=`).
+///
+/// Same result as `str::split_once` with a `char`, but a plain byte loop: the `char` pattern
+/// searcher and `memchr` behind `split_once` cost several hundred bytes of code.
+pub(crate) fn split_once_byte(text: &str, byte: u8) -> Option<(&str, &str)> {
+    let at = text.bytes().position(|b| b == byte)?;
+    // invariant: `byte` is ASCII, so `at` and `at + 1` are character boundaries.
+    Some((text.get(..at)?, text.get(at + 1..)?))
 }
 
 /// `bytes` as text when they are UTF-8.
@@ -72,6 +81,16 @@ mod tests {
         assert_eq!(hex_digit(0), "0");
         assert_eq!(hex_digit(0xa), "a");
         assert_eq!(hex_digit(0x1f), "f");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn split_once_byte_matches_split_once(text in "[a/&=é]{0,12}", delimiter in proptest::sample::select(b"/&=".to_vec())) {
+            proptest::prop_assert_eq!(
+                split_once_byte(&text, delimiter),
+                text.split_once(char::from(delimiter))
+            );
+        }
     }
 
     #[test]

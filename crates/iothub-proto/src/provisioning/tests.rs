@@ -385,3 +385,11 @@ fn assignment_without_hub_fails() {
         })
     ));
 }
+
+proptest::proptest! {
+    #[test]
+    fn plain_query_values_are_judged_as_by_chars(text in "[a.&=#+/?\\x00-\\x1f\\x7f\\u{80}-\\u{a0}é-]{0,8}") {
+        let by_chars = !text.contains(['&', '=', '#', '+', '/', '?']) && !text.chars().any(char::is_control);
+        proptest::prop_assert_eq!(is_plain_query_value(&text), by_chars);
+    }
+}

@@ -41,6 +41,7 @@ use crate::percent::Decoded;
 use crate::properties::PropertyBag;
 use crate::request_id::RequestId;
 use crate::status::Status;
+use crate::text::split_once_byte;
 
 mod c2d;
 mod methods;
@@ -273,10 +274,10 @@ fn parse_addressed<'a>(topic: &'a str, kind: &str) -> Result<Addressed<'a>, Topi
     let rest = topic
         .strip_prefix("devices/")
         .ok_or(TopicError::Unrecognized)?;
-    let (device_id, rest) = rest.split_once('/').ok_or(TopicError::Unrecognized)?;
+    let (device_id, rest) = split_once_byte(rest, b'/').ok_or(TopicError::Unrecognized)?;
     let (module_id, rest) = match rest.strip_prefix("modules/") {
         Some(rest) => {
-            let (module_id, rest) = rest.split_once('/').ok_or(TopicError::Unrecognized)?;
+            let (module_id, rest) = split_once_byte(rest, b'/').ok_or(TopicError::Unrecognized)?;
             (Some(module_id), rest)
         }
         None => (None, rest),
@@ -319,7 +320,7 @@ fn write_response(
 
 /// Splits `{segment}/?{query}` into the segment and the query bag.
 fn segment_then_query(rest: &str) -> Result<(&str, PropertyBag<'_>), Malformed> {
-    let (segment, query) = rest.split_once('/').ok_or(Malformed::MissingQuery)?;
+    let (segment, query) = split_once_byte(rest, b'/').ok_or(Malformed::MissingQuery)?;
     Ok((segment, query_of(query)?))
 }
 
@@ -352,10 +353,14 @@ fn parse_status(segment: &str) -> Result<Status, Malformed> {
 
 /// Strict unsigned decimal: digits only, no sign, at most `u64::MAX`.
 fn parse_decimal(text: &str) -> Option<u64> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+    if text.is_empty() {
         return None;
     }
-    text.parse().ok()
+    // A plain loop rather than `str::parse`, whose sign and radix handling is not needed.
+    text.bytes().try_fold(0u64, |n, b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 #[cfg(test)]
