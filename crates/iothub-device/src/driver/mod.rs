@@ -33,6 +33,9 @@ use crate::store::DurableOutbox;
 use crate::transport::{Connection, Endpoint};
 use crate::{ConnectRefusal, ConnectionState, DisconnectReason, Error};
 
+/// Commands handled per wake-up before writing to the socket.
+const COMMAND_BATCH: usize = 128;
+
 /// Credentials for one CONNECT, minted fresh for every connection.
 #[derive(Debug, Clone)]
 pub(crate) struct LoginInfo {
@@ -331,7 +334,16 @@ impl Driver {
                     }
                     Err(e) => return Ended::Lost(DisconnectReason::Network(e.to_string())),
                 },
-                cmd = self.commands.recv(), if self.commands_open => self.handle_command(cmd),
+                cmd = self.commands.recv(), if self.commands_open => {
+                    self.handle_command(cmd);
+                    // Take what else is already queued, so one write carries many packets.
+                    for _ in 0..COMMAND_BATCH {
+                        match self.commands.try_recv() {
+                            Ok(cmd) => self.handle_command(Some(cmd)),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 () = sleep_until_opt(session_timeout) => self.session.handle_timeout(Instant::now().into_std()),
                 () = sleep_until_opt(renew_at) => {
                     tracing::debug!("renewing the SAS token by a planned reconnect");
