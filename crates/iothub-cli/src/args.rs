@@ -3,6 +3,7 @@
 //! Each subcommand keeps its arguments in its own module under `args/`.
 
 mod device;
+mod hub;
 mod sas;
 
 use clap::{Parser, Subcommand};
@@ -10,6 +11,10 @@ use clap::{Parser, Subcommand};
 pub(crate) use self::device::{
     Connection as DeviceConnection, DeviceArgs, DeviceCommand, ListenArgs, ProvisionArgs,
     ReportArgs, SendArgs,
+};
+pub(crate) use self::hub::{
+    C2dArgs, HubArgs, HubCommand, InvokeArgs, MonitorArgs, Service as HubService, TwinArgs,
+    TwinCommand, TwinTarget,
 };
 pub(crate) use self::sas::SasArgs;
 
@@ -33,4 +38,6 @@ pub(crate) enum Command {
     Sas(SasArgs),
     /// Act as a device: send telemetry, listen for C2D/methods/desired patches, twin, DPS.
     Device(DeviceArgs),
+    /// Act as the service: monitor telemetry, invoke methods, send C2D, show and update twins.
+    Hub(HubArgs),
 }

@@ -1,6 +1,7 @@
 //! Turns parsed arguments into actions. One module per subcommand.
 
 mod device;
+mod hub;
 mod sas;
 
 use std::process::ExitCode;
@@ -20,5 +21,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Sas(args) => sas::run(&args, global),
         Command::Device(args) => device::run(&args, global),
+        Command::Hub(args) => hub::run(&args, global),
     }
 }

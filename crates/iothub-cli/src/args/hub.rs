@@ -1,0 +1,207 @@
+//! Arguments of `iothub hub`: act as the service (issue 5 point 4).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  iothub hub monitor --device dev1 --properties
+  iothub hub invoke dev1 reboot --payload '{\"delay\":5}' --timeout 30
+  iothub hub c2d dev1 'hello' -p color=red --ack full
+  iothub hub twin show dev1
+  iothub hub twin update dev1 --desired '{\"targetTemperature\":21}' --tags '{\"site\":\"lab\"}'
+
+Without --hub-connection-string (or IOTHUB_CONNECTION_STRING) the commands talk to the local
+emulator whose data dir (--data-dir, IOTHUB_EMULATOR_DIR, default ~/.local/share/iothub/emulator)
+holds the endpoints.json it writes at start-up.";
+
+/// `iothub hub`.
+#[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
+pub(crate) struct HubArgs {
+    /// How to reach the hub.
+    #[command(flatten)]
+    pub(crate) service: Service,
+
+    /// What to do as the service.
+    #[command(subcommand)]
+    pub(crate) command: HubCommand,
+}
+
+/// Where the service commands send their requests.
+#[derive(Debug, Args)]
+pub(crate) struct Service {
+    /// Service connection string (`HostName=…;SharedAccessKeyName=…;SharedAccessKey=…`);
+    /// default: the local emulator.
+    #[arg(
+        long,
+        global = true,
+        env = "IOTHUB_CONNECTION_STRING",
+        value_name = "CS",
+        hide_env_values = true
+    )]
+    pub(crate) hub_connection_string: Option<String>,
+
+    /// Emulator data dir to find the local emulator in (its `endpoints.json`).
+    #[arg(long, global = true, env = "IOTHUB_EMULATOR_DIR", value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+
+    /// Also trust the CA certificates in this PEM file (e.g. the emulator's `ca.pem`).
+    #[arg(long, global = true, value_name = "PEM")]
+    pub(crate) ca_file: Option<PathBuf>,
+}
+
+/// The service subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum HubCommand {
+    /// Print device-to-cloud messages as they arrive, one JSON object per line
+    /// (the shape of `az iot hub monitor-events`).
+    Monitor(MonitorArgs),
+    /// Invoke a direct method; prints `{"status":…,"payload":…}`, exits 1 when the status is not 2xx.
+    Invoke(InvokeArgs),
+    /// Send a cloud-to-device message.
+    C2d(C2dArgs),
+    /// Show or update a device twin.
+    Twin(TwinArgs),
+}
+
+/// `iothub hub monitor`.
+#[derive(Debug, Args)]
+pub(crate) struct MonitorArgs {
+    /// Only this device's messages.
+    #[arg(long, short = 'd')]
+    pub(crate) device: Option<String>,
+
+    /// Only this module's messages.
+    #[arg(long, short = 'm')]
+    pub(crate) module: Option<String>,
+
+    /// Stop after this many messages (exit 1 if --timeout passes first).
+    #[arg(long, short = 'n')]
+    pub(crate) count: Option<u64>,
+
+    /// Stop after this many seconds (default: run until interrupted).
+    #[arg(long, short = 't', value_name = "SECONDS")]
+    pub(crate) timeout: Option<f64>,
+
+    /// Include system and application properties.
+    #[arg(long)]
+    pub(crate) properties: bool,
+
+    /// Start after this event-log position instead of now (0: everything retained; emulator only).
+    #[arg(long, value_name = "SEQ")]
+    pub(crate) since: Option<i64>,
+}
+
+/// `iothub hub invoke`.
+#[derive(Debug, Args)]
+pub(crate) struct InvokeArgs {
+    /// Device id.
+    pub(crate) device: String,
+
+    /// Method name (`component*command` for a Plug and Play component).
+    pub(crate) method: String,
+
+    /// JSON payload sent to the device.
+    #[arg(long, value_name = "JSON", default_value = "null")]
+    pub(crate) payload: String,
+
+    /// Seconds to wait for the device's answer (5-300).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub(crate) timeout: u32,
+
+    /// Seconds to wait for the device to come online (0-300).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub(crate) connect_timeout: u32,
+
+    /// Invoke on this module of the device.
+    #[arg(long, short = 'm')]
+    pub(crate) module: Option<String>,
+}
+
+/// `iothub hub c2d`.
+#[derive(Debug, Args)]
+pub(crate) struct C2dArgs {
+    /// Device id.
+    pub(crate) device: String,
+
+    /// Message body (sent as text).
+    pub(crate) message: String,
+
+    /// Application property `key=value` (repeatable).
+    #[arg(short = 'p', long = "property", value_name = "KEY=VALUE")]
+    pub(crate) properties: Vec<String>,
+
+    /// Feedback wanted: none, positive, negative or full.
+    #[arg(long, value_name = "MODE")]
+    pub(crate) ack: Option<String>,
+
+    /// Message id (default: generated).
+    #[arg(long)]
+    pub(crate) message_id: Option<String>,
+
+    /// Correlation id.
+    #[arg(long)]
+    pub(crate) correlation_id: Option<String>,
+
+    /// Content type, e.g. application/json.
+    #[arg(long)]
+    pub(crate) content_type: Option<String>,
+
+    /// Content encoding, e.g. utf-8.
+    #[arg(long)]
+    pub(crate) content_encoding: Option<String>,
+
+    /// Time to live in seconds (default: the hub's, 1 hour).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) ttl: Option<u64>,
+}
+
+/// `iothub hub twin`.
+#[derive(Debug, Args)]
+pub(crate) struct TwinArgs {
+    /// Show or update.
+    #[command(subcommand)]
+    pub(crate) command: TwinCommand,
+}
+
+/// `iothub hub twin show|update`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TwinCommand {
+    /// Print the twin.
+    Show(TwinTarget),
+    /// Merge desired properties and/or tags into the twin (`null` deletes) and print it.
+    Update(TwinUpdateArgs),
+}
+
+/// A twin to act on.
+#[derive(Debug, Args)]
+pub(crate) struct TwinTarget {
+    /// Device id.
+    pub(crate) device: String,
+
+    /// The module's twin instead of the device's.
+    #[arg(long, short = 'm')]
+    pub(crate) module: Option<String>,
+}
+
+/// `iothub hub twin update`.
+#[derive(Debug, Args)]
+pub(crate) struct TwinUpdateArgs {
+    /// Which twin.
+    #[command(flatten)]
+    pub(crate) target: TwinTarget,
+
+    /// Desired properties to merge (JSON object).
+    #[arg(long, value_name = "JSON")]
+    pub(crate) desired: Option<String>,
+
+    /// Tags to merge (JSON object).
+    #[arg(long, value_name = "JSON")]
+    pub(crate) tags: Option<String>,
+
+    /// Only update if the twin's etag still is this one.
+    #[arg(long)]
+    pub(crate) etag: Option<String>,
+}
