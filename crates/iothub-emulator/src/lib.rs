@@ -11,5 +11,14 @@
 //! The listeners, sessions and persistence are described in `README.md` next to this crate,
 //! which also lists every behaviour chosen where the protocol reference says UNCONFIRMED.
 
+mod glue;
+mod http;
 pub mod hub;
+mod mqtt;
+mod server;
 pub mod store;
+pub mod tls;
+
+pub use server::{Config, RunningEmulator, StartError};
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;

@@ -18,8 +18,11 @@ use std::thread;
 use rusqlite::{Connection, Transaction};
 use tokio::sync::oneshot;
 
+pub mod c2d;
+pub mod enrollments;
 pub mod events;
 pub mod registry;
+pub mod twins;
 
 /// A boxed job for the database thread; it returns the callback that answers its caller once
 /// the batch's COMMIT outcome is known.
@@ -215,6 +218,9 @@ fn run(mut conn: Connection, rx: &mpsc::Receiver<Job>) {
 const MIGRATIONS: &[fn(&Transaction<'_>) -> rusqlite::Result<()>] = &[
     |tx| tx.execute_batch(registry::SCHEMA),
     |tx| tx.execute_batch(events::SCHEMA),
+    |tx| tx.execute_batch(twins::SCHEMA),
+    |tx| tx.execute_batch(c2d::SCHEMA),
+    |tx| tx.execute_batch(enrollments::SCHEMA),
 ];
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -1,0 +1,6 @@
+//! HTTPS on the hub's HTTPS port: MQTT over WebSocket at `/$iothub/websocket` (PROTOCOL.md §1.1).
+
+pub(crate) mod api;
+mod websocket;
+
+pub(crate) use websocket::serve_https;

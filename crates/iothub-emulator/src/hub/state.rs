@@ -1,0 +1,237 @@
+//! The shared hub state: store, host names, live connections (one per identity), persistent
+//! MQTT sessions and the live telemetry feed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use rumqttc::mqttbytes::QoS;
+use tokio::sync::{broadcast, mpsc};
+
+use super::auth::Identity;
+use crate::mqtt::{Feeds, Subscription};
+use crate::store::events::{self, TelemetryEvent};
+use crate::store::{Store, StoreError};
+
+/// Capacity of the live feed; slow subscribers see `RecvError::Lagged`.
+const LIVE_FEED_CAPACITY: usize = 4096;
+
+/// A message the hub pushes to one connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outbound {
+    /// Publish `payload` on `topic` at (at most) `qos`; `tag` is returned in
+    /// [`Delivery`] notifications when the device acknowledges a QoS 1 publish (C2D lock tokens).
+    Publish {
+        /// Topic.
+        topic: String,
+        /// Body.
+        payload: Bytes,
+        /// Requested QoS (capped at the subscription's granted QoS).
+        qos: QoS,
+        /// Caller's correlation tag.
+        tag: Option<String>,
+    },
+    /// Close the connection (e.g. taken over by a new connection of the same identity).
+    Close,
+}
+
+/// A device acknowledged a tagged QoS 1 publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// Who acknowledged.
+    pub identity: Identity,
+    /// The tag given in [`Outbound::Publish`].
+    pub tag: String,
+}
+
+#[derive(Debug)]
+struct Live {
+    id: u64,
+    tx: mpsc::UnboundedSender<Outbound>,
+    feeds: Feeds,
+}
+
+/// The shared hub state; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    names: Vec<String>,
+    live: broadcast::Sender<TelemetryEvent>,
+    deliveries: broadcast::Sender<Delivery>,
+    connections: Mutex<HashMap<Identity, Live>>,
+    sessions: Mutex<HashMap<Identity, Vec<Subscription>>>,
+    next_id: AtomicU64,
+}
+
+impl Hub {
+    /// A hub over `store` answering to `names` (the first is the primary host name).
+    #[must_use]
+    pub fn new(store: Store, names: Vec<String>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                names,
+                live: broadcast::channel(LIVE_FEED_CAPACITY).0,
+                deliveries: broadcast::channel(LIVE_FEED_CAPACITY).0,
+                connections: Mutex::new(HashMap::new()),
+                sessions: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// The store.
+    #[must_use]
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Host names the hub answers to.
+    #[must_use]
+    pub fn names(&self) -> &[String] {
+        &self.inner.names
+    }
+
+    /// The primary host name (used in connection strings).
+    #[must_use]
+    pub fn host(&self) -> &str {
+        self.inner.names.first().map_or("localhost", String::as_str)
+    }
+
+    /// Appends a stamped event durably, then publishes it on the live feed. Returns its `seq`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the append could not be committed.
+    pub async fn append_telemetry(&self, mut event: TelemetryEvent) -> Result<i64, StoreError> {
+        let stored = event.clone();
+        let seq = self
+            .inner
+            .store
+            .call(move |tx| events::append(tx, &stored))
+            .await?;
+        event.seq = seq;
+        // No receiver is fine: the live feed is best effort, the log is the record.
+        let _ = self.inner.live.send(event);
+        Ok(seq)
+    }
+
+    /// Subscribes to the live feed of stamped telemetry (for the service layer).
+    #[must_use]
+    pub fn live_feed(&self) -> broadcast::Receiver<TelemetryEvent> {
+        self.inner.live.subscribe()
+    }
+
+    /// Subscribes to device acknowledgements of tagged publishes (C2D completion).
+    #[must_use]
+    pub fn deliveries(&self) -> broadcast::Receiver<Delivery> {
+        self.inner.deliveries.subscribe()
+    }
+
+    /// Pushes a message to the identity's live connection; false when it is not connected.
+    pub fn send(&self, identity: &Identity, message: Outbound) -> bool {
+        let map = lock(&self.inner.connections);
+        map.get(identity)
+            .is_some_and(|c| c.tx.send(message).is_ok())
+    }
+
+    /// Whether the identity has a live connection.
+    #[must_use]
+    pub fn is_connected(&self, identity: &Identity) -> bool {
+        lock(&self.inner.connections).contains_key(identity)
+    }
+
+    /// Registers a new live connection, closing any previous one of the same identity
+    /// (PROTOCOL.md §1.5: one connection per identity). Returns its id and its outbound queue.
+    pub(crate) fn attach(&self, identity: &Identity) -> (u64, mpsc::UnboundedReceiver<Outbound>) {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let previous = lock(&self.inner.connections).insert(
+            identity.clone(),
+            Live {
+                id,
+                tx,
+                feeds: Feeds::default(),
+            },
+        );
+        if let Some(previous) = previous {
+            let _ = previous.tx.send(Outbound::Close);
+        }
+        (id, rx)
+    }
+
+    /// Whether the identity is connected and subscribed to `$iothub/methods/POST/#` (or `#`);
+    /// a method call to anyone else is answered 404 `404103` (PROTOCOL.md §7).
+    #[must_use]
+    pub fn receives_methods(&self, identity: &Identity) -> bool {
+        lock(&self.inner.connections)
+            .get(identity)
+            .is_some_and(|c| c.feeds.contains(Feeds::METHODS))
+    }
+
+    /// Whether the identity is connected and subscribed to its C2D topic (or a broad filter).
+    #[must_use]
+    pub fn receives_c2d(&self, identity: &Identity) -> bool {
+        lock(&self.inner.connections)
+            .get(identity)
+            .is_some_and(|c| c.feeds.contains(Feeds::C2D))
+    }
+
+    /// Whether the identity is connected and subscribed to desired-property patches.
+    #[must_use]
+    pub fn receives_desired(&self, identity: &Identity) -> bool {
+        lock(&self.inner.connections)
+            .get(identity)
+            .is_some_and(|c| c.feeds.contains(Feeds::DESIRED))
+    }
+
+    pub(crate) fn set_feeds(&self, identity: &Identity, feeds: Feeds) {
+        if let Some(c) = lock(&self.inner.connections).get_mut(identity) {
+            c.feeds = feeds;
+        }
+    }
+
+    /// Removes connection `id` (if it is still the identity's current one).
+    pub(crate) fn detach(&self, identity: &Identity, id: u64) {
+        let mut map = lock(&self.inner.connections);
+        if map.get(identity).is_some_and(|c| c.id == id) {
+            map.remove(identity);
+        }
+    }
+
+    /// Notifies a device acknowledgement.
+    pub(crate) fn delivered(&self, identity: &Identity, tag: String) {
+        let _ = self.inner.deliveries.send(Delivery {
+            identity: identity.clone(),
+            tag,
+        });
+    }
+
+    /// Takes the stored persistent session (clean session 0) of an identity.
+    pub(crate) fn stored_session(&self, identity: &Identity) -> Option<Vec<Subscription>> {
+        lock(&self.inner.sessions).get(identity).cloned()
+    }
+
+    /// Stores (`Some`) or discards (`None`) the persistent session of an identity.
+    pub(crate) fn store_session(
+        &self,
+        identity: &Identity,
+        subscriptions: Option<Vec<Subscription>>,
+    ) {
+        let mut map = lock(&self.inner.sessions);
+        match subscriptions {
+            Some(s) => map.insert(identity.clone(), s),
+            None => map.remove(identity),
+        };
+    }
+}
+
+/// Locks a mutex, recovering from poisoning (the maps stay consistent per operation).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

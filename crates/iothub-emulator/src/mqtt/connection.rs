@@ -1,0 +1,363 @@
+//! One MQTT connection: the only code that reads and writes MQTT frames. It drives the sans-IO
+//! [`Session`] and performs the async work its actions ask for.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Instant, SystemTime};
+
+use futures_util::stream::FuturesOrdered;
+use futures_util::{SinkExt, StreamExt};
+use rumqttc::mqttbytes::QoS;
+use rumqttc::mqttbytes::v4::{ConnectReturnCode, Packet, PubAck, Publish};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+use tokio_util::codec::Framed;
+
+use super::codec::HubCodec;
+use super::session::{Action, AuthResult, Feeds, Inbound, Principal, Session};
+use crate::hub::auth::{
+    self, AuthFailure, AuthMethod, Authenticated, ConnectCredentials, Identity,
+};
+use crate::hub::telemetry::{self, Origin, Sender};
+use crate::hub::{Hub, Outbound};
+use crate::store::registry;
+
+type AckFuture = Pin<Box<dyn Future<Output = Option<u16>> + Send>>;
+
+/// Who is on the other end once authenticated.
+struct Peer {
+    identity: Identity,
+    method: AuthMethod,
+    model_id: Option<String>,
+    generation_id: String,
+    conn_id: u64,
+    outbound: tokio::sync::mpsc::UnboundedReceiver<Outbound>,
+}
+
+/// Serves one client until it disconnects, breaks a rule, is taken over, or `shutdown` fires.
+///
+/// `thumbprints` are the `(sha1, sha256)` of the TLS client certificate, if any.
+pub(crate) async fn serve<S>(
+    hub: Hub,
+    stream: S,
+    thumbprints: Option<(String, String)>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let mut framed = Framed::new(stream, HubCodec);
+    let mut session = Session::new(Instant::now());
+    let mut peer: Option<Peer> = None;
+    // PUBACKs leave in the order the PUBLISHes came (MQTT-4.6.0-2); telemetry ones only once
+    // the append is durable (issue 3 point 6).
+    let mut acks: FuturesOrdered<AckFuture> = FuturesOrdered::new();
+    let mut in_flight: HashMap<u16, Option<String>> = HashMap::new();
+    let mut next_pkid: u16 = 0;
+    let mut publish_will = false;
+
+    'conn: loop {
+        let deadline = tokio::time::Instant::from_std(session.poll_timeout());
+        let actions = tokio::select! {
+            _ = shutdown.changed() => break 'conn,
+            frame = framed.next() => match frame {
+                Some(Ok(packet)) => session.handle_packet(packet, Instant::now()),
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "closing connection: bad frame");
+                    publish_will = true;
+                    break 'conn;
+                }
+                None => {
+                    publish_will = true;
+                    break 'conn;
+                }
+            },
+            Some(ack) = acks.next(), if !acks.is_empty() => match ack {
+                Some(pkid) => {
+                    if framed.send(Packet::PubAck(PubAck::new(pkid))).await.is_err() {
+                        publish_will = true;
+                        break 'conn;
+                    }
+                    continue;
+                }
+                // The append failed: no PUBACK; the client will retry after reconnecting.
+                None => break 'conn,
+            },
+            message = recv(&mut peer) => match message {
+                Some(Outbound::Publish { topic, payload, qos, tag }) => {
+                    let Some(granted) = feed_for(&topic).and_then(|f| session.feed_qos(f)) else {
+                        continue;
+                    };
+                    let qos = if qos == QoS::AtMostOnce || granted == QoS::AtMostOnce { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+                    let mut publish = Publish::from_bytes(topic, qos, payload);
+                    if qos == QoS::AtLeastOnce {
+                        next_pkid = allocate(next_pkid, &in_flight);
+                        publish.pkid = next_pkid;
+                        in_flight.insert(next_pkid, tag);
+                    }
+                    if framed.send(Packet::Publish(publish)).await.is_err() {
+                        publish_will = true;
+                        break 'conn;
+                    }
+                    continue;
+                }
+                // Taken over by a newer connection of the same identity (§1.5).
+                Some(Outbound::Close) | None => break 'conn,
+            },
+            () = tokio::time::sleep_until(deadline) => session.handle_timeout(Instant::now()),
+        };
+        for action in actions {
+            match action {
+                Action::Send(packet) => {
+                    if framed.send(packet).await.is_err() {
+                        publish_will = true;
+                        break 'conn;
+                    }
+                }
+                Action::Authenticate(connect) => {
+                    let (result, authed) = authenticate(&hub, &connect, thumbprints.as_ref()).await;
+                    if let Some(p) = authed {
+                        peer = Some(p);
+                    }
+                    let follow = session.handle_auth(result, Instant::now());
+                    for a in follow {
+                        let stop = match a {
+                            Action::Send(packet) => framed.send(packet).await.is_err(),
+                            Action::Subscribed => {
+                                publish_feeds(&hub, &peer, &session);
+                                false
+                            }
+                            Action::Close { .. } => true,
+                            _ => false,
+                        };
+                        if stop {
+                            break 'conn;
+                        }
+                    }
+                }
+                Action::Inbound { ack, inbound } => {
+                    let Some(p) = &peer else { break 'conn };
+                    acks.push_back(handle_inbound(&hub, p, ack, inbound));
+                }
+                Action::Acked(pkid) => {
+                    if let (Some(Some(tag)), Some(p)) = (in_flight.remove(&pkid), &peer) {
+                        hub.delivered(&p.identity, tag);
+                    }
+                }
+                Action::Subscribed => publish_feeds(&hub, &peer, &session),
+                Action::Close { reason, will } => {
+                    tracing::debug!(reason, "closing connection");
+                    publish_will = will;
+                    break 'conn;
+                }
+            }
+        }
+    }
+
+    // Flush acknowledged-to-be work: appends already started still complete (their PUBACK
+    // cannot be sent any more, so the client will resend; duplicates are at-least-once).
+    while acks.next().await.is_some() {}
+    let Some(p) = peer else { return };
+    if let Some(will) = publish_will.then(|| session.take_will()).flatten() {
+        {
+            let properties = will
+                .topic
+                .split_once("/messages/events/")
+                .map_or("", |(_, b)| b)
+                .to_string();
+            let sender = Sender {
+                identity: &p.identity,
+                method: &p.method,
+                model_id: p.model_id.as_deref(),
+                generation_id: &p.generation_id,
+            };
+            let event = telemetry::stamp(
+                &sender,
+                &properties,
+                will.message,
+                Origin::Will,
+                SystemTime::now(),
+            );
+            if let Err(e) = hub.append_telemetry(event).await {
+                tracing::warn!(error = %e, "could not store the Will message");
+            }
+        }
+    }
+    if session.clean_session() || !matches!(session.principal(), Some(Principal::Device { .. })) {
+        hub.store_session(&p.identity, None);
+    } else {
+        hub.store_session(&p.identity, Some(session.subscriptions().to_vec()));
+    }
+    hub.detach(&p.identity, p.conn_id);
+}
+
+async fn recv(peer: &mut Option<Peer>) -> Option<Outbound> {
+    match peer {
+        Some(p) => p.outbound.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs authentication for a CONNECT and attaches the connection on success.
+async fn authenticate(
+    hub: &Hub,
+    connect: &rumqttc::mqttbytes::v4::Connect,
+    thumbprints: Option<&(String, String)>,
+) -> (AuthResult, Option<Peer>) {
+    let names = hub.names().to_vec();
+    let client_id = connect.client_id.clone();
+    let username = connect.login.as_ref().map(|l| l.username.clone());
+    let password = connect.login.as_ref().map(|l| l.password.clone());
+    let thumbs = thumbprints.cloned();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let outcome = hub
+        .store()
+        .call(move |tx| {
+            let creds = ConnectCredentials {
+                client_id: &client_id,
+                username: username.as_deref(),
+                password: password.as_deref(),
+                thumbprints: thumbs.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+            };
+            let result = auth::authenticate(tx, &names, creds, now)?;
+            let generation = match &result {
+                Ok(a) => {
+                    registry::find(tx, &a.identity.device_id, a.identity.module_id.as_deref())?
+                        .map(|r| r.generation_id)
+                }
+                Err(_) => None,
+            };
+            Ok((result, generation))
+        })
+        .await;
+    let (authed, generation_id): (Authenticated, String) = match outcome {
+        Ok((Ok(a), g)) => (a, g.unwrap_or_default()),
+        Ok((Err(AuthFailure::Disabled), _)) => {
+            return (
+                AuthResult::Refused(ConnectReturnCode::ServiceUnavailable),
+                None,
+            );
+        }
+        Ok((Err(AuthFailure::NotAuthorized), _)) => {
+            return (AuthResult::Refused(ConnectReturnCode::NotAuthorized), None);
+        }
+        Err(e) => {
+            // PROTOCOL.md §1.7: the gateway answers 3 for internal errors during CONNECT.
+            tracing::error!(error = %e, "authentication failed internally");
+            return (
+                AuthResult::Refused(ConnectReturnCode::ServiceUnavailable),
+                None,
+            );
+        }
+    };
+    let identity = authed.identity.clone();
+    let restored = hub.stored_session(&identity);
+    if connect.clean_session {
+        hub.store_session(&identity, None);
+    }
+    let (conn_id, outbound) = hub.attach(&identity);
+    let expires = authed.expires_at.map(|se| {
+        let left = se.saturating_add(auth::MAX_SKEW_SECS).saturating_sub(now);
+        Instant::now() + std::time::Duration::from_secs(left)
+    });
+    let principal = Principal::Device {
+        device_id: identity.device_id.clone(),
+        module_id: identity.module_id.clone(),
+    };
+    let peer = Peer {
+        identity,
+        method: authed.method,
+        model_id: authed.model_id,
+        generation_id,
+        conn_id,
+        outbound,
+    };
+    (
+        AuthResult::Accepted {
+            principal,
+            restored,
+            expires,
+        },
+        Some(peer),
+    )
+}
+
+/// Turns one inbound publish into its (ordered) PUBACK future.
+fn handle_inbound(hub: &Hub, peer: &Peer, ack: Option<u16>, inbound: Inbound) -> AckFuture {
+    match inbound {
+        Inbound::Telemetry {
+            properties,
+            body,
+            retain,
+        } => {
+            let sender = Sender {
+                identity: &peer.identity,
+                method: &peer.method,
+                model_id: peer.model_id.as_deref(),
+                generation_id: &peer.generation_id,
+            };
+            let event = telemetry::stamp(
+                &sender,
+                &properties,
+                body,
+                Origin::Publish { retain },
+                SystemTime::now(),
+            );
+            let hub = hub.clone();
+            Box::pin(async move {
+                match hub.append_telemetry(event).await {
+                    Ok(_) => ack,
+                    Err(e) => {
+                        tracing::error!(error = %e, "telemetry append failed");
+                        None
+                    }
+                }
+            })
+        }
+        other => {
+            crate::glue::route(hub, &peer.identity, other);
+            Box::pin(std::future::ready(ack))
+        }
+    }
+}
+
+/// Tells the hub which feeds this identity now receives (used for method 404s and C2D).
+fn publish_feeds(hub: &Hub, peer: &Option<Peer>, session: &Session) {
+    if let Some(p) = peer {
+        let mut feeds = Feeds::default();
+        for s in session.subscriptions() {
+            feeds = feeds.union(s.feeds);
+        }
+        hub.set_feeds(&p.identity, feeds);
+    }
+}
+
+/// Which subscription feed an outbound topic belongs to.
+fn feed_for(topic: &str) -> Option<Feeds> {
+    if topic.starts_with("devices/") {
+        Some(Feeds::C2D)
+    } else if topic.starts_with("$iothub/twin/res/") {
+        Some(Feeds::TWIN_RESPONSES)
+    } else if topic.starts_with("$iothub/twin/PATCH/properties/desired/") {
+        Some(Feeds::DESIRED)
+    } else if topic.starts_with("$iothub/methods/POST/") {
+        Some(Feeds::METHODS)
+    } else if topic.starts_with("$dps/registrations/res/") {
+        Some(Feeds::DPS)
+    } else {
+        None
+    }
+}
+
+/// Next free packet id (1..=65535) not in flight.
+fn allocate(last: u16, in_flight: &HashMap<u16, Option<String>>) -> u16 {
+    let mut id = last;
+    loop {
+        id = id.checked_add(1).unwrap_or(1);
+        if !in_flight.contains_key(&id) || id == last {
+            return id;
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! Starting the emulator: store, TLS, listeners, and the handle tests and the CLI hold.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use crate::hub::Hub;
+use crate::hub::dispatch::Domains;
+use crate::hub::provisioning::DpsConfig;
+use crate::hub::registry as reg;
+use crate::store::{Store, StoreError, events};
+use crate::tls::{TlsError, TlsMaterial};
+
+/// Emulator configuration (the CLI maps its flags into this).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Data directory (database, CA, `endpoints.json`); `None` = in memory, nothing persisted.
+    pub data_dir: Option<PathBuf>,
+    /// Host names the hub answers to, besides `localhost` and `127.0.0.1`.
+    pub hostnames: Vec<String>,
+    /// Address to bind (default 127.0.0.1).
+    pub bind: IpAddr,
+    /// MQTT over TLS port (default 8883).
+    pub mqtt_port: u16,
+    /// HTTPS + MQTT-over-WebSocket port (default 443; falls back to 8443 when not allowed).
+    pub https_port: Option<u16>,
+    /// Plain MQTT port (default 1883; `None` switches it off).
+    pub plain_port: Option<u16>,
+    /// Plain HTTP port for the REST API and the dashboard (default 8080; `None` switches it off).
+    pub http_port: Option<u16>,
+    /// Telemetry retention (default 24 h).
+    pub retention: Duration,
+    /// User-supplied certificate chain, key and optional CA file (PEM) instead of the local CA.
+    pub tls_files: Option<(PathBuf, PathBuf, Option<PathBuf>)>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: None,
+            hostnames: Vec::new(),
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            mqtt_port: 8883,
+            https_port: Some(443),
+            plain_port: Some(1883),
+            http_port: Some(8080),
+            retention: Duration::from_secs(24 * 3600),
+            tls_files: None,
+        }
+    }
+}
+
+impl Config {
+    /// In memory, every listener on a free loopback port: the configuration tests use.
+    #[must_use]
+    pub fn ephemeral() -> Self {
+        Self {
+            mqtt_port: 0,
+            https_port: Some(0),
+            plain_port: Some(0),
+            http_port: Some(0),
+            ..Self::default()
+        }
+    }
+}
+
+/// Errors while starting.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// TLS material could not be prepared.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// Writing `endpoints.json` failed.
+    #[error("cannot write endpoints.json")]
+    Endpoints(#[source] std::io::Error),
+}
+
+/// A running emulator. Dropping it does not stop it; call [`RunningEmulator::shutdown`].
+#[derive(Debug)]
+pub struct RunningEmulator {
+    /// MQTT over TLS.
+    pub mqtt_addr: SocketAddr,
+    /// HTTPS + MQTT over WebSocket (`/$iothub/websocket`), if enabled.
+    pub https_addr: Option<SocketAddr>,
+    /// Plain MQTT, if enabled.
+    pub plain_addr: Option<SocketAddr>,
+    /// Plain HTTP (REST API, dashboard), if enabled.
+    pub http_addr: Option<SocketAddr>,
+    /// Set when 443 could not be bound and 8443 was used instead.
+    pub https_fallback_warning: Option<String>,
+    /// PEM of the CA clients must trust.
+    pub ca_pem: String,
+    /// Path of that CA file (`None` in memory).
+    pub ca_path: Option<PathBuf>,
+    /// The shared hub (registry, live feed, connections).
+    pub hub: Hub,
+    /// The hub's twin, C2D, method and DPS domains (one per emulator: the MQTT glue and the
+    /// REST API must share its method invoker).
+    pub domains: Domains,
+    /// The `iothubowner` service connection string.
+    pub service_connection_string: String,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl RunningEmulator {
+    /// Starts everything described by `config`.
+    ///
+    /// # Errors
+    /// [`StartError`] when a port, the database or the TLS files are unusable.
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        let store = match &config.data_dir {
+            Some(dir) => Store::open(&dir.join("hub.db"))?,
+            None => Store::open_in_memory()?,
+        };
+        store.call(|tx| reg::ensure_policies(tx)).await?;
+        let mut names = config.hostnames.clone();
+        for n in ["localhost", "127.0.0.1"] {
+            if !names.iter().any(|x| x == n) {
+                names.push(n.into());
+            }
+        }
+        let hub = Hub::new(store.clone(), names);
+        let domains = Domains::new(
+            hub.clone(),
+            DpsConfig { assigned_hub: hub.host().into(), retry_after_secs: 1 },
+        );
+        let tls = match &config.tls_files {
+            Some((cert, key, ca)) => TlsMaterial::from_files(cert, key, ca.as_deref())?,
+            None => {
+                if let Some(dir) = &config.data_dir {
+                    std::fs::create_dir_all(dir).map_err(StartError::Endpoints)?;
+                }
+                TlsMaterial::local_ca(config.data_dir.as_deref(), &config.hostnames)?
+            }
+        };
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+
+        let mqtt = bind(SocketAddr::new(config.bind, config.mqtt_port)).await?;
+        let mqtt_addr = local(&mqtt)?;
+        let acceptor = TlsAcceptor::from(tls.server_config(&[])?);
+        tasks.spawn(accept_tls(mqtt, acceptor, hub.clone(), shutdown_rx.clone()));
+
+        let plain_addr = match config.plain_port {
+            Some(port) => {
+                let l = bind(SocketAddr::new(config.bind, port)).await?;
+                let addr = local(&l)?;
+                tasks.spawn(accept_plain(l, hub.clone(), shutdown_rx.clone()));
+                Some(addr)
+            }
+            None => None,
+        };
+
+        let mut https_fallback_warning = None;
+        let https_addr = match config.https_port {
+            Some(port) => {
+                let l = match bind(SocketAddr::new(config.bind, port)).await {
+                    Ok(l) => l,
+                    Err(StartError::Bind { source, .. })
+                        if port == 443 && source.kind() == std::io::ErrorKind::PermissionDenied =>
+                    {
+                        https_fallback_warning = Some(
+                            "port 443 needs privileges: serving HTTPS/WebSocket on 8443 instead. To get 443, run \
+                             `sudo sysctl net.ipv4.ip_unprivileged_port_start=443` or \
+                             `sudo setcap cap_net_bind_service=+ep $(which iothub)`"
+                                .to_string(),
+                        );
+                        bind(SocketAddr::new(config.bind, 8443)).await?
+                    }
+                    Err(e) => return Err(e),
+                };
+                let addr = local(&l)?;
+                let acceptor = TlsAcceptor::from(tls.server_config(&[b"http/1.1"])?);
+                tasks.spawn(crate::http::serve_https(
+                    l,
+                    acceptor,
+                    hub.clone(),
+                    domains.clone(),
+                    shutdown_rx.clone(),
+                ));
+                Some(addr)
+            }
+            None => None,
+        };
+
+        let http_addr = match config.http_port {
+            Some(port) => {
+                let l = bind(SocketAddr::new(config.bind, port)).await?;
+                let addr = local(&l)?;
+                let app = crate::http::api::router(hub.clone(), domains.clone());
+                tasks.spawn(crate::http::api::serve_plain(l, app, shutdown_rx.clone()));
+                Some(addr)
+            }
+            None => None,
+        };
+
+        tasks.spawn(retention(
+            store.clone(),
+            config.retention,
+            shutdown_rx.clone(),
+        ));
+        let host = hub.host().to_string();
+        let service_connection_string = store
+            .call(move |tx| {
+                reg::service_connection_string(tx, &host, "iothubowner")
+                    .map_err(|_| StoreError::Corrupt("iothubowner policy missing"))
+            })
+            .await?;
+        let running = Self {
+            mqtt_addr,
+            https_addr,
+            plain_addr,
+            http_addr,
+            https_fallback_warning,
+            ca_pem: tls.ca_pem.clone(),
+            ca_path: tls.ca_path.clone(),
+            hub,
+            domains,
+            service_connection_string,
+            shutdown,
+            tasks,
+        };
+        if let Some(dir) = &config.data_dir {
+            running.write_endpoints(dir)?;
+        }
+        Ok(running)
+    }
+
+    /// The endpoint record other commands read (`endpoints.json` in the data dir).
+    #[must_use]
+    pub fn endpoints_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "pid": std::process::id(),
+            "hostName": self.hub.host(),
+            "mqttTls": self.mqtt_addr.to_string(),
+            "https": self.https_addr.map(|a| a.to_string()),
+            "mqttPlain": self.plain_addr.map(|a| a.to_string()),
+            "http": self.http_addr.map(|a| a.to_string()),
+            "caFile": self.ca_path,
+            "serviceConnectionString": self.service_connection_string,
+        })
+    }
+
+    fn write_endpoints(&self, dir: &std::path::Path) -> Result<(), StartError> {
+        let text = serde_json::to_string_pretty(&self.endpoints_json()).unwrap_or_default();
+        std::fs::write(dir.join("endpoints.json"), text).map_err(StartError::Endpoints)
+    }
+
+    /// Stops accepting, closes every connection (their in-flight appends complete first) and
+    /// waits for the tasks. Everything already acknowledged is in the database.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        // A final round trip through the database thread: every earlier job has committed.
+        let _ = self.hub.store().call(|tx| events::count(tx)).await;
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+fn local(l: &TcpListener) -> Result<SocketAddr, StartError> {
+    l.local_addr().map_err(StartError::Endpoints)
+}
+
+async fn accept_plain(listener: TcpListener, hub: Hub, mut shutdown: watch::Receiver<bool>) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                conns.spawn(crate::mqtt::serve(hub.clone(), stream, None, shutdown.clone()));
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    while conns.join_next().await.is_some() {}
+}
+
+async fn accept_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    hub: Hub,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                conns.spawn(tls_connection(stream, acceptor.clone(), hub.clone(), shutdown.clone()));
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    while conns.join_next().await.is_some() {}
+}
+
+async fn tls_connection(
+    stream: TcpStream,
+    acceptor: TlsAcceptor,
+    hub: Hub,
+    shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let handshake = tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream)).await;
+    let Ok(Ok(tls)) = handshake else { return };
+    let thumbprints = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|leaf| crate::tls::thumbprints(leaf.as_ref()));
+    crate::mqtt::serve(hub, tls, thumbprints, shutdown).await;
+}
+
+/// Deletes events older than the retention every minute.
+async fn retention(store: Store, keep: Duration, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let cutoff = crate::hub::timestamp::unix_millis(std::time::SystemTime::now())
+            - i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+        if let Err(e) = store.call(move |tx| events::purge_before(tx, cutoff)).await {
+            tracing::warn!(error = %e, "retention purge failed");
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            () = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+    }
+}

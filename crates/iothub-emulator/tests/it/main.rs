@@ -1,0 +1,8 @@
+//! Integration tests: the emulator on loopback port 0, real MQTT clients.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod durability;
+mod negative;
+mod support;
+mod telemetry;
+mod transports;

@@ -1,0 +1,142 @@
+//! Telemetry with a real MQTT client: stamping, durability before PUBACK, live feed, Will.
+
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+
+use crate::support::*;
+
+fn options(hub: &iothub_emulator::testing::TestHub, cs: &str, id: &str) -> MqttOptions {
+    let addr = hub.plain_addr();
+    let mut o = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    o.set_credentials(
+        username("localhost", id) + "&model-id=dtmi%3Acom%3Aexample%3AThermostat%3B1",
+        device_token("localhost", id, &key_of(cs), now() + 3600),
+    );
+    o.set_clean_session(false);
+    o.set_keep_alive(Duration::from_secs(30));
+    o
+}
+
+#[tokio::test]
+async fn acknowledged_telemetry_is_in_the_log_stamped_and_on_the_live_feed() {
+    let hub = iothub_emulator::testing::TestHub::spawn().await.unwrap();
+    let cs = hub.create_device("dev3").await.unwrap();
+    let mut live = hub.emulator.hub.live_feed();
+    let (client, mut events) = AsyncClient::new(options(&hub, &cs, "dev3"), 10);
+    let topic = "devices/dev3/messages/events/%24.mid=mid-1&%24.cid=cid-1&%24.ct=application%2Fjson&%24.ce=utf-8&%24.sub=thermostat1&alert=true";
+    client
+        .publish(topic, QoS::AtLeastOnce, true, r#"{"temperature":21.5}"#)
+        .await
+        .unwrap();
+    while !matches!(
+        tokio::time::timeout(Duration::from_secs(10), events.poll())
+            .await
+            .unwrap()
+            .unwrap(),
+        Event::Incoming(Packet::PubAck(_))
+    ) {}
+    // The PUBACK came after the append: the log already holds it.
+    let stored = hub
+        .emulator
+        .hub
+        .store()
+        .call(|tx| iothub_emulator::store::events::read_after(tx, 0, 10))
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    let e = &stored[0];
+    assert_eq!(e.body.as_ref(), br#"{"temperature":21.5}"#);
+    assert_eq!(e.system_properties["message-id"], "mid-1");
+    assert_eq!(e.system_properties["correlation-id"], "cid-1");
+    assert_eq!(e.system_properties["content-type"], "application/json");
+    assert_eq!(e.system_properties["iothub-connection-device-id"], "dev3");
+    assert_eq!(
+        e.system_properties["dt-dataschema"],
+        "dtmi:com:example:Thermostat;1"
+    );
+    assert_eq!(e.system_properties["dt-subject"], "thermostat1");
+    assert!(e.system_properties["iothub-connection-auth-method"].contains(r#""type":"sas""#));
+    assert!(e.system_properties["iothub-enqueuedtime"].ends_with('Z'));
+    assert_eq!(e.application_properties["alert"].as_deref(), Some("true"));
+    assert_eq!(
+        e.application_properties["mqtt-retain"].as_deref(),
+        Some("true"),
+        "retain becomes a property"
+    );
+    let fed = tokio::time::timeout(Duration::from_secs(5), live.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(fed.seq, e.seq);
+}
+
+#[tokio::test]
+async fn a_will_becomes_telemetry_when_the_connection_drops() {
+    let hub = iothub_emulator::testing::TestHub::spawn().await.unwrap();
+    let cs = hub.create_device("dev4").await.unwrap();
+    let mut live = hub.emulator.hub.live_feed();
+    let mut o = options(&hub, &cs, "dev4");
+    o.set_last_will(LastWill::new(
+        "devices/dev4/messages/events/",
+        "gone",
+        QoS::AtLeastOnce,
+        false,
+    ));
+    let (_client, mut events) = AsyncClient::new(o, 10);
+    loop {
+        if let Event::Incoming(Packet::ConnAck(_)) = events.poll().await.unwrap() {
+            break;
+        }
+    }
+    drop(events); // the socket closes without DISCONNECT
+    let will = tokio::time::timeout(Duration::from_secs(10), live.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(will.body.as_ref(), b"gone");
+    assert_eq!(
+        will.application_properties["iothub-MessageType"].as_deref(),
+        Some("Will")
+    );
+}
+
+#[tokio::test]
+async fn many_concurrent_publishes_are_all_acknowledged_and_stored() {
+    let hub = iothub_emulator::testing::TestHub::spawn().await.unwrap();
+    let cs = hub.create_device("dev5").await.unwrap();
+    let (client, mut events) = AsyncClient::new(options(&hub, &cs, "dev5"), 100);
+    let n = 200;
+    tokio::spawn(async move {
+        for i in 0..n {
+            client
+                .publish(
+                    "devices/dev5/messages/events/",
+                    QoS::AtLeastOnce,
+                    false,
+                    format!("{i}"),
+                )
+                .await
+                .unwrap();
+        }
+    });
+    let mut acks = 0;
+    while acks < n {
+        if let Event::Incoming(Packet::PubAck(_)) =
+            tokio::time::timeout(Duration::from_secs(20), events.poll())
+                .await
+                .unwrap()
+                .unwrap()
+        {
+            acks += 1;
+        }
+    }
+    let count = hub
+        .emulator
+        .hub
+        .store()
+        .call(|tx| iothub_emulator::store::events::count(tx))
+        .await
+        .unwrap();
+    assert_eq!(count, i64::from(n));
+}
