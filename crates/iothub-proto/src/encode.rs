@@ -22,6 +22,12 @@ use crate::error::BufferTooSmall;
 /// assert_eq!(encode_into(&format_args!("a{}c", 'b'), &mut buf), Ok("abc"));
 /// ```
 pub fn encode_into<'b>(value: &impl Display, buf: &'b mut [u8]) -> Result<&'b str, BufferTooSmall> {
+    encode_dyn(value, buf)
+}
+
+/// The body of [`encode_into`], compiled once rather than once per encoder type.
+#[inline(never)]
+fn encode_dyn<'b>(value: &dyn Display, buf: &'b mut [u8]) -> Result<&'b str, BufferTooSmall> {
     let mut writer = SliceWriter {
         buf,
         len: 0,
@@ -31,7 +37,7 @@ pub fn encode_into<'b>(value: &impl Display, buf: &'b mut [u8]) -> Result<&'b st
     let failed = write!(writer, "{value}").is_err();
     if failed || writer.overflow {
         return Err(BufferTooSmall {
-            required: encoded_len(value),
+            required: len_dyn(value),
         });
     }
     let SliceWriter { buf, len, .. } = writer;
@@ -48,6 +54,12 @@ pub fn encode_into<'b>(value: &impl Display, buf: &'b mut [u8]) -> Result<&'b st
 /// assert_eq!(encoded_len(&"héllo"), 6);
 /// ```
 pub fn encoded_len(value: &impl Display) -> usize {
+    len_dyn(value)
+}
+
+/// The body of [`encoded_len`], compiled once.
+#[inline(never)]
+fn len_dyn(value: &dyn Display) -> usize {
     let mut counter = EncodedLen(0);
     // invariant: `EncodedLen` never fails, so neither does formatting into it.
     let _ = write!(counter, "{value}");

@@ -247,28 +247,25 @@ pub struct JsonString<'a>(pub &'a str);
 impl Display for JsonString<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("\"")?;
+        // The characters with a short escape, and those escapes two bytes each (RFC 8259 §7).
+        const SHORT: &[u8] = b"\"\\\n\r\t\x08\x0c";
+        const SHORT_ESCAPES: &str = r#"\"\\\n\r\t\b\f"#;
         // Every character to escape is ASCII, so the cuts below fall on character boundaries.
         let mut start = 0;
         for (at, &byte) in self.0.as_bytes().iter().enumerate() {
-            let escape = match byte {
-                b'"' => "\\\"",
-                b'\\' => "\\\\",
-                b'\n' => "\\n",
-                b'\r' => "\\r",
-                b'\t' => "\\t",
-                0x08 => "\\b",
-                0x0c => "\\f",
-                0x00..=0x1f => "",
-                _ => continue,
-            };
+            let short = SHORT.iter().position(|&c| c == byte);
+            if short.is_none() && byte >= 0x20 {
+                continue;
+            }
             f.write_str(self.0.get(start..at).unwrap_or_default())?;
-            if escape.is_empty() {
-                // other control characters: `\u00XX`, lower-case hex as before
-                f.write_str("\\u00")?;
-                f.write_str(hex_digit(byte >> 4))?;
-                f.write_str(hex_digit(byte))?;
-            } else {
-                f.write_str(escape)?;
+            match short {
+                Some(i) => f.write_str(SHORT_ESCAPES.get(2 * i..2 * i + 2).unwrap_or_default())?,
+                None => {
+                    // other control characters: `\u00XX`, lower-case hex as before
+                    f.write_str("\\u00")?;
+                    f.write_str(hex_digit(byte >> 4))?;
+                    f.write_str(hex_digit(byte))?;
+                }
             }
             start = at + 1;
         }
@@ -311,6 +308,11 @@ mod tests {
         #[test]
         fn command_names_round_trip(name in "\\PC*") {
             proptest::prop_assert_eq!(CommandName::parse(&name).to_string(), name);
+        }
+
+        #[test]
+        fn json_strings_match_serde_json(text in "\\PC*|[\\x00-\\x1f\"\\\\\\x7f é]*") {
+            proptest::prop_assert_eq!(JsonString(&text).to_string(), serde_json::to_string(&text).unwrap());
         }
 
         #[test]
