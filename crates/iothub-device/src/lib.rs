@@ -48,6 +48,7 @@ mod pnp;
 mod provisioning;
 mod session;
 mod store;
+pub mod thermostat;
 mod tls;
 mod transport;
 
