@@ -144,36 +144,39 @@ impl fmt::Debug for Signature {
 
 impl Display for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.write_base64(&mut |c| f.write_str(c))
+        self.write_base64(&mut |index| f.write_str(base64_char(index)))
     }
 }
 
 impl Signature {
-    /// Hands each character of the padded standard base64 form to `out`, in order.
+    /// Hands each character of the padded standard base64 form to `out`, in order, as its
+    /// index in the alphabet (`0..64`, and `64` for the `=` padding).
     ///
     /// A small encoder of its own rather than the `base64` crate's engine: the signature is
     /// always 32 bytes, and a SAS token writes it straight into the formatter this way
     /// (percent-encoding `+ / =` on the fly) without an intermediate buffer.
-    pub(crate) fn write_base64(
-        &self,
-        out: &mut dyn FnMut(&'static str) -> fmt::Result,
-    ) -> fmt::Result {
-        const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    pub(crate) fn write_base64(&self, out: &mut dyn FnMut(usize) -> fmt::Result) -> fmt::Result {
         for chunk in self.0.chunks(3) {
             let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
             let group = byte(0) << 16 | byte(1) << 8 | byte(2);
             for i in 0..4 {
-                if i > chunk.len() {
-                    out("=")?;
+                let index = if i > chunk.len() {
+                    64
                 } else {
-                    let at = (group >> (18 - 6 * i) & 63) as usize;
-                    // invariant: `at` < 64 and the alphabet is ASCII, so the range is valid.
-                    out(ALPHABET.get(at..at + 1).unwrap_or("A"))?;
-                }
+                    (group >> (18 - 6 * i) & 63) as usize
+                };
+                out(index)?;
             }
         }
         Ok(())
     }
+}
+
+/// Character `index` of the standard base64 alphabet, `=` for 64.
+pub(crate) fn base64_char(index: usize) -> &'static str {
+    const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
+    // invariant: `index` <= 64 and the alphabet is ASCII, so the range is valid.
+    ALPHABET.get(index..index + 1).unwrap_or("=")
 }
 
 /// Base64-encodes 32 bytes into exactly 44 bytes of ASCII.
@@ -183,7 +186,8 @@ fn base64_into<'b>(
 ) -> &'b str {
     let mut len = 0;
     // invariant: 32 bytes always encode to exactly 44 base64 characters, so each fits.
-    let _ = Signature(*bytes).write_base64(&mut |c| {
+    let _ = Signature(*bytes).write_base64(&mut |index| {
+        let c = base64_char(index);
         if let Some(slot) = buf.get_mut(len..len + c.len()) {
             slot.copy_from_slice(c.as_bytes());
             len += c.len();

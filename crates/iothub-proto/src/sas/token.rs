@@ -97,12 +97,12 @@ impl<R: Display> Display for SasToken<'_, R> {
         Display::fmt(&PercentEncoded(&self.resource), f)?;
         f.write_str("&sig=")?;
         // base64 letters and digits are unreserved; `+ / =` are percent-encoded (§2.1)
-        self.signature.write_base64(&mut |c| {
-            f.write_str(match c {
-                "+" => "%2B",
-                "/" => "%2F",
-                "=" => "%3D",
-                other => other,
+        self.signature.write_base64(&mut |index| {
+            f.write_str(match index {
+                62 => "%2B",
+                63 => "%2F",
+                64 => "%3D",
+                _ => super::signer::base64_char(index),
             })
         })?;
         f.write_str("&se=")?;
