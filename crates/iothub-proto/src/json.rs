@@ -230,69 +230,75 @@ fn next_member(rest: &str) -> Option<(JsonText<'_>, JsonValue<'_>, &str)> {
     Some((JsonText::new(key), value, rest.get(end..)?))
 }
 
-/// Collects the members named `names` of `object` (compared unescaped) into the same slots.
+/// Calls `found(i, value)` for each member of `object` whose (unescaped) key is `names[i]`.
+///
+/// One walk, no intermediate storage: callers store what they need as it comes.
 ///
 /// # Errors
 ///
 /// [`JsonError::Invalid`] when `object` is not an object or a wanted member appears twice
-/// (as serde's derived deserializers, which this replaces, refused duplicate fields).
-fn fields<'a, const N: usize>(
-    object: JsonValue<'a>,
-    names: [&str; N],
-) -> Result<[Option<JsonValue<'a>>; N], JsonError> {
-    let mut found = [None; N];
-    collect_fields(object, &names, &mut found)?;
-    Ok(found)
-}
-
-fn collect_fields<'a>(
+/// (as serde's derived deserializers, which this replaces, refused duplicate fields), and
+/// whatever `found` returns.
+fn visit<'a>(
     object: JsonValue<'a>,
     names: &[&str],
-    found: &mut [Option<JsonValue<'a>>],
+    found: &mut dyn FnMut(usize, JsonValue<'a>) -> Result<(), JsonError>,
 ) -> Result<(), JsonError> {
     if object.kind() != JsonKind::Object {
         return Err(JsonError::Invalid);
     }
+    let mut seen = 0u32;
     for (key, value) in object.members() {
-        let slot = names
-            .iter()
-            .zip(found.iter_mut())
-            .find_map(|(name, slot)| key.eq_str(name).then_some(slot));
-        if slot.is_some_and(|slot| slot.replace(value).is_some()) {
-            return Err(JsonError::Invalid);
+        if let Some(i) = names.iter().position(|name| key.eq_str(name)) {
+            let bit = 1 << i;
+            if seen & bit != 0 {
+                return Err(JsonError::Invalid);
+            }
+            seen |= bit;
+            found(i, value)?;
         }
     }
     Ok(())
 }
 
-/// An optional member: absent and `null` read as `None`.
-fn present(value: Option<JsonValue<'_>>) -> Option<JsonValue<'_>> {
-    value.filter(|v| !v.is_null())
-}
-
-/// An optional string member; another kind is [`JsonError::Invalid`].
-fn text(value: Option<JsonValue<'_>>) -> Result<Option<JsonText<'_>>, JsonError> {
-    present(value)
-        .map(|v| v.as_text().ok_or(JsonError::Invalid))
-        .transpose()
-}
-
-/// An optional non-negative integer member; another kind is [`JsonError::Invalid`].
-fn integer(value: Option<JsonValue<'_>>) -> Result<Option<u64>, JsonError> {
-    present(value)
-        .map(|v| v.as_u64().ok_or(JsonError::Invalid))
-        .transpose()
-}
-
-/// An optional object member's `$version`; another kind is [`JsonError::Invalid`].
-fn version_of(value: Option<JsonValue<'_>>) -> Result<Option<u64>, JsonError> {
-    match present(value) {
-        Some(object) => {
-            let [version] = fields(object, ["$version"])?;
-            integer(version)
-        }
-        None => Ok(None),
+/// An optional member's value: `null` reads as `None`, another kind than `T` is invalid.
+fn optional<'a, T>(
+    value: JsonValue<'a>,
+    read: impl FnOnce(&JsonValue<'a>) -> Option<T>,
+) -> Result<Option<T>, JsonError> {
+    if value.is_null() {
+        return Ok(None);
     }
+    read(&value).map(Some).ok_or(JsonError::Invalid)
+}
+
+/// An optional string member.
+fn text(value: JsonValue<'_>) -> Result<Option<JsonText<'_>>, JsonError> {
+    optional(value, JsonValue::as_text)
+}
+
+/// An optional non-negative integer member that fits `u64`.
+fn integer(value: JsonValue<'_>) -> Result<Option<u64>, JsonError> {
+    optional(value, JsonValue::as_u64)
+}
+
+/// An optional `errorCode`, which must fit `u32`.
+fn code_u32(value: JsonValue<'_>) -> Result<Option<u32>, JsonError> {
+    optional(value, |v| {
+        v.as_u64().and_then(|code| u32::try_from(code).ok())
+    })
+}
+
+/// The `$version` of an optional object member.
+fn version_of(value: JsonValue<'_>) -> Result<Option<u64>, JsonError> {
+    let mut version = None;
+    if !value.is_null() {
+        visit(value, &["$version"], &mut |_, v| {
+            version = integer(v)?;
+            Ok(())
+        })?;
+    }
+    Ok(version)
 }
 
 /// A JSON string's content as received, escapes intact.
@@ -490,8 +496,11 @@ fn hex4(digits: &[u8]) -> Option<u32> {
 /// assert_eq!(desired_version(br#"{"a":{"b":[1,{"c":null}]}}"#), Ok(None));
 /// ```
 pub fn desired_version(patch: &[u8]) -> Result<Option<u64>, JsonError> {
-    let [version] = fields(JsonValue::parse(patch)?, ["$version"])?;
-    integer(version)
+    let patch = JsonValue::parse(patch)?;
+    if patch.kind() != JsonKind::Object {
+        return Err(JsonError::Invalid);
+    }
+    version_of(patch)
 }
 
 /// The `desired.$version` and `reported.$version` of a twin GET body
@@ -509,8 +518,20 @@ pub fn desired_version(patch: &[u8]) -> Result<Option<u64>, JsonError> {
 /// assert_eq!(twin_versions(body), Ok((Some(1), Some(2))));
 /// ```
 pub fn twin_versions(twin: &[u8]) -> Result<(Option<u64>, Option<u64>), JsonError> {
-    let [desired, reported] = fields(JsonValue::parse(twin)?, ["desired", "reported"])?;
-    Ok((version_of(desired)?, version_of(reported)?))
+    let mut versions = (None, None);
+    visit(
+        JsonValue::parse(twin)?,
+        &["desired", "reported"],
+        &mut |i, side| {
+            let version = version_of(side)?;
+            match i {
+                0 => versions.0 = version,
+                _ => versions.1 = version,
+            }
+            Ok(())
+        },
+    )?;
+    Ok(versions)
 }
 
 /// The fields of a DPS response body the device needs (PROTOCOL.md §9).
@@ -553,48 +574,54 @@ impl<'a> DpsBody<'a> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self::default());
         }
-        let [operation_id, status, state, code, message] = fields(
-            JsonValue::parse(body)?,
-            [
-                "operationId",
+        let mut out = Self::default();
+        let (mut status, mut code, mut state) = (None, None, None);
+        let top = JsonValue::parse(body)?;
+        let names = [
+            "operationId",
+            "status",
+            "registrationState",
+            "errorCode",
+            "message",
+        ];
+        visit(top, &names, &mut |i, value| {
+            match i {
+                0 => out.operation_id = text(value)?,
+                1 => status = text(value)?,
+                2 => state = optional(value, |v| Some(*v))?,
+                3 => code = code_u32(value)?,
+                _ => out.message = text(value)?,
+            }
+            Ok(())
+        })?;
+        let (mut state_status, mut state_code, mut state_message) = (None, None, None);
+        if let Some(state) = state {
+            let names = [
+                "assignedHub",
+                "deviceId",
                 "status",
-                "registrationState",
+                "substatus",
                 "errorCode",
-                "message",
-            ],
-        )?;
-        let [
-            assigned_hub,
-            device_id,
-            state_status,
-            substatus,
-            state_code,
-            state_message,
-        ] = match present(state) {
-            Some(state) => fields(
-                state,
-                [
-                    "assignedHub",
-                    "deviceId",
-                    "status",
-                    "substatus",
-                    "errorCode",
-                    "errorMessage",
-                ],
-            )?,
-            None => [None; 6],
-        };
-        Ok(Self {
-            operation_id: text(operation_id)?,
-            status: text(status)?
-                .or(text(state_status)?)
-                .map(|s| RegistrationStatus::from_json(&s)),
-            assigned_hub: text(assigned_hub)?,
-            device_id: text(device_id)?,
-            substatus: text(substatus)?,
-            error_code: code_u32(code)?.or(code_u32(state_code)?),
-            message: text(message)?.or(text(state_message)?),
-        })
+                "errorMessage",
+            ];
+            visit(state, &names, &mut |i, value| {
+                match i {
+                    0 => out.assigned_hub = text(value)?,
+                    1 => out.device_id = text(value)?,
+                    2 => state_status = text(value)?,
+                    3 => out.substatus = text(value)?,
+                    4 => state_code = code_u32(value)?,
+                    _ => state_message = text(value)?,
+                }
+                Ok(())
+            })?;
+        }
+        out.status = status
+            .or(state_status)
+            .map(|s| RegistrationStatus::from_json(&s));
+        out.error_code = code.or(state_code);
+        out.message = out.message.or(state_message);
+        Ok(out)
     }
 }
 
@@ -614,13 +641,6 @@ pub enum RegistrationStatus {
     Unassigned,
     /// Any other value.
     Unknown,
-}
-
-/// An optional `errorCode`, which must fit `u32`.
-fn code_u32(value: Option<JsonValue<'_>>) -> Result<Option<u32>, JsonError> {
-    integer(value)?
-        .map(|code| u32::try_from(code).map_err(|_| JsonError::Invalid))
-        .transpose()
 }
 
 impl RegistrationStatus {
