@@ -240,9 +240,15 @@ impl DeviceClient {
         }
         let (done, rx) = oneshot::channel();
         let topic = message.topic(&self.identity.0, self.identity.1.as_deref());
+        let qos = if message.is_at_most_once() {
+            rumqttc::mqttbytes::QoS::AtMostOnce
+        } else {
+            rumqttc::mqttbytes::QoS::AtLeastOnce
+        };
         self.command(Command::Telemetry {
             topic,
             payload: message.payload(),
+            qos,
             done,
         })
         .await?;

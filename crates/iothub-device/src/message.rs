@@ -35,6 +35,7 @@ pub struct Message {
     component: Option<String>,
     creation_time: Option<String>,
     properties: Vec<(String, String)>,
+    at_most_once: bool,
 }
 
 impl Message {
@@ -100,6 +101,24 @@ impl Message {
     pub fn creation_time(mut self, time: SystemTime) -> Self {
         self.creation_time = Some(format_utc(time));
         self
+    }
+
+    /// Sends at QoS 0: no PUBACK, no re-send, never stored in the durable outbox; the send
+    /// resolves once the message is handed to the connection. For load tests and data that
+    /// is worthless when late; the default (QoS 1) is at least once.
+    ///
+    /// ```
+    /// let m = iothub_device::Message::new("x").at_most_once();
+    /// assert!(m.is_at_most_once());
+    /// ```
+    pub fn at_most_once(mut self) -> Self {
+        self.at_most_once = true;
+        self
+    }
+
+    /// Whether the message is sent at QoS 0.
+    pub fn is_at_most_once(&self) -> bool {
+        self.at_most_once
     }
 
     /// Adds an application property.

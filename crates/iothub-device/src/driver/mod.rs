@@ -76,6 +76,7 @@ pub(crate) enum Command {
     Telemetry {
         topic: String,
         payload: Bytes,
+        qos: QoS,
         done: oneshot::Sender<Result<(), Error>>,
     },
     EnableC2d(mpsc::UnboundedSender<(C2dMessage, Option<AckToken>)>),
@@ -445,8 +446,9 @@ impl Driver {
             Command::Telemetry {
                 topic,
                 payload,
+                qos,
                 done,
-            } => self.telemetry(topic, payload, done),
+            } => self.telemetry(topic, payload, qos, done),
             Command::EnableC2d(tx) => {
                 self.c2d = Some(tx);
                 let filter = match &self.options.module_id {
@@ -491,6 +493,7 @@ impl Driver {
         &mut self,
         topic: String,
         payload: Bytes,
+        qos: QoS,
         done: oneshot::Sender<Result<(), Error>>,
     ) {
         if self.closing.is_some() {
@@ -503,7 +506,9 @@ impl Driver {
             }));
             return;
         }
-        let file = match self.durable.as_mut().map(|d| d.put(&topic, &payload)) {
+        // At-most-once messages are never made durable: they are not worth re-sending.
+        let durable = self.durable.as_mut().filter(|_| qos == QoS::AtLeastOnce);
+        let file = match durable.map(|d| d.put(&topic, &payload)) {
             Some(Ok(path)) => Some(path),
             Some(Err(e)) => {
                 let _ = done.send(Err(e));
@@ -516,7 +521,7 @@ impl Driver {
             id,
             topic,
             payload,
-            qos: QoS::AtLeastOnce,
+            qos,
         };
         match self.session.publish(publish) {
             Ok(()) => {

@@ -114,3 +114,20 @@ async fn refuses_oversized_telemetry_without_sending() {
     assert_eq!(hub.record(|r| r.publishes.len()), 1);
     client.close().await;
 }
+
+#[tokio::test]
+async fn at_most_once_telemetry_is_published_at_qos_zero_and_resolves_once_written() {
+    let hub = FakeHub::start().await;
+    let client = DeviceClient::connect(options(hub.addr)).await.unwrap();
+    client
+        .send_telemetry(Message::new("fast").message_id("q0").at_most_once())
+        .await
+        .unwrap();
+    hub.wait_for("the QoS 0 publish", |r| r.publishes.len() == 1)
+        .await;
+    let publish = hub.record(|r| r.publishes[0].clone());
+    assert_eq!(publish.qos, rumqttc::mqttbytes::QoS::AtMostOnce);
+    assert_eq!(mid(&publish).as_deref(), Some("q0"));
+    assert!(hub.record(|r| r.acked.is_empty()), "QoS 0 has no PUBACK");
+    client.close().await;
+}
