@@ -77,7 +77,7 @@
 //! | [`pnp`] | Plug and Play: writable-property acknowledgements, components, command names | §8 |
 //! | [`percent`] | RFC 3986 percent-encoding as IoT Hub uses it | §4 |
 //! | [`Status`], [`Backoff`], [`RequestIds`] | status classes, retry math, request ids | §6, §11 |
-//! | `provisioning`, `json` (feature `json`) | the DPS registration state machine and borrowed JSON fields | §9 |
+//! | `provisioning`, `json` (feature `json`) | the DPS registration state machine; a validating, borrowed JSON scanner and the DPS / twin fields | §6, §9 |
 //!
 //! # Features
 //!
@@ -87,7 +87,7 @@
 //! | `alloc` | `to_string`-style conveniences returning `String` |
 //! | `std` | implies `alloc` |
 //! | `hmac` | `sas::HmacSha256Signer` (signing and verifying tokens with a base64 key) and DPS group key derivation |
-//! | `json` | borrowed extraction of DPS and twin JSON fields (no DOM) and the `provisioning` state machine |
+//! | `json` | a validating, allocation-free JSON scanner (`json::JsonValue`), DPS and twin fields read with it (no DOM), and the `provisioning` state machine |
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
