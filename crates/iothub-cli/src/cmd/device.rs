@@ -1,6 +1,6 @@
 //! `iothub device …`: act as a device with `iothub-device` (issue 4, point 5).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -95,7 +95,7 @@ async fn send(args: &SendArgs, global: Global) -> Result<ExitCode> {
     let client = connect(&args.connection).await?;
     // Messages are pipelined: each is accepted into the outbox, acknowledgements are awaited
     // together, so throughput is not bounded by one round trip per message.
-    let mut pending = Vec::new();
+    let mut pending = VecDeque::new();
     let mut sent: u64 = 0;
     if args.stdin {
         let (tx, mut rx) = mpsc::channel::<String>(1024);
@@ -108,7 +108,7 @@ async fn send(args: &SendArgs, global: Global) -> Result<ExitCode> {
             }
         });
         while let Some(line) = rx.recv().await {
-            pending.push(enqueue(&client, build(line)).await?);
+            pending.push_back(enqueue(&client, build(line)).await?);
             sent += 1;
             settle(&mut pending, 256).await?;
         }
@@ -118,7 +118,7 @@ async fn send(args: &SendArgs, global: Global) -> Result<ExitCode> {
             if i > 0 && args.interval > 0 {
                 tokio::time::sleep(Duration::from_millis(args.interval)).await;
             }
-            pending.push(enqueue(&client, build(body.clone())).await?);
+            pending.push_back(enqueue(&client, build(body.clone())).await?);
             sent += 1;
             settle(&mut pending, 256).await?;
         }
@@ -134,12 +134,12 @@ async fn send(args: &SendArgs, global: Global) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-type Ack = tokio::task::JoinHandle<Result<(), iothub_device::Error>>;
+type Ack = std::pin::Pin<Box<dyn Future<Output = Result<(), iothub_device::Error>> + Send>>;
 
 async fn enqueue(client: &DeviceClient, message: Message) -> Result<Ack> {
     loop {
         match client.enqueue_telemetry(message.clone()).await {
-            Ok(wait) => return Ok(tokio::spawn(wait)),
+            Ok(wait) => return Ok(Box::pin(wait)),
             // Back-pressure: the outbox drains as acknowledgements arrive.
             Err(iothub_device::Error::OutboxFull { .. }) => {
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -149,18 +149,13 @@ async fn enqueue(client: &DeviceClient, message: Message) -> Result<Ack> {
     }
 }
 
-/// Awaits acknowledgements until at most `keep` are outstanding.
-async fn settle(pending: &mut Vec<Ack>, keep: usize) -> Result<()> {
-    if pending.len() <= keep {
-        return Ok(());
+/// Awaits acknowledgements, oldest first, until at most `keep` are outstanding.
+async fn settle(pending: &mut VecDeque<Ack>, keep: usize) -> Result<()> {
+    while pending.len() > keep {
+        if let Some(ack) = pending.pop_front() {
+            ack.await.context("a message was not acknowledged")?;
+        }
     }
-    let rest = pending.split_off(pending.len().min(pending.len() - keep));
-    for ack in pending.drain(..) {
-        ack.await
-            .context("acknowledgement task")?
-            .context("a message was not acknowledged")?;
-    }
-    *pending = rest;
     Ok(())
 }
 

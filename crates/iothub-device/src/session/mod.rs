@@ -552,10 +552,13 @@ impl Session {
                 continue;
             }
             let candidate = self.next_pkid;
+            // Queued entries holding a packet id (re-queued after a disconnect) form a prefix
+            // of the queue, so the scan stops at the first fresh entry.
+            let requeued = self.queue.iter().take_while(|e| e.pkid.is_some());
             let used = self
                 .inflight
                 .iter()
-                .chain(self.queue.iter())
+                .chain(requeued)
                 .any(|e| e.pkid == Some(candidate))
                 || self.pending_suback.iter().any(|p| p.0 == candidate);
             if !used {
