@@ -11,7 +11,6 @@
 //! The listeners, sessions and persistence are described in `README.md` next to this crate,
 //! which also lists every behaviour chosen where the protocol reference says UNCONFIRMED.
 
-mod glue;
 mod http;
 pub mod hub;
 mod mqtt;

@@ -14,7 +14,7 @@ use crate::hub::Hub;
 use crate::hub::dispatch::Domains;
 use crate::hub::provisioning::DpsConfig;
 use crate::hub::registry as reg;
-use crate::store::{Store, StoreError, events};
+use crate::store::{Store, StoreError, events, registry};
 use crate::tls::{TlsError, TlsMaterial};
 
 /// Emulator configuration (the CLI maps its flags into this).
@@ -113,8 +113,7 @@ pub struct RunningEmulator {
     pub ca_path: Option<PathBuf>,
     /// The shared hub (registry, live feed, connections).
     pub hub: Hub,
-    /// The hub's twin, C2D, method and DPS domains (one per emulator: the MQTT glue and the
-    /// REST API must share its method invoker).
+    /// The hub domains (twins, C2D, methods, DPS) shared by sessions and the service API.
     pub domains: Domains,
     /// The `iothubowner` service connection string.
     pub service_connection_string: String,
@@ -139,10 +138,18 @@ impl RunningEmulator {
                 names.push(n.into());
             }
         }
+        let primary = names.first().cloned().unwrap_or_else(|| "localhost".into());
+        // `iothub hub identity` reads it to build connection strings without the emulator.
+        store
+            .call(move |tx| registry::set_setting(tx, "host_name", &primary))
+            .await?;
         let hub = Hub::new(store.clone(), names);
         let domains = Domains::new(
             hub.clone(),
-            DpsConfig { assigned_hub: hub.host().into(), retry_after_secs: 1 },
+            DpsConfig {
+                assigned_hub: hub.host().to_string(),
+                retry_after_secs: 1,
+            },
         );
         let tls = match &config.tls_files {
             Some((cert, key, ca)) => TlsMaterial::from_files(cert, key, ca.as_deref())?,
@@ -159,13 +166,24 @@ impl RunningEmulator {
         let mqtt = bind(SocketAddr::new(config.bind, config.mqtt_port)).await?;
         let mqtt_addr = local(&mqtt)?;
         let acceptor = TlsAcceptor::from(tls.server_config(&[])?);
-        tasks.spawn(accept_tls(mqtt, acceptor, hub.clone(), shutdown_rx.clone()));
+        tasks.spawn(accept_tls(
+            mqtt,
+            acceptor,
+            hub.clone(),
+            domains.clone(),
+            shutdown_rx.clone(),
+        ));
 
         let plain_addr = match config.plain_port {
             Some(port) => {
                 let l = bind(SocketAddr::new(config.bind, port)).await?;
                 let addr = local(&l)?;
-                tasks.spawn(accept_plain(l, hub.clone(), shutdown_rx.clone()));
+                tasks.spawn(accept_plain(
+                    l,
+                    hub.clone(),
+                    domains.clone(),
+                    shutdown_rx.clone(),
+                ));
                 Some(addr)
             }
             None => None,
@@ -208,7 +226,7 @@ impl RunningEmulator {
                 let l = bind(SocketAddr::new(config.bind, port)).await?;
                 let addr = local(&l)?;
                 let app = crate::http::api::router(hub.clone(), domains.clone());
-                tasks.spawn(crate::http::api::serve_plain(l, app, shutdown_rx.clone()));
+                tasks.spawn(serve_http(l, app, shutdown_rx.clone()));
                 Some(addr)
             }
             None => None,
@@ -286,7 +304,12 @@ fn local(l: &TcpListener) -> Result<SocketAddr, StartError> {
     l.local_addr().map_err(StartError::Endpoints)
 }
 
-async fn accept_plain(listener: TcpListener, hub: Hub, mut shutdown: watch::Receiver<bool>) {
+async fn accept_plain(
+    listener: TcpListener,
+    hub: Hub,
+    domains: Domains,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -294,7 +317,7 @@ async fn accept_plain(listener: TcpListener, hub: Hub, mut shutdown: watch::Rece
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
-                conns.spawn(crate::mqtt::serve(hub.clone(), stream, None, shutdown.clone()));
+                conns.spawn(crate::mqtt::serve(hub.clone(), domains.clone(), stream, None, shutdown.clone()));
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
@@ -306,6 +329,7 @@ async fn accept_tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     hub: Hub,
+    domains: Domains,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut conns = JoinSet::new();
@@ -314,7 +338,7 @@ async fn accept_tls(
             _ = shutdown.changed() => break,
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
-                conns.spawn(tls_connection(stream, acceptor.clone(), hub.clone(), shutdown.clone()));
+                conns.spawn(tls_connection(stream, acceptor.clone(), hub.clone(), domains.clone(), shutdown.clone()));
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
@@ -326,6 +350,7 @@ async fn tls_connection(
     stream: TcpStream,
     acceptor: TlsAcceptor,
     hub: Hub,
+    domains: Domains,
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
@@ -337,7 +362,20 @@ async fn tls_connection(
         .peer_certificates()
         .and_then(|c| c.first())
         .map(|leaf| crate::tls::thumbprints(leaf.as_ref()));
-    crate::mqtt::serve(hub, tls, thumbprints, shutdown).await;
+    crate::mqtt::serve(hub, domains, tls, thumbprints, shutdown).await;
+}
+
+/// Serves plain HTTP (REST API, dashboard) with the peer address available to handlers.
+async fn serve_http(listener: TcpListener, app: axum::Router, mut shutdown: watch::Receiver<bool>) {
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, service)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.changed().await;
+        })
+        .await;
+    if let Err(e) = served {
+        tracing::warn!(error = %e, "HTTP listener stopped");
+    }
 }
 
 /// Deletes events older than the retention every minute.

@@ -25,6 +25,7 @@ use crate::hub::Hub;
 #[derive(Clone)]
 struct AppState {
     hub: Hub,
+    domains: crate::hub::dispatch::Domains,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -45,6 +46,7 @@ pub(crate) async fn serve_https(
         .route("/$iothub/websocket", get(upgrade))
         .with_state(AppState {
             hub: hub.clone(),
+            domains: domains.clone(),
             shutdown: shutdown.clone(),
         })
         .merge(crate::http::api::router(hub, domains));
@@ -68,7 +70,7 @@ async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Respons
 async fn bridge(socket: WebSocket, state: AppState) {
     let (mqtt_side, ws_side) = tokio::io::duplex(64 * 1024);
     let pump = tokio::spawn(pump(socket, ws_side));
-    crate::mqtt::serve(state.hub, mqtt_side, None, state.shutdown).await;
+    crate::mqtt::serve(state.hub, state.domains, mqtt_side, None, state.shutdown).await;
     // Closing the MQTT side ends the pump (its reads see EOF).
     let _ = pump.await;
 }

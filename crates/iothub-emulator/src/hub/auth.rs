@@ -5,6 +5,7 @@
 //! [`AuthFailure::NotAuthorized`] (CONNACK 5); a disabled identity is [`AuthFailure::Disabled`]
 //! (CONNACK 3, PROTOCOL.md §1.7 "emulator suggestion").
 
+use iothub_proto::credentials::ParsedUsername;
 use iothub_proto::sas::{HmacSha256Signer, ParsedSasToken, VerifyRequest};
 use rusqlite::Connection;
 
@@ -95,62 +96,6 @@ pub enum AuthFailure {
     NotAuthorized,
 }
 
-/// The hub form of a CONNECT username (PROTOCOL.md §1.2-1.4):
-/// `{host}/{device}[/{module}]/?{query}`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HubUsername<'a> {
-    /// Host name the client believes it talks to.
-    pub host: &'a str,
-    /// Device id (not percent-decoded, §1.4).
-    pub device_id: &'a str,
-    /// Module id, if any.
-    pub module_id: Option<&'a str>,
-    /// `model-id` query parameter, percent-decoded.
-    pub model_id: Option<String>,
-}
-
-impl<'a> HubUsername<'a> {
-    /// Parses leniently: split at the first `/?` (a missing query is accepted, as the seed's
-    /// MicroPython sample sends none); ids are not decoded; unknown query keys are ignored; the
-    /// query is percent-decoded without turning `+` into a space.
-    ///
-    /// ```
-    /// use iothub_emulator::hub::auth::HubUsername;
-    /// let u = HubUsername::parse("h/d1/m1/?api-version=2021-04-12&model-id=dtmi%3Ax%3B1").unwrap();
-    /// assert_eq!((u.host, u.device_id, u.module_id), ("h", "d1", Some("m1")));
-    /// assert_eq!(u.model_id.as_deref(), Some("dtmi:x;1"));
-    /// assert!(HubUsername::parse("h/d1").is_some());
-    /// ```
-    #[must_use]
-    pub fn parse(username: &'a str) -> Option<Self> {
-        let (path, query) = match username.split_once("/?") {
-            Some((p, q)) => (p, q),
-            None => (username.strip_suffix('/').unwrap_or(username), ""),
-        };
-        let mut parts = path.split('/');
-        let host = parts.next().filter(|s| !s.is_empty())?;
-        let device_id = parts.next().filter(|s| !s.is_empty())?;
-        let module_id = match parts.next() {
-            Some(m) if !m.is_empty() => Some(m),
-            Some(_) => return None,
-            None => None,
-        };
-        if parts.next().is_some() {
-            return None;
-        }
-        let model_id = iothub_proto::properties::PropertyBag::parse(query)
-            .get("model-id")
-            .flatten()
-            .and_then(|v| v.decode().ok());
-        Some(Self {
-            host,
-            device_id,
-            module_id,
-            model_id,
-        })
-    }
-}
-
 /// What the connection offers at CONNECT.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectCredentials<'a> {
@@ -177,21 +122,25 @@ pub fn authenticate(
     now: u64,
 ) -> Result<Result<Authenticated, AuthFailure>, StoreError> {
     use AuthFailure::NotAuthorized;
-    let Some(user) = creds.username.and_then(HubUsername::parse) else {
+    // Lenient parse (PROTOCOL.md §1.4): unknown parameters ignored, api-version optional.
+    let Some(user) = creds.username.and_then(|u| ParsedUsername::parse(u).ok()) else {
         return Ok(Err(NotAuthorized));
     };
-    if !hub_names.iter().any(|n| n.eq_ignore_ascii_case(user.host)) {
+    if !hub_names
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(user.host()))
+    {
         return Ok(Err(NotAuthorized));
     }
     let identity = Identity {
-        device_id: user.device_id.to_string(),
-        module_id: user.module_id.map(str::to_string),
+        device_id: user.device_id().to_string(),
+        module_id: user.module_id().map(str::to_string),
     };
     // The protocol gateway compares client id and username identity ordinally (§1.7).
     if creds.client_id != identity.client_id() {
         return Ok(Err(NotAuthorized));
     }
-    let Some(record) = registry::find(conn, user.device_id, user.module_id)? else {
+    let Some(record) = registry::find(conn, user.device_id(), user.module_id())? else {
         return Ok(Err(NotAuthorized));
     };
     let password = creds.password.filter(|p| !p.is_empty());
@@ -224,11 +173,12 @@ pub fn authenticate(
     if record.status == Status::Disabled {
         return Ok(Err(AuthFailure::Disabled));
     }
+    let model_id = user.model_id().and_then(|m| m.decode().ok());
     Ok(Ok(Authenticated {
         identity,
         method,
         expires_at,
-        model_id: user.model_id,
+        model_id,
     }))
 }
 
@@ -236,7 +186,7 @@ pub fn authenticate(
 /// for `skn=...` tokens, the named policy's keys.
 fn verify_sas(
     conn: &Connection,
-    user: &HubUsername<'_>,
+    user: &ParsedUsername<'_>,
     auth: &Authentication,
     password: &str,
     now: u64,
@@ -244,9 +194,9 @@ fn verify_sas(
     let Ok(token) = ParsedSasToken::parse(password) else {
         return Ok(Err(AuthFailure::NotAuthorized));
     };
-    let resource = match user.module_id {
-        Some(m) => format!("{}/devices/{}/modules/{m}", user.host, user.device_id),
-        None => format!("{}/devices/{}", user.host, user.device_id),
+    let resource = match user.module_id() {
+        Some(m) => format!("{}/devices/{}/modules/{m}", user.host(), user.device_id()),
+        None => format!("{}/devices/{}", user.host(), user.device_id()),
     };
     let (keys, policy, method) = match token.policy() {
         None => match auth {

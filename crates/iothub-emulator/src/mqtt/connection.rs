@@ -8,6 +8,7 @@ use std::time::{Instant, SystemTime};
 
 use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
+use iothub_proto::credentials::{IncomingUsername, ParsedDpsUsername};
 use rumqttc::mqttbytes::QoS;
 use rumqttc::mqttbytes::v4::{ConnectReturnCode, Packet, PubAck, Publish};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -19,6 +20,7 @@ use super::session::{Action, AuthResult, Feeds, Inbound, Principal, Session};
 use crate::hub::auth::{
     self, AuthFailure, AuthMethod, Authenticated, ConnectCredentials, Identity,
 };
+use crate::hub::dispatch::Domains;
 use crate::hub::telemetry::{self, Origin, Sender};
 use crate::hub::{Hub, Outbound};
 use crate::store::registry;
@@ -40,6 +42,7 @@ struct Peer {
 /// `thumbprints` are the `(sha1, sha256)` of the TLS client certificate, if any.
 pub(crate) async fn serve<S>(
     hub: Hub,
+    domains: Domains,
     stream: S,
     thumbprints: Option<(String, String)>,
     mut shutdown: watch::Receiver<bool>,
@@ -90,14 +93,21 @@ pub(crate) async fn serve<S>(
                     };
                     let qos = if qos == QoS::AtMostOnce || granted == QoS::AtMostOnce { QoS::AtMostOnce } else { QoS::AtLeastOnce };
                     let mut publish = Publish::from_bytes(topic, qos, payload);
+                    let mut completed_on_send = None;
                     if qos == QoS::AtLeastOnce {
                         next_pkid = allocate(next_pkid, &in_flight);
                         publish.pkid = next_pkid;
                         in_flight.insert(next_pkid, tag);
+                    } else {
+                        // QoS 0 completes a C2D message when it is sent (PROTOCOL.md §5).
+                        completed_on_send = tag;
                     }
                     if framed.send(Packet::Publish(publish)).await.is_err() {
                         publish_will = true;
                         break 'conn;
+                    }
+                    if let (Some(tag), Some(p)) = (completed_on_send, &peer) {
+                        domains.acked(&p.identity, &tag);
                     }
                     continue;
                 }
@@ -115,7 +125,8 @@ pub(crate) async fn serve<S>(
                     }
                 }
                 Action::Authenticate(connect) => {
-                    let (result, authed) = authenticate(&hub, &connect, thumbprints.as_ref()).await;
+                    let (result, authed) =
+                        authenticate(&hub, &domains, &connect, thumbprints.as_ref()).await;
                     if let Some(p) = authed {
                         peer = Some(p);
                     }
@@ -124,7 +135,7 @@ pub(crate) async fn serve<S>(
                         let stop = match a {
                             Action::Send(packet) => framed.send(packet).await.is_err(),
                             Action::Subscribed => {
-                                publish_feeds(&hub, &peer, &session);
+                                publish_feeds(&hub, &domains, &peer, &session);
                                 false
                             }
                             Action::Close { .. } => true,
@@ -137,14 +148,15 @@ pub(crate) async fn serve<S>(
                 }
                 Action::Inbound { ack, inbound } => {
                     let Some(p) = &peer else { break 'conn };
-                    acks.push_back(handle_inbound(&hub, p, ack, inbound));
+                    acks.push_back(handle_inbound(&hub, &domains, p, ack, inbound));
                 }
                 Action::Acked(pkid) => {
                     if let (Some(Some(tag)), Some(p)) = (in_flight.remove(&pkid), &peer) {
+                        domains.acked(&p.identity, &tag);
                         hub.delivered(&p.identity, tag);
                     }
                 }
-                Action::Subscribed => publish_feeds(&hub, &peer, &session),
+                Action::Subscribed => publish_feeds(&hub, &domains, &peer, &session),
                 Action::Close { reason, will } => {
                     tracing::debug!(reason, "closing connection");
                     publish_will = will;
@@ -189,6 +201,7 @@ pub(crate) async fn serve<S>(
         hub.store_session(&p.identity, Some(session.subscriptions().to_vec()));
     }
     hub.detach(&p.identity, p.conn_id);
+    domains.closed(&p.identity, p.conn_id);
 }
 
 async fn recv(peer: &mut Option<Peer>) -> Option<Outbound> {
@@ -201,9 +214,18 @@ async fn recv(peer: &mut Option<Peer>) -> Option<Outbound> {
 /// Runs authentication for a CONNECT and attaches the connection on success.
 async fn authenticate(
     hub: &Hub,
+    domains: &Domains,
     connect: &rumqttc::mqttbytes::v4::Connect,
     thumbprints: Option<&(String, String)>,
 ) -> (AuthResult, Option<Peer>) {
+    if let (Some(login), Ok(IncomingUsername::Dps(dps))) = (
+        connect.login.as_ref(),
+        connect.login.as_ref().map_or(Err(()), |l| {
+            IncomingUsername::parse(&l.username).map_err(drop)
+        }),
+    ) {
+        return authenticate_dps(hub, domains, connect, dps, &login.password).await;
+    }
     let names = hub.names().to_vec();
     let client_id = connect.client_id.clone();
     let username = connect.login.as_ref().map(|l| l.username.clone());
@@ -284,8 +306,71 @@ async fn authenticate(
     )
 }
 
+/// DPS CONNECT (PROTOCOL.md §9): client id = registration id, SAS with `skn=registration`
+/// checked by the provisioning domain. DPS sessions are never persistent.
+async fn authenticate_dps(
+    hub: &Hub,
+    domains: &Domains,
+    connect: &rumqttc::mqttbytes::v4::Connect,
+    username: ParsedDpsUsername<'_>,
+    password: &str,
+) -> (AuthResult, Option<Peer>) {
+    let registration_id = username.registration_id();
+    if connect.client_id != registration_id {
+        return (AuthResult::Refused(ConnectReturnCode::NotAuthorized), None);
+    }
+    match domains
+        .authenticate_dps(username.id_scope(), registration_id, password)
+        .await
+    {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => return (AuthResult::Refused(ConnectReturnCode::NotAuthorized), None),
+        Err(e) => {
+            tracing::error!(error = %e, "DPS authentication failed internally");
+            return (
+                AuthResult::Refused(ConnectReturnCode::ServiceUnavailable),
+                None,
+            );
+        }
+    }
+    // A DPS session must not take over the device's hub connection of the same id.
+    let identity = Identity {
+        device_id: registration_id.to_string(),
+        module_id: Some(DPS_SESSION.into()),
+    };
+    let (conn_id, outbound) = hub.attach(&identity);
+    let peer = Peer {
+        identity,
+        method: AuthMethod::IdentityKey,
+        model_id: None,
+        generation_id: String::new(),
+        conn_id,
+        outbound,
+    };
+    let principal = Principal::Dps {
+        registration_id: registration_id.to_string(),
+    };
+    (
+        AuthResult::Accepted {
+            principal,
+            restored: None,
+            expires: None,
+        },
+        Some(peer),
+    )
+}
+
+/// Pseudo module id keeping DPS sessions apart from hub sessions of the same id.
+const DPS_SESSION: &str = "$dps";
+
 /// Turns one inbound publish into its (ordered) PUBACK future.
-fn handle_inbound(hub: &Hub, peer: &Peer, ack: Option<u16>, inbound: Inbound) -> AckFuture {
+fn handle_inbound(
+    hub: &Hub,
+    domains: &Domains,
+    peer: &Peer,
+    ack: Option<u16>,
+    inbound: Inbound,
+) -> AckFuture {
     match inbound {
         Inbound::Telemetry {
             properties,
@@ -317,20 +402,21 @@ fn handle_inbound(hub: &Hub, peer: &Peer, ack: Option<u16>, inbound: Inbound) ->
             })
         }
         other => {
-            crate::glue::route(hub, &peer.identity, other);
+            domains.inbound(&peer.identity, peer.conn_id, other);
             Box::pin(std::future::ready(ack))
         }
     }
 }
 
 /// Tells the hub which feeds this identity now receives (used for method 404s and C2D).
-fn publish_feeds(hub: &Hub, peer: &Option<Peer>, session: &Session) {
+fn publish_feeds(hub: &Hub, domains: &Domains, peer: &Option<Peer>, session: &Session) {
     if let Some(p) = peer {
         let mut feeds = Feeds::default();
         for s in session.subscriptions() {
             feeds = feeds.union(s.feeds);
         }
         hub.set_feeds(&p.identity, feeds);
+        domains.subscribed(&p.identity, p.conn_id);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests: the emulator on loopback port 0, real MQTT clients.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod domains;
 mod durability;
 mod negative;
 mod support;

@@ -1,0 +1,256 @@
+//! End-to-end through the sessions into the hub domains: twins, C2D, direct methods, DPS.
+
+use std::time::Duration;
+
+use iothub_emulator::hub::auth::Identity;
+use iothub_emulator::testing::TestHub;
+use iothub_proto::sas::{HmacSha256Signer, ResourceUri, SasToken};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+
+use crate::support::*;
+
+async fn device(hub: &TestHub, id: &str) -> (AsyncClient, EventLoop) {
+    let cs = hub.create_device(id).await.unwrap();
+    let addr = hub.plain_addr();
+    let mut o = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    o.set_credentials(
+        username("localhost", id),
+        device_token("localhost", id, &key_of(&cs), now() + 3600),
+    );
+    o.set_clean_session(false);
+    let (client, mut events) = AsyncClient::new(o, 10);
+    wait_for(&mut events, |e| matches!(e, Packet::ConnAck(_))).await;
+    (client, events)
+}
+
+async fn wait_for(events: &mut EventLoop, want: impl Fn(&Packet) -> bool) -> Packet {
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(10), events.poll())
+            .await
+            .unwrap()
+            .unwrap();
+        if let Event::Incoming(p) = e {
+            if want(&p) {
+                return p;
+            }
+        }
+    }
+}
+
+async fn next_publish(events: &mut EventLoop) -> Publish {
+    let Packet::Publish(p) = wait_for(events, |p| matches!(p, Packet::Publish(_))).await else {
+        unreachable!()
+    };
+    p
+}
+
+#[tokio::test]
+async fn twin_patch_then_get_matches_the_seed_expected_output() {
+    let hub = TestHub::spawn().await.unwrap();
+    let (client, mut events) = device(&hub, "twin1").await;
+    client
+        .subscribe("$iothub/twin/res/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    wait_for(&mut events, |p| matches!(p, Packet::SubAck(_))).await;
+    client
+        .publish(
+            "$iothub/twin/PATCH/properties/reported/?$rid=0",
+            QoS::AtLeastOnce,
+            false,
+            r#"{"temperature":32}"#,
+        )
+        .await
+        .unwrap();
+    let r = next_publish(&mut events).await;
+    assert_eq!(r.topic, "$iothub/twin/res/204/?$rid=0&$version=2");
+    assert!(r.payload.is_empty());
+    client
+        .publish("$iothub/twin/GET/?$rid=1", QoS::AtLeastOnce, false, "{}")
+        .await
+        .unwrap();
+    let r = next_publish(&mut events).await;
+    assert_eq!(r.topic, "$iothub/twin/res/200/?$rid=1");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&r.payload).unwrap(),
+        serde_json::json!({"desired":{"$version":1},"reported":{"temperature":32,"$version":2}})
+    );
+}
+
+#[tokio::test]
+async fn c2d_reaches_a_broad_subscription_with_its_property_bag() {
+    let hub = TestHub::spawn().await.unwrap();
+    let (client, mut events) = device(&hub, "c2d1").await;
+    client
+        .subscribe("devices/c2d1/messages/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    wait_for(&mut events, |p| matches!(p, Packet::SubAck(_))).await;
+    let message = iothub_emulator::hub::c2d::OutgoingMessage {
+        body: b"hello world".to_vec(),
+        message_id: Some("m-1".into()),
+        properties: vec![("property1".into(), "value 1".into())],
+        ..Default::default()
+    };
+    let who = Identity {
+        device_id: "c2d1".into(),
+        module_id: None,
+    };
+    hub.emulator.domains.send_c2d(&who, message).await.unwrap();
+    let p = next_publish(&mut events).await;
+    assert!(p.topic.starts_with("devices/c2d1/messages/devicebound/%24.mid=m-1&%24.to=%2Fdevices%2Fc2d1%2Fmessages%2Fdevicebound"), "{}", p.topic);
+    assert!(p.topic.ends_with("property1=value%201"), "{}", p.topic);
+    assert_eq!(p.qos, QoS::AtLeastOnce);
+    assert_eq!(p.payload.as_ref(), b"hello world");
+}
+
+#[tokio::test]
+async fn a_direct_method_is_routed_to_the_device_and_its_answer_back() {
+    let hub = TestHub::spawn().await.unwrap();
+    let (client, mut events) = device(&hub, "m1").await;
+    client
+        .subscribe("$iothub/methods/POST/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    wait_for(&mut events, |p| matches!(p, Packet::SubAck(_))).await;
+    let domains = hub.emulator.domains.clone();
+    let call = iothub_emulator::hub::methods::MethodCall::from_json(
+        &serde_json::json!({"methodName":"reboot","payload":{"delay":1}}),
+    )
+    .unwrap();
+    let who = Identity {
+        device_id: "m1".into(),
+        module_id: None,
+    };
+    let invocation = tokio::spawn(async move { domains.invoke_method(&who, call).await });
+    let request = next_publish(&mut events).await;
+    let rid = request
+        .topic
+        .strip_prefix("$iothub/methods/POST/reboot/?$rid=")
+        .expect(&request.topic)
+        .to_string();
+    assert_eq!(request.qos, QoS::AtMostOnce);
+    client
+        .publish(
+            format!("$iothub/methods/res/200/?$rid={rid}"),
+            QoS::AtLeastOnce,
+            false,
+            r#"{"ok":true}"#,
+        )
+        .await
+        .unwrap();
+    // keep driving the client's event loop while the invocation completes
+    let result = loop {
+        tokio::select! {
+            r = async { loop { events.poll().await.unwrap(); } } => r,
+            done = tokio::time::sleep(Duration::from_millis(10)) => {
+                let _ = done;
+                if invocation.is_finished() {
+                    break invocation.await.unwrap().unwrap();
+                }
+            }
+        }
+    };
+    assert_eq!(result.status, 200);
+    assert_eq!(result.payload, serde_json::json!({"ok":true}));
+}
+
+#[tokio::test]
+async fn dps_registration_assigns_the_device_to_this_hub() {
+    let hub = TestHub::spawn().await.unwrap();
+    let (scope, key) = hub
+        .emulator
+        .hub
+        .store()
+        .call(|tx| {
+            let e = iothub_emulator::hub::provisioning::create_enrollment(
+                tx,
+                iothub_emulator::hub::provisioning::EnrollmentKind::Individual,
+                "reg-1",
+                None,
+                None,
+                std::time::SystemTime::now(),
+            )
+            .map_err(|_| iothub_emulator::store::StoreError::Corrupt("enrollment"))?;
+            let scope = iothub_emulator::hub::provisioning::id_scope(tx)
+                .map_err(|_| iothub_emulator::store::StoreError::Corrupt("scope"))?;
+            Ok((scope, e.primary_key))
+        })
+        .await
+        .unwrap();
+    let signer = HmacSha256Signer::from_base64(&key).unwrap();
+    let token = SasToken::sign(
+        ResourceUri::dps_registration(&scope, "reg-1"),
+        now() + 3600,
+        Some("registration"),
+        &signer,
+    )
+    .unwrap()
+    .to_string();
+    let addr = hub.plain_addr();
+    let mut o = MqttOptions::new("reg-1", addr.ip().to_string(), addr.port());
+    o.set_credentials(
+        format!("{scope}/registrations/reg-1/api-version=2019-03-31"),
+        token,
+    );
+    let (client, mut events) = AsyncClient::new(o, 10);
+    wait_for(
+        &mut events,
+        |p| matches!(p, Packet::ConnAck(a) if a.code == rumqttc::ConnectReturnCode::Success),
+    )
+    .await;
+    client
+        .subscribe("$dps/registrations/res/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    wait_for(&mut events, |p| matches!(p, Packet::SubAck(_))).await;
+    client
+        .publish(
+            "$dps/registrations/PUT/iotdps-register/?$rid=1",
+            QoS::AtLeastOnce,
+            false,
+            r#"{"registrationId":"reg-1"}"#,
+        )
+        .await
+        .unwrap();
+    let reply = next_publish(&mut events).await;
+    assert!(
+        reply
+            .topic
+            .starts_with("$dps/registrations/res/202/?$rid=1"),
+        "{}",
+        reply.topic
+    );
+    let body: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    let op = body["operationId"].as_str().unwrap().to_string();
+    client
+        .publish(
+            format!("$dps/registrations/GET/iotdps-get-operationstatus/?$rid=2&operationId={op}"),
+            QoS::AtLeastOnce,
+            false,
+            "",
+        )
+        .await
+        .unwrap();
+    let reply = next_publish(&mut events).await;
+    assert!(
+        reply
+            .topic
+            .starts_with("$dps/registrations/res/200/?$rid=2"),
+        "{}",
+        reply.topic
+    );
+    let body: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(body["status"], "assigned");
+    assert_eq!(body["registrationState"]["deviceId"], "reg-1");
+
+    // The provisioned device can now connect to the hub with the enrollment key.
+    let mut raw = Raw::connect(hub.plain_addr()).await;
+    let token = device_token("localhost", "reg-1", &key, now() + 3600);
+    let ack = raw
+        .login("reg-1", &username("localhost", "reg-1"), &token)
+        .await;
+    assert!(
+        matches!(ack, Some(rumqttc::mqttbytes::v4::Packet::ConnAck(a)) if a.code == rumqttc::mqttbytes::v4::ConnectReturnCode::Success)
+    );
+}
