@@ -33,7 +33,7 @@ fn json(run: &Run) -> Value {
 fn dps_token(scope: &str, id: &str, key: &str) -> String {
     let expiry = (SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .unwrap()
+        .expect("the clock is after 1970")
         .as_secs()
         + 3600)
         .to_string();
@@ -59,7 +59,7 @@ fn authenticate(
     id: &str,
     token: &str,
 ) -> Result<Option<String>, DpsAuthError> {
-    let store = Store::open(&dir.path().join("hub.db")).unwrap();
+    let store = Store::open(&dir.path().join("hub.db")).expect("the data dir database opens");
     let (scope, id, token) = (scope.to_owned(), id.to_owned(), token.to_owned());
     store
         .call_blocking(move |tx| {
@@ -71,7 +71,7 @@ fn authenticate(
                 SystemTime::now(),
             ))
         })
-        .unwrap()
+        .expect("the database answers")
         .map(|a| a.group_id)
 }
 
