@@ -7,10 +7,6 @@
 //! and [`Domains::closed`]; the service layer calls the `pub async` operations
 //! ([`Domains::patch_twin`], [`Domains::send_c2d`], [`Domains::invoke_method`], …).
 
-// The session-side entry points are crate-internal and unused until the connection glue
-// (src/glue.rs) calls them; remove this allowance then.
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
