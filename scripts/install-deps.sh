@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine, idempotently:
-#   - Debian: mosquitto + mosquitto-clients (interop clients and the benchmark baseline)
+#   - Debian: mosquitto + mosquitto-clients (interop clients and the benchmark baseline),
+#     chromium + chromium-driver (the dashboard's browser test)
 #   - cargo-fuzz (fuzz smoke runs; built with the installed nightly toolchain)
 #   - a Python virtualenv in .venv with the interop clients (paho-mqtt, azure-iot-device)
 # Runs apt-get as root, or through sudo when not root.
@@ -11,7 +12,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 need_apt=()
-for pkg in mosquitto mosquitto-clients; do
+for pkg in mosquitto mosquitto-clients chromium chromium-driver; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then
@@ -21,6 +22,13 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
   # The Debian package starts a system broker on 1883; the emulator and the tests need that port free.
   $SUDO systemctl stop mosquitto >/dev/null 2>&1 || $SUDO service mosquitto stop >/dev/null 2>&1 || true
   $SUDO pkill -x mosquitto >/dev/null 2>&1 || true
+fi
+
+# playwright-core (pinned by tests/dashboard/package-lock.json) drives Debian's Chromium in the
+# dashboard test; it never downloads a browser of its own.
+if [ ! -d tests/dashboard/node_modules/playwright-core ]; then
+  echo "install-deps: npm ci in tests/dashboard"
+  (cd tests/dashboard && npm ci --no-audit --no-fund --silent)
 fi
 
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
