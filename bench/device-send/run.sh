@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# QoS 1 telemetry throughput and peak RSS of one connection, over TLS to a local mosquitto 2.0:
+# `iothub device send --stdin` versus `mosquitto_pub -l` (issue 4, point 6).
+#
+# Usage: bench/device-send/run.sh [MESSAGES] [BODY_BYTES]
+# Needs: mosquitto, mosquitto_pub, openssl, /usr/bin/time; builds iothub in release mode.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+messages=${1:-20000}
+body_bytes=${2:-100}
+work=$(mktemp -d)
+broker=
+trap 'kill "$broker" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+if [[ -z "${IOTHUB_BIN:-}" ]]; then cargo build --release -q -p iothub-cli; fi
+iothub=${IOTHUB_BIN:-target/release/iothub}
+
+# A local CA and a localhost server certificate.
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=bench-ca \
+  -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout "$work/server.key" \
+  -out "$work/server.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$work/san.ext"
+openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" \
+  -CAcreateserial -days 1 -extfile "$work/san.ext" -out "$work/server.pem" 2>/dev/null
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$work/mosquitto.conf" <<CONF
+listener $port 127.0.0.1
+cafile $work/ca.pem
+certfile $work/server.pem
+keyfile $work/server.key
+allow_anonymous true
+# Running as root, mosquitto would switch to user mosquitto and lose access to the keys.
+user root
+persistence false
+max_inflight_messages 0
+max_queued_messages 0
+CONF
+mosquitto -c "$work/mosquitto.conf" >"$work/broker.log" 2>&1 &
+broker=$!
+sleep 0.5
+
+body=$(head -c "$body_bytes" /dev/zero | tr '\0' 'x')
+for i in $(seq 1 "$messages"); do printf '%s\n' "$body"; done > "$work/lines"
+
+# Prints "seconds max_rss_kib" for a command reading $work/lines on stdin.
+measure() {
+  /usr/bin/time -f '%e %M' -o "$work/time" "$@" < "$work/lines" > /dev/null
+  cat "$work/time"
+}
+
+key=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
+export IOTHUB_DEVICE_CONNECTION_STRING="HostName=localhost;DeviceId=dev1;SharedAccessKey=$key"
+read -r ours_s ours_kib < <(measure "$iothub" device send --stdin --port "$port" --ca-file "$work/ca.pem")
+read -r mosq_s mosq_kib < <(measure mosquitto_pub -h localhost -p "$port" --cafile "$work/ca.pem" \
+  -i dev1 -q 1 -t devices/dev1/messages/events/ -l)
+
+python3 - "$messages" "$body_bytes" "$ours_s" "$ours_kib" "$mosq_s" "$mosq_kib" <<'PY'
+import sys
+n, size, os_, ok, ms, mk = sys.argv[1:]
+n, os_, ms = int(n), float(os_), float(ms)
+ours, mosq = n / max(os_, 1e-3), n / max(ms, 1e-3)
+print(f"{n} QoS 1 messages of {size} B over TLS to mosquitto 2.0, one connection")
+print(f"| client | msg/s | peak RSS |")
+print(f"|---|---:|---:|")
+print(f"| iothub device send --stdin | {ours:,.0f} | {int(ok)/1024:.1f} MiB |")
+print(f"| mosquitto_pub -l | {mosq:,.0f} | {int(mk)/1024:.1f} MiB |")
+print(f"ratio (iothub / mosquitto_pub): {ours/mosq:.2f}x throughput")
+PY
