@@ -83,6 +83,8 @@ try {
   await page.locator('#twin-reported', { hasText: `"targetTemperature": ${desiredValue}` }).waitFor();
 
   if (problems.length) throw new Error(problems.join('\n'));
+  // A fuller chart for the artifact.
+  await page.waitForFunction(() => document.querySelectorAll('#telemetry-table tbody tr').length >= 14);
   await page.screenshot({ path: screenshot });
   console.log(`screenshot: ${screenshot}`);
   console.log('dashboard e2e: ok');

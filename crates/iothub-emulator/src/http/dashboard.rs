@@ -3,7 +3,7 @@
 //! the page a short-lived service token.
 //!
 //! Routes: `GET /` and `GET /dashboard` (the page), `GET /dashboard/app.js`,
-//! `GET /dashboard/style.css`, `GET /dashboard/session`.
+//! `GET /dashboard/chart.js`, `GET /dashboard/style.css`, `GET /dashboard/session`.
 //!
 //! # How the page authenticates
 //!
@@ -47,6 +47,7 @@ const OWNER_POLICY: &str = "iothubowner";
 
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
 const APP_JS: &str = include_str!("../../assets/app.js");
+const CHART_JS: &str = include_str!("../../assets/chart.js");
 const STYLE_CSS: &str = include_str!("../../assets/style.css");
 
 /// Only the page's own scripts, styles and API; nothing inline, no framing.
@@ -60,6 +61,7 @@ pub(crate) fn router(hub: Hub) -> Router {
         .route("/dashboard", get(index))
         .route("/dashboard/", get(index))
         .route("/dashboard/app.js", get(app_js))
+        .route("/dashboard/chart.js", get(chart_js))
         .route("/dashboard/style.css", get(style_css))
         .route("/dashboard/session", get(session))
         .with_state(hub)
@@ -71,6 +73,10 @@ async fn index() -> Response {
 
 async fn app_js() -> Response {
     asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+async fn chart_js() -> Response {
+    asset("text/javascript; charset=utf-8", CHART_JS)
 }
 
 async fn style_css() -> Response {

@@ -123,6 +123,9 @@ async fn serves_the_page_and_its_assets_with_a_strict_content_security_policy() 
             .starts_with("text/javascript")
     );
     assert!(js.body.contains("/dashboard/session"));
+    let chart = get(addr, "/dashboard/chart.js", &[]).await;
+    assert_eq!(chart.status, 200);
+    assert!(chart.body.contains("function drawTelemetryChart"));
     let css = get(addr, "/dashboard/style.css", &[]).await;
     assert!(css.header("content-type").unwrap().starts_with("text/css"));
     // The API's own fallback still answers unknown paths in the hubs' error shape.
