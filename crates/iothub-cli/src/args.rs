@@ -3,6 +3,7 @@
 //! Each subcommand keeps its arguments in its own module under `args/`.
 
 mod device;
+mod emulator;
 mod hub;
 mod sas;
 
@@ -12,10 +13,12 @@ pub(crate) use self::device::{
     Connection as DeviceConnection, DeviceArgs, DeviceCommand, ListenArgs, ProvisionArgs,
     ReportArgs, SendArgs,
 };
+pub(crate) use self::emulator::EmulatorArgs;
 pub(crate) use self::hub::{
     C2dArgs, HubArgs, HubCommand, InvokeArgs, MonitorArgs, Service as HubService, TwinArgs,
     TwinCommand, TwinTarget,
 };
+pub(crate) use self::hub::{EnrollmentArgs, EnrollmentCommand, IdentityArgs, IdentityCommand};
 pub(crate) use self::sas::SasArgs;
 
 /// Talk to Azure IoT Hub over MQTT, or to a local emulator, without the Azure SDK.
@@ -40,4 +43,6 @@ pub(crate) enum Command {
     Device(DeviceArgs),
     /// Act as the service: monitor telemetry, invoke methods, send C2D, show and update twins.
     Hub(HubArgs),
+    /// Run the local IoT Hub emulator in the foreground (MQTT/TLS, WebSocket, plain MQTT, DPS).
+    Emulator(EmulatorArgs),
 }

@@ -4,6 +4,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+mod enrollment;
+mod identity;
+pub(crate) use self::enrollment::{EnrollmentArgs, EnrollmentCommand};
+pub(crate) use self::identity::{IdentityArgs, IdentityCommand};
+
 const EXAMPLES: &str = "\
 Examples:
   iothub hub monitor --device dev1 --properties
@@ -64,6 +69,12 @@ pub(crate) enum HubCommand {
     C2d(C2dArgs),
     /// Show or update a device twin.
     Twin(TwinArgs),
+    /// Create, list, show, delete identities of the local emulator; print connection strings.
+    Identity(IdentityArgs),
+    /// Create, list, show, delete, enable or disable DPS individual enrollments (symmetric key).
+    Enrollment(EnrollmentArgs),
+    /// Create, list, show, delete, enable or disable DPS enrollment groups (devices use derived keys).
+    EnrollmentGroup(EnrollmentArgs),
 }
 
 /// `iothub hub monitor`.

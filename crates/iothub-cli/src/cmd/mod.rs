@@ -1,12 +1,15 @@
 //! Turns parsed arguments into actions. One module per subcommand.
 
 mod device;
+mod emulator;
 mod hub;
 mod sas;
 
 use std::process::ExitCode;
 
 use crate::args::{Cli, Command};
+
+pub(crate) use self::emulator::default_data_dir as emulator_data_dir;
 
 /// Options every command sees.
 #[derive(Debug, Clone, Copy)]
@@ -22,5 +25,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sas(args) => sas::run(&args, global),
         Command::Device(args) => device::run(&args, global),
         Command::Hub(args) => hub::run(&args, global),
+        Command::Emulator(args) => emulator::run(&args, global),
     }
 }

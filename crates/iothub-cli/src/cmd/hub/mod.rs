@@ -2,14 +2,17 @@
 //! emulator by default, any IoT Hub with a service connection string.
 
 mod c2d;
+mod enrollment;
+mod identity;
 mod invoke;
 mod monitor;
-mod service;
+pub(crate) mod service;
 mod twin;
 
 use std::process::ExitCode;
 
 use anyhow::Context;
+use iothub_emulator::hub::provisioning::EnrollmentKind;
 
 use self::service::ServiceClient;
 use super::Global;
@@ -17,6 +20,18 @@ use crate::args::{HubArgs, HubCommand};
 
 /// Runs a `hub` subcommand.
 pub(crate) fn run(args: &HubArgs, global: Global) -> anyhow::Result<ExitCode> {
+    if let HubCommand::Identity(a) = &args.command {
+        return identity::run(&args.service, a, global);
+    }
+    match &args.command {
+        HubCommand::Enrollment(a) => {
+            return enrollment::run(&args.service, EnrollmentKind::Individual, a, global);
+        }
+        HubCommand::EnrollmentGroup(a) => {
+            return enrollment::run(&args.service, EnrollmentKind::Group, a, global);
+        }
+        _ => {}
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -29,6 +44,11 @@ pub(crate) fn run(args: &HubArgs, global: Global) -> anyhow::Result<ExitCode> {
             HubCommand::Invoke(a) => invoke::run(&client, a, global).await,
             HubCommand::C2d(a) => c2d::run(&client, a, global).await,
             HubCommand::Twin(a) => twin::run(&client, a, global).await,
+            HubCommand::Identity(_)
+            | HubCommand::Enrollment(_)
+            | HubCommand::EnrollmentGroup(_) => {
+                unreachable!("handled above")
+            }
         }
     })
 }

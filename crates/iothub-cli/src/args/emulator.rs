@@ -1,0 +1,88 @@
+//! Arguments of `iothub emulator`: run the local IoT Hub emulator (issue 3 point 12).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+const EXAMPLES: &str = "\
+Examples:
+  iothub emulator
+  iothub emulator --hostname myhub.azure-devices.net --https-port 8443
+  iothub emulator --in-memory --mqtt-port 0 --https-port 0 --plain-port 0 --http-port 0
+
+Clients trust <data dir>/ca.pem. Other commands (iothub hub …) find the running emulator
+through <data dir>/endpoints.json.";
+
+/// `iothub emulator`.
+#[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
+pub(crate) struct EmulatorArgs {
+    /// Data directory (database, CA, endpoints.json); default `$IOTHUB_EMULATOR_DIR`, else
+    /// `~/.local/share/iothub/emulator`.
+    #[arg(long, env = "IOTHUB_EMULATOR_DIR", value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+
+    /// A host name the hub answers to and puts in its certificate (repeatable), e.g.
+    /// `myhub.azure-devices.net` pointed at 127.0.0.1 in /etc/hosts. The first is the primary.
+    #[arg(long = "hostname", value_name = "HOST")]
+    pub(crate) hostnames: Vec<String>,
+
+    /// MQTT over TLS port (0 = any free port).
+    #[arg(long, default_value_t = 8883, value_name = "PORT")]
+    pub(crate) mqtt_port: u16,
+
+    /// HTTPS + MQTT-over-WebSocket port; 443 falls back to 8443 when not permitted.
+    #[arg(long, default_value_t = 443, value_name = "PORT")]
+    pub(crate) https_port: u16,
+
+    /// Plain (unencrypted) MQTT port for development.
+    #[arg(
+        long,
+        default_value_t = 1883,
+        value_name = "PORT",
+        conflicts_with = "no_plain"
+    )]
+    pub(crate) plain_port: u16,
+
+    /// Switch plain MQTT off.
+    #[arg(long)]
+    pub(crate) no_plain: bool,
+
+    /// Plain HTTP port for the REST API and dashboard.
+    #[arg(
+        long,
+        default_value_t = 8080,
+        value_name = "PORT",
+        conflicts_with = "no_http"
+    )]
+    pub(crate) http_port: u16,
+
+    /// Switch plain HTTP off.
+    #[arg(long)]
+    pub(crate) no_http: bool,
+
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    pub(crate) bind: IpAddr,
+
+    /// Keep everything in memory (nothing is written to the data dir but endpoints.json and the CA).
+    #[arg(long)]
+    pub(crate) in_memory: bool,
+
+    /// Telemetry retention in hours.
+    #[arg(long, default_value_t = 24, value_name = "HOURS")]
+    pub(crate) retention_hours: u64,
+
+    /// Serve this certificate chain (PEM) instead of one from the local CA (needs --key).
+    #[arg(long, requires = "key", value_name = "PEM")]
+    pub(crate) cert: Option<PathBuf>,
+
+    /// Private key (PEM) for --cert.
+    #[arg(long, requires = "cert", value_name = "PEM")]
+    pub(crate) key: Option<PathBuf>,
+
+    /// CA file clients should trust with --cert (default: the --cert file).
+    #[arg(long, requires = "cert", value_name = "PEM")]
+    pub(crate) ca: Option<PathBuf>,
+}

@@ -1,0 +1,56 @@
+//! Arguments of `iothub hub identity`: the emulator's identity registry (issue 3 point 12).
+
+use clap::{Args, Subcommand};
+
+/// `iothub hub identity`.
+#[derive(Debug, Args)]
+pub(crate) struct IdentityArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: IdentityCommand,
+}
+
+/// The identity subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum IdentityCommand {
+    /// Create a device (or module) identity; prints its connection string (`--json`: the object).
+    Create(CreateArgs),
+    /// List every identity.
+    List,
+    /// Show one identity as JSON.
+    Show(Target),
+    /// Delete an identity (a device's modules go with it); exits 1 when it does not exist.
+    Delete(Target),
+    /// Print an identity's connection string.
+    ConnectionString(Target),
+}
+
+/// Which identity.
+#[derive(Debug, Args)]
+pub(crate) struct Target {
+    /// Device id.
+    pub(crate) device_id: String,
+    /// Module id, for a module identity.
+    #[arg(long, short = 'm')]
+    pub(crate) module: Option<String>,
+}
+
+/// `iothub hub identity create`.
+#[derive(Debug, Args)]
+pub(crate) struct CreateArgs {
+    /// Which identity to create.
+    #[command(flatten)]
+    pub(crate) target: Target,
+    /// Authenticate with a self-signed X.509 certificate of this SHA-1 or SHA-256 thumbprint.
+    #[arg(long, value_name = "HEX", conflicts_with_all = ["primary_key", "secondary_key"])]
+    pub(crate) x509_thumbprint: Option<String>,
+    /// Create it disabled (connections get CONNACK 3).
+    #[arg(long)]
+    pub(crate) disabled: bool,
+    /// Primary key (base64); generated when absent.
+    #[arg(long, value_name = "BASE64")]
+    pub(crate) primary_key: Option<String>,
+    /// Secondary key (base64); generated when absent.
+    #[arg(long, value_name = "BASE64")]
+    pub(crate) secondary_key: Option<String>,
+}
