@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod c2d;
+mod emulator;
 mod examples;
 mod fake_hub;
 mod methods;
