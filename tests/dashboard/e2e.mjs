@@ -18,6 +18,8 @@ const methodToken = env('METHOD_TOKEN');
 const desiredValue = Number(env('DESIRED_VALUE'));
 const c2dText = env('C2D_TEXT');
 const screenshot = env('SCREENSHOT');
+const addDevice = env('ADD_DEVICE');
+const removeDevice = env('REMOVE_DEVICE');
 
 const step = (text) => console.log(`step: ${text}`);
 const problems = [];
@@ -32,6 +34,7 @@ const browser = await chromium.launch({
 let page;
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(url).origin });
   page = await context.newPage();
   page.setDefaultTimeout(20000);
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
@@ -50,6 +53,10 @@ try {
   if (!cs.startsWith('HostName=') || !cs.includes(`DeviceId=${device};SharedAccessKey=`)) {
     throw new Error(`connection string shown: ${cs}`);
   }
+  await page.getByRole('button', { name: 'Copy connection string' }).click();
+  await page.locator('#copy-result', { hasText: 'Copied' }).waitFor();
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  if (copied !== cs) throw new Error(`clipboard holds: ${copied}`);
 
   step('live telemetry with the run marker appears in the table and the chart legend');
   await page.locator('#telemetry-table tbody td', { hasText: marker }).first().waitFor();
@@ -80,6 +87,20 @@ try {
   await page.getByLabel(/Desired properties patch/).fill(JSON.stringify({ targetTemperature: desiredValue }));
   await page.getByRole('button', { name: 'Update desired' }).click();
   await page.locator('#desired-result', { hasText: `Device reported back targetTemperature = ${desiredValue}` }).waitFor();
+  await page.locator('#twin-reported', { hasText: `"targetTemperature": ${desiredValue}` }).waitFor();
+
+  step(`add ${addDevice}, delete ${removeDevice}`);
+  await page.getByLabel('New device id').fill(addDevice);
+  await page.getByRole('button', { name: 'Add', exact: true }).click();
+  await page.getByRole('button', { name: new RegExp(`^${addDevice}, disconnected`) }).waitFor();
+  await page.locator('#device-title', { hasText: addDevice }).waitFor();
+  await page.getByRole('button', { name: new RegExp(`^${removeDevice}, `) }).click();
+  await page.locator('#device-title', { hasText: removeDevice }).waitFor();
+  await page.getByRole('button', { name: 'Delete' }).click();
+  await page.getByRole('button', { name: `Confirm delete ${removeDevice}` }).click();
+  await page.getByRole('button', { name: new RegExp(`^${removeDevice}, `) }).waitFor({ state: 'detached' });
+  await page.getByRole('button', { name: new RegExp(`^${device}, connected`) }).click();
+  await page.getByRole('tab', { name: 'Twin' }).click();
   await page.locator('#twin-reported', { hasText: `"targetTemperature": ${desiredValue}` }).waitFor();
 
   if (problems.length) throw new Error(problems.join('\n'));

@@ -6,10 +6,12 @@
 //! messages. `tests/dashboard/e2e.mjs` (playwright-core driving Debian's `/usr/bin/chromium`)
 //! opens the dashboard, waits for the marker in the telemetry table, invokes the method and
 //! checks the shown answer, edits a desired property and waits for the shown reported ack,
-//! sends a C2D message and waits for it to show completed, then saves
+//! sends a C2D message and waits for it to show completed, copies the connection string,
+//! adds one device and deletes another, then saves
 //! `target/dashboard-screenshot.png`. This side then checks what the device received.
 //!
 //! Needs `node`, `tests/dashboard/node_modules` and Chromium: `scripts/install-deps.sh`.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -48,7 +50,8 @@ fn nonce(prefix: &str) -> String {
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
 }
 
 /// Connects the device over plain MQTT and runs it until the test ends.
@@ -220,6 +223,8 @@ async fn the_dashboard_shows_live_telemetry_round_trips_a_method_and_delivers_a_
         .env("METHOD_TOKEN", &method_token)
         .env("DESIRED_VALUE", desired_value.to_string())
         .env("C2D_TEXT", &c2d_text)
+        .env("ADD_DEVICE", "added-in-browser")
+        .env("REMOVE_DEVICE", "spare-sensor")
         .env("CHROMIUM", &chromium)
         .env("SCREENSHOT", &screenshot)
         .stdin(Stdio::null())
@@ -250,7 +255,7 @@ async fn the_dashboard_shows_live_telemetry_round_trips_a_method_and_delivers_a_
     );
 
     // What the device itself received, typed into the page by the browser.
-    let seen = seen.lock().unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
     assert!(
         seen.method_payloads
             .iter()
@@ -270,6 +275,18 @@ async fn the_dashboard_shows_live_telemetry_round_trips_a_method_and_delivers_a_
         "the C2D message reached the device: {:?}",
         seen.c2d_bodies
     );
-    drop(seen);
+    // The registry changes made in the page.
+    let ids = hub
+        .emulator
+        .hub
+        .store()
+        .call(|tx| iothub_emulator::store::registry::list(tx))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.device_id)
+        .collect::<Vec<_>>();
+    assert!(ids.iter().any(|d| d == "added-in-browser"), "{ids:?}");
+    assert!(!ids.iter().any(|d| d == "spare-sensor"), "{ids:?}");
     hub.shutdown().await;
 }
