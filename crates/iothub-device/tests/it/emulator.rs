@@ -452,3 +452,103 @@ async fn pnp_thermostat_example_answers_the_service_against_the_emulator() {
     assert!(stdout.contains("targetTemperature -> 30"), "{stdout}");
     hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn provisions_through_the_emulators_dps_with_a_group_key_then_sends() {
+    use iothub_emulator::hub::provisioning::{self, EnrollmentKind};
+    let hub = TestHub::spawn().await.unwrap();
+    let (scope, group_key) = hub
+        .emulator
+        .hub
+        .store()
+        .call(|tx| {
+            let scope = provisioning::id_scope(tx).unwrap();
+            let group = provisioning::create_enrollment(
+                tx,
+                EnrollmentKind::Group,
+                "fleet",
+                None,
+                None,
+                std::time::SystemTime::now(),
+            )
+            .unwrap();
+            Ok((scope, group.primary_key))
+        })
+        .await
+        .unwrap();
+    let provisioned = iothub_device::provision(
+        iothub_device::ProvisioningOptions::new(
+            &scope,
+            "sensor-7",
+            iothub_device::Attestation::GroupKey(group_key),
+        )
+        .provisioning_host("localhost")
+        .port(hub.mqtt_addr().port())
+        .trust_ca_pem(hub.ca_pem().as_bytes().to_vec())
+        .timeout(Duration::from_secs(20)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(provisioned.device_id, "sensor-7");
+    let mut feed = hub.emulator.hub.live_feed();
+    let options = provisioned.client_options().port(hub.mqtt_addr().port());
+    let client = DeviceClient::connect(options).await.unwrap();
+    client
+        .send_telemetry(Message::new("provisioned"))
+        .await
+        .unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(5), feed.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.device_id, "sensor-7");
+    client.close().await;
+    hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn provision_example_runs_against_the_emulator() {
+    use iothub_emulator::hub::provisioning::{self, EnrollmentKind};
+    let hub = TestHub::spawn().await.unwrap();
+    let (scope, key) = hub
+        .emulator
+        .hub
+        .store()
+        .call(|tx| {
+            let scope = provisioning::id_scope(tx).unwrap();
+            let e = provisioning::create_enrollment(
+                tx,
+                EnrollmentKind::Individual,
+                "sensor-8",
+                None,
+                None,
+                std::time::SystemTime::now(),
+            )
+            .unwrap();
+            Ok((scope, e.primary_key))
+        })
+        .await
+        .unwrap();
+    let port = hub.mqtt_addr().port().to_string();
+    let child = spawn_example(
+        &hub,
+        "",
+        "provision",
+        &[
+            "--id-scope",
+            &scope,
+            "--registration-id",
+            "sensor-8",
+            "--key",
+            &key,
+            "--provisioning-host",
+            "localhost",
+            "--dps-port",
+            &port,
+        ],
+    );
+    let stdout = finish(child).await;
+    assert!(stdout.contains(r#""deviceId":"sensor-8""#), "{stdout}");
+    assert!(stdout.contains("telemetry acknowledged"), "{stdout}");
+    hub.shutdown().await;
+}
