@@ -552,3 +552,54 @@ async fn provision_example_runs_against_the_emulator() {
     assert!(stdout.contains("telemetry acknowledged"), "{stdout}");
     hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn short_lived_tokens_are_renewed_against_the_emulator_without_losing_messages() {
+    let hub = TestHub::spawn().await.unwrap();
+    let cs = hub.create_device("dev1").await.unwrap();
+    let seen = Seen::default();
+    collect(hub.emulator.hub.live_feed(), seen.clone());
+    let options = tls_options(&hub, &cs).token_ttl(Duration::from_secs(2));
+    let client = DeviceClient::connect(options).await.unwrap();
+    let mut states = client.connection_state();
+    let reconnects = tokio::spawn(async move {
+        let mut connected = 0;
+        while states.changed().await.is_ok() {
+            if *states.borrow() == iothub_device::ConnectionState::Connected {
+                connected += 1;
+            }
+        }
+        connected
+    });
+    for i in 0..40 {
+        client
+            .send_telemetry(Message::new("x").message_id(format!("t{i}")))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    client.close().await;
+    drop(client);
+    let renewals = tokio::time::timeout(Duration::from_secs(5), reconnects)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        renewals >= 2,
+        "the 2 s token was renewed ({renewals} reconnects)"
+    );
+    for _ in 0..100 {
+        if seen.lock().unwrap().len() >= 40 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ids = seen.lock().unwrap().clone();
+    for i in 0..40 {
+        assert!(
+            ids.contains(&format!("t{i}")),
+            "t{i} acknowledged but not in the event log"
+        );
+    }
+    hub.shutdown().await;
+}
