@@ -32,6 +32,18 @@ pub enum Outbound {
         /// Caller's correlation tag.
         tag: Option<String>,
     },
+    /// Like [`Outbound::Publish`], but a redelivery of a message the device may already have
+    /// seen (C2D after a reconnect): sent with the DUP flag set (MQTT 3.1.1 §3.3.1.1).
+    Redelivery {
+        /// Topic.
+        topic: String,
+        /// Body.
+        payload: Bytes,
+        /// Requested QoS (capped at the subscription's granted QoS).
+        qos: QoS,
+        /// Caller's correlation tag.
+        tag: Option<String>,
+    },
     /// Close the connection (e.g. taken over by a new connection of the same identity).
     Close,
 }

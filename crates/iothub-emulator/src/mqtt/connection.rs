@@ -86,13 +86,20 @@ pub(crate) async fn serve<S>(
                 // The append failed: no PUBACK; the client will retry after reconnecting.
                 None => break 'conn,
             },
-            message = recv(&mut peer) => match message {
-                Some(Outbound::Publish { topic, payload, qos, tag }) => {
+            message = recv(&mut peer) => {
+                let dup = matches!(message, Some(Outbound::Redelivery { .. }));
+                match message {
+                Some(
+                    Outbound::Publish { topic, payload, qos, tag }
+                    | Outbound::Redelivery { topic, payload, qos, tag },
+                ) => {
                     let Some(granted) = feed_for(&topic).and_then(|f| session.feed_qos(f)) else {
                         continue;
                     };
                     let qos = if qos == QoS::AtMostOnce || granted == QoS::AtMostOnce { QoS::AtMostOnce } else { QoS::AtLeastOnce };
                     let mut publish = Publish::from_bytes(topic, qos, payload);
+                    // DUP is only meaningful (and only allowed) at QoS 1 (MQTT 3.1.1 §3.3.1.1).
+                    publish.dup = dup && qos == QoS::AtLeastOnce;
                     let mut completed_on_send = None;
                     if qos == QoS::AtLeastOnce {
                         next_pkid = allocate(next_pkid, &in_flight);
@@ -113,7 +120,8 @@ pub(crate) async fn serve<S>(
                 }
                 // Taken over by a newer connection of the same identity (§1.5).
                 Some(Outbound::Close) | None => break 'conn,
-            },
+                }
+            }
             () = tokio::time::sleep_until(deadline) => session.handle_timeout(Instant::now()),
         };
         for action in actions {
