@@ -1,6 +1,7 @@
 //! Integration tests: run the built `iothub` binary and check its output and exit code.
 
 mod device;
+mod device_hub;
 mod emulator_cli;
 mod hub;
 mod sas;

@@ -1,0 +1,114 @@
+//! `iothub device …` end to end against a running `iothub emulator` (issue 4, point 5).
+
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+use crate::{Run, iothub};
+
+/// A running `iothub emulator` on free ports, stopped on drop.
+struct Emulator {
+    child: Child,
+    dir: tempfile::TempDir,
+    mqtt_port: String,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Emulator {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_iothub"))
+            .args(["--json", "emulator", "--data-dir"])
+            .arg(dir.path())
+            .args(["--mqtt-port", "0", "--https-port", "0", "--plain-port", "0"])
+            .args(["--http-port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the emulator starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("banner");
+        let banner: Value = serde_json::from_str(&line).expect("JSON banner");
+        let mqtt = banner["mqttTls"].as_str().expect("mqttTls").to_owned();
+        let mqtt_port = mqtt.rsplit(':').next().expect("port").to_owned();
+        Self {
+            child,
+            dir,
+            mqtt_port,
+        }
+    }
+
+    fn data_dir(&self) -> &str {
+        self.dir.path().to_str().expect("utf-8 temp path")
+    }
+
+    fn create_device(&self, id: &str) -> String {
+        let run = iothub(&["hub", "identity", "create", id, "--data-dir", self.data_dir()]);
+        assert_eq!(run.code, Some(0), "{run:?}");
+        run.stdout.trim_end().to_owned()
+    }
+
+    /// Runs `iothub device {args}` as device `cs` against this emulator.
+    fn device(&self, cs: &str, args: &[&str]) -> Run {
+        let ca = self.dir.path().join("ca.pem");
+        let mut all = vec!["device"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&[
+            "--connection-string",
+            cs,
+            "--port",
+            &self.mqtt_port,
+            "--ca-file",
+            ca.to_str().expect("utf-8 path"),
+        ]);
+        iothub(&all)
+    }
+}
+
+#[test]
+fn send_reports_every_message_acknowledged() {
+    let emulator = Emulator::start();
+    let cs = emulator.create_device("dev1");
+    let run = emulator.device(&cs, &["send", "hello", "-p", "alert=true", "--count", "5"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.stdout, "sent 5 message(s), all acknowledged\n");
+}
+
+#[test]
+fn report_prints_the_new_version_and_twin_shows_it() {
+    let emulator = Emulator::start();
+    let cs = emulator.create_device("dev1");
+    let run = emulator.device(&cs, &["report", r#"{"temperature":32}"#]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.stdout, "2\n");
+    let run = emulator.device(&cs, &["twin"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let twin: Value = serde_json::from_str(&run.stdout).expect("twin JSON");
+    assert_eq!(twin["reported"]["temperature"], 32);
+}
+
+#[test]
+fn listen_without_events_before_the_timeout_is_a_negative_result() {
+    let emulator = Emulator::start();
+    let cs = emulator.create_device("dev1");
+    let run = emulator.device(&cs, &["listen", "--count", "1", "--timeout", "1"]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+}
+
+#[test]
+fn a_wrong_key_fails_with_exit_code_2() {
+    let emulator = Emulator::start();
+    emulator.create_device("dev1");
+    let cs = "HostName=localhost;DeviceId=dev1;SharedAccessKey=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let run = emulator.device(cs, &["send", "hello"]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+}
