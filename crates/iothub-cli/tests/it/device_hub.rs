@@ -12,6 +12,7 @@ struct Emulator {
     child: Child,
     dir: tempfile::TempDir,
     mqtt_port: String,
+    id_scope: String,
 }
 
 impl Drop for Emulator {
@@ -40,10 +41,12 @@ impl Emulator {
         let banner: Value = serde_json::from_str(&line).expect("JSON banner");
         let mqtt = banner["mqttTls"].as_str().expect("mqttTls").to_owned();
         let mqtt_port = mqtt.rsplit(':').next().expect("port").to_owned();
+        let id_scope = banner["idScope"].as_str().expect("idScope").to_owned();
         Self {
             child,
             dir,
             mqtt_port,
+            id_scope,
         }
     }
 
@@ -52,7 +55,14 @@ impl Emulator {
     }
 
     fn create_device(&self, id: &str) -> String {
-        let run = iothub(&["hub", "identity", "create", id, "--data-dir", self.data_dir()]);
+        let run = iothub(&[
+            "hub",
+            "identity",
+            "create",
+            id,
+            "--data-dir",
+            self.data_dir(),
+        ]);
         assert_eq!(run.code, Some(0), "{run:?}");
         run.stdout.trim_end().to_owned()
     }
@@ -111,4 +121,61 @@ fn a_wrong_key_fails_with_exit_code_2() {
     let cs = "HostName=localhost;DeviceId=dev1;SharedAccessKey=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     let run = emulator.device(cs, &["send", "hello"]);
     assert_eq!(run.code, Some(2), "{run:?}");
+}
+
+/// PROTOCOL.md §2.2 vector 7: a group key and one member's derived key.
+const GROUP_KEY: &str =
+    "8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw==";
+const MEMBER: &str = "sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6";
+const MEMBER_KEY: &str = "Jsm0lyGpjaVYVP2g3FnmnmG9dI/9qU24wNoykUmermc=";
+
+#[test]
+fn provision_with_a_group_key_saves_a_working_connection_string() {
+    let emulator = Emulator::start();
+    let run = iothub(&[
+        "hub",
+        "--data-dir",
+        emulator.data_dir(),
+        "enrollment-group",
+        "create",
+        "fleet",
+        "--key",
+        GROUP_KEY,
+    ]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let ca = emulator.dir.path().join("ca.pem");
+    let run = iothub(&[
+        "device",
+        "provision",
+        "--id-scope",
+        &emulator.id_scope,
+        "--registration-id",
+        MEMBER,
+        "--group-key",
+        GROUP_KEY,
+        "--provisioning-host",
+        "localhost",
+        "--port",
+        &emulator.mqtt_port,
+        "--ca-file",
+        ca.to_str().expect("utf-8 path"),
+        "--save",
+    ]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout.contains(&format!("device id: {MEMBER}")),
+        "{run:?}"
+    );
+    let cs = run
+        .stdout
+        .lines()
+        .last()
+        .expect("connection string")
+        .to_owned();
+    assert!(
+        cs.ends_with(&format!(";DeviceId={MEMBER};SharedAccessKey={MEMBER_KEY}")),
+        "{cs}"
+    );
+    let run = emulator.device(&cs, &["send", "provisioned"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
 }
