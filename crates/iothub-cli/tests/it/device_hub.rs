@@ -179,3 +179,69 @@ fn provision_with_a_group_key_saves_a_working_connection_string() {
     let run = emulator.device(&cs, &["send", "provisioned"]);
     assert_eq!(run.code, Some(0), "{run:?}");
 }
+
+#[test]
+fn listen_prints_c2d_and_method_calls_and_answers_as_configured() {
+    let emulator = Emulator::start();
+    let cs = emulator.create_device("dev1");
+    let ca = emulator.dir.path().join("ca.pem");
+    let listener = Command::new(env!("CARGO_BIN_EXE_iothub"))
+        .args(["device", "listen", "--count", "2", "--timeout", "30"])
+        .args(["--method", r#"reboot=200:{"ok":true}"#])
+        .args(["--connection-string", &cs, "--port", &emulator.mqtt_port])
+        .arg("--ca-file")
+        .arg(&ca)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("listen starts");
+    // Wait until the device is connected and subscribed: a C2D sent before would still be
+    // queued, but the method call needs the device online.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let dir = emulator.data_dir();
+    let run = iothub(&[
+        "hub",
+        "--data-dir",
+        dir,
+        "c2d",
+        "dev1",
+        "hello",
+        "-p",
+        "k=v",
+    ]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let run = iothub(&[
+        "--json",
+        "hub",
+        "--data-dir",
+        dir,
+        "invoke",
+        "dev1",
+        "reboot",
+    ]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains(r#""ok":true"#), "{run:?}");
+    let output = listener.wait_with_output().expect("listen finishes");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let events: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let c2d = events
+        .iter()
+        .find(|e| e["type"] == "c2d")
+        .expect("a c2d line");
+    assert_eq!(c2d["body"], "hello");
+    assert_eq!(c2d["properties"]["k"], "v");
+    let method = events
+        .iter()
+        .find(|e| e["type"] == "method")
+        .expect("a method line");
+    assert_eq!(method["name"], "reboot");
+    assert_eq!(method["status"], 200);
+}
