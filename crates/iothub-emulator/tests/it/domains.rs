@@ -254,3 +254,53 @@ async fn dps_registration_assigns_the_device_to_this_hub() {
         matches!(ack, Some(rumqttc::mqttbytes::v4::Packet::ConnAck(a)) if a.code == rumqttc::mqttbytes::v4::ConnectReturnCode::Success)
     );
 }
+
+#[tokio::test]
+async fn a_persistent_session_keeps_its_subscription_and_gets_queued_c2d_on_reconnect() {
+    let hub = TestHub::spawn().await.unwrap();
+    let (client, mut events) = device(&hub, "p1").await;
+    client
+        .subscribe("devices/p1/messages/devicebound/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    wait_for(&mut events, |p| matches!(p, Packet::SubAck(_))).await;
+    client.disconnect().await.unwrap();
+    while events.poll().await.is_ok() {}
+
+    // Offline: the message waits in the queue.
+    let who = Identity {
+        device_id: "p1".into(),
+        module_id: None,
+    };
+    let message = iothub_emulator::hub::c2d::OutgoingMessage {
+        body: b"queued".to_vec(),
+        ..Default::default()
+    };
+    hub.emulator.domains.send_c2d(&who, message).await.unwrap();
+
+    // Reconnect with clean session 0 and WITHOUT subscribing again.
+    let rec = hub
+        .emulator
+        .hub
+        .store()
+        .call(|tx| iothub_emulator::store::registry::find(tx, "p1", None))
+        .await
+        .unwrap()
+        .unwrap();
+    let cs = iothub_emulator::hub::registry::connection_string(&rec, "localhost");
+    let addr = hub.plain_addr();
+    let mut o = MqttOptions::new("p1", addr.ip().to_string(), addr.port());
+    o.set_credentials(
+        username("localhost", "p1"),
+        device_token("localhost", "p1", &key_of(&cs), now() + 3600),
+    );
+    o.set_clean_session(false);
+    let (_client, mut events) = AsyncClient::new(o, 10);
+    let Packet::ConnAck(ack) = wait_for(&mut events, |p| matches!(p, Packet::ConnAck(_))).await
+    else {
+        unreachable!()
+    };
+    assert!(ack.session_present);
+    let p = next_publish(&mut events).await;
+    assert_eq!(p.payload.as_ref(), b"queued");
+}

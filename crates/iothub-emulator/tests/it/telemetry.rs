@@ -140,3 +140,61 @@ async fn many_concurrent_publishes_are_all_acknowledged_and_stored() {
         .unwrap();
     assert_eq!(count, i64::from(n));
 }
+
+#[tokio::test]
+async fn a_module_sends_on_its_own_topic_and_is_stamped_with_its_module_id() {
+    let hub = iothub_emulator::testing::TestHub::spawn().await.unwrap();
+    hub.create_device("edge1").await.unwrap();
+    let new = iothub_emulator::hub::registry::NewIdentity {
+        device_id: "edge1".into(),
+        module_id: Some("filter".into()),
+        ..Default::default()
+    };
+    let record = hub.create(new).await.unwrap();
+    let cs = iothub_emulator::hub::registry::connection_string(&record, "localhost");
+    let signer = iothub_proto::sas::HmacSha256Signer::from_base64(&key_of(&cs)).unwrap();
+    let token = iothub_proto::sas::SasToken::sign(
+        iothub_proto::sas::ResourceUri::module("localhost", "edge1", "filter"),
+        now() + 3600,
+        None,
+        &signer,
+    )
+    .unwrap()
+    .to_string();
+    let addr = hub.plain_addr();
+    let mut o = MqttOptions::new("edge1/filter", addr.ip().to_string(), addr.port());
+    o.set_credentials("localhost/edge1/filter/?api-version=2021-04-12", token);
+    let (client, mut events) = AsyncClient::new(o, 10);
+    client
+        .publish(
+            "devices/edge1/modules/filter/messages/events/",
+            QoS::AtLeastOnce,
+            false,
+            "m",
+        )
+        .await
+        .unwrap();
+    while !matches!(
+        tokio::time::timeout(Duration::from_secs(10), events.poll())
+            .await
+            .unwrap()
+            .unwrap(),
+        Event::Incoming(Packet::PubAck(_))
+    ) {}
+    let stored = hub
+        .emulator
+        .hub
+        .store()
+        .call(|tx| iothub_emulator::store::events::read_after(tx, 0, 10))
+        .await
+        .unwrap();
+    assert_eq!(stored[0].module_id.as_deref(), Some("filter"));
+    assert_eq!(
+        stored[0].system_properties["iothub-connection-module-id"],
+        "filter"
+    );
+    assert!(
+        stored[0].system_properties["iothub-connection-auth-method"]
+            .contains(r#""scope":"module""#)
+    );
+}

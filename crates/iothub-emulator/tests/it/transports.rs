@@ -102,3 +102,66 @@ async fn mqtt_over_websocket_echoes_the_subprotocol_and_reassembles_split_frames
     };
     assert_eq!(ack.code, ConnectReturnCode::Success);
 }
+
+fn x509_client_config(
+    ca_pem: &str,
+    cert: &rcgen::CertifiedKey<rcgen::KeyPair>,
+) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    Arc::new(config)
+}
+
+async fn x509_connack(
+    hub: &iothub_emulator::testing::TestHub,
+    id: &str,
+    cert: &rcgen::CertifiedKey<rcgen::KeyPair>,
+) -> rumqttc::ConnectReturnCode {
+    let mut o = MqttOptions::new(id, "localhost", hub.mqtt_addr().port());
+    // X.509: username only, no password (PROTOCOL.md §1.8).
+    o.set_credentials(username("localhost", id), "");
+    o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+        x509_client_config(hub.ca_pem(), cert),
+    )));
+    let (_client, mut events) = AsyncClient::new(o, 10);
+    match tokio::time::timeout(Duration::from_secs(10), events.poll())
+        .await
+        .unwrap()
+    {
+        Ok(Event::Incoming(rumqttc::Packet::ConnAck(ack))) => ack.code,
+        Err(rumqttc::ConnectionError::ConnectionRefused(code)) => code,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn x509_self_signed_device_authenticates_by_thumbprint() {
+    let hub = iothub_emulator::testing::TestHub::spawn().await.unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["cam1".to_string()]).unwrap();
+    let (_sha1, sha256) = iothub_emulator::tls::thumbprints(cert.cert.der());
+    let new = iothub_emulator::hub::registry::NewIdentity {
+        device_id: "cam1".into(),
+        x509_thumbprint: Some(sha256.to_lowercase()),
+        ..Default::default()
+    };
+    hub.create(new).await.unwrap();
+    assert_eq!(
+        x509_connack(&hub, "cam1", &cert).await,
+        rumqttc::ConnectReturnCode::Success
+    );
+    let other = rcgen::generate_simple_self_signed(vec!["cam1".to_string()]).unwrap();
+    assert_eq!(
+        x509_connack(&hub, "cam1", &other).await,
+        rumqttc::ConnectReturnCode::NotAuthorized
+    );
+}
