@@ -29,10 +29,10 @@ async fn wait_for(events: &mut EventLoop, want: impl Fn(&Packet) -> bool) -> Pac
             .await
             .unwrap()
             .unwrap();
-        if let Event::Incoming(p) = e {
-            if want(&p) {
-                return p;
-            }
+        if let Event::Incoming(p) = e
+            && want(&p)
+        {
+            return p;
         }
     }
 }
@@ -139,18 +139,11 @@ async fn a_direct_method_is_routed_to_the_device_and_its_answer_back() {
         )
         .await
         .unwrap();
-    // keep driving the client's event loop while the invocation completes
-    let result = loop {
-        tokio::select! {
-            r = async { loop { events.poll().await.unwrap(); } } => r,
-            done = tokio::time::sleep(Duration::from_millis(10)) => {
-                let _ = done;
-                if invocation.is_finished() {
-                    break invocation.await.unwrap().unwrap();
-                }
-            }
-        }
-    };
+    // Keep driving the client's event loop (it sends the response) until the call completes.
+    while !invocation.is_finished() {
+        let _ = tokio::time::timeout(Duration::from_millis(10), events.poll()).await;
+    }
+    let result = invocation.await.unwrap().unwrap();
     assert_eq!(result.status, 200);
     assert_eq!(result.payload, serde_json::json!({"ok":true}));
 }
