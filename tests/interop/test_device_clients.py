@@ -271,3 +271,19 @@ def test_azure_iot_device_provisioning_assigns_and_connects(emu):
     client.send_message("provisioned")
     client.shutdown()
     assert stored_events(emu, registration_id)[0][0] == b"provisioned"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the SDK dials 443 only: needs the emulator on the real ports")
+def test_azure_iot_device_over_websockets_sends_and_reads_its_twin(emu):
+    if emu["https_port"] != 443:
+        pytest.skip("the emulator fell back to %d; the SDK only dials 443" % emu["https_port"])
+    device_id, cs, _ = new_device(emu)
+    client = sdk_client(emu, cs, websockets=True)
+    client.connect()
+    try:
+        client.send_message("over websockets")
+        client.patch_twin_reported_properties({"transport": "ws"})
+        assert client.get_twin()["reported"]["transport"] == "ws"
+    finally:
+        client.shutdown()
+    assert stored_events(emu, device_id)[0][0] == b"over websockets"
