@@ -271,3 +271,81 @@ async fn connection_is_closed_when_the_token_expires() {
     assert!(raw.recv().await.is_none());
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+async fn policy_token(
+    hub: &iothub_emulator::testing::TestHub,
+    policy: &'static str,
+    device: &str,
+) -> String {
+    let p = hub
+        .emulator
+        .hub
+        .store()
+        .call(move |tx| iothub_emulator::store::registry::policy(tx, policy))
+        .await
+        .unwrap()
+        .unwrap();
+    let signer = iothub_proto::sas::HmacSha256Signer::from_base64(&p.primary_key).unwrap();
+    iothub_proto::sas::SasToken::sign(
+        iothub_proto::sas::ResourceUri::device("localhost", device),
+        now() + 3600,
+        Some(policy),
+        &signer,
+    )
+    .unwrap()
+    .to_string()
+}
+
+#[tokio::test]
+async fn device_policy_tokens_are_accepted_and_service_policy_tokens_are_not() {
+    let hub = iothub_emulator::testing::TestHub::spawn().await.unwrap();
+    hub.create_device("dev1").await.unwrap();
+    let token = policy_token(&hub, "device", "dev1").await;
+    let mut raw = Raw::connect(hub.plain_addr()).await;
+    assert_eq!(
+        code(
+            raw.login("dev1", &username("localhost", "dev1"), &token)
+                .await
+        ),
+        ConnectReturnCode::Success
+    );
+    // `service` has no DeviceConnect right.
+    let token = policy_token(&hub, "service", "dev1").await;
+    let mut raw = Raw::connect(hub.plain_addr()).await;
+    assert_eq!(
+        code(
+            raw.login("dev1", &username("localhost", "dev1"), &token)
+                .await
+        ),
+        ConnectReturnCode::NotAuthorized
+    );
+}
+
+#[tokio::test]
+async fn a_token_for_another_host_is_refused() {
+    let hub = iothub_emulator::testing::TestHub::spawn().await.unwrap();
+    let key = key_of(&hub.create_device("dev1").await.unwrap());
+    let token = device_token("otherhub.azure-devices.net", "dev1", &key, now() + 3600);
+    let mut raw = Raw::connect(hub.plain_addr()).await;
+    assert_eq!(
+        code(
+            raw.login("dev1", &username("localhost", "dev1"), &token)
+                .await
+        ),
+        ConnectReturnCode::NotAuthorized
+    );
+    // ...and a username naming a host the hub does not answer to.
+    let token = device_token("localhost", "dev1", &key, now() + 3600);
+    let mut raw = Raw::connect(hub.plain_addr()).await;
+    assert_eq!(
+        code(
+            raw.login(
+                "dev1",
+                &username("otherhub.azure-devices.net", "dev1"),
+                &token
+            )
+            .await
+        ),
+        ConnectReturnCode::NotAuthorized
+    );
+}
