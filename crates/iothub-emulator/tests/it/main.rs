@@ -4,6 +4,8 @@
 mod domains;
 mod durability;
 mod negative;
+mod service_api;
+mod service_bench;
 mod support;
 mod telemetry;
 mod transports;
