@@ -56,15 +56,33 @@ read -r ours_s ours_kib < <(measure "$iothub" device send --stdin --port "$port"
 read -r mosq_s mosq_kib < <(measure mosquitto_pub -h localhost -p "$port" --cafile "$work/ca.pem" \
   -i dev1 -q 1 -t devices/dev1/messages/events/ -l)
 
-python3 - "$messages" "$body_bytes" "$ours_s" "$ours_kib" "$mosq_s" "$mosq_kib" <<'PY'
+report() {
+python3 - "$messages" "$body_bytes" "$@" <<'PY'
 import sys
-n, size, os_, ok, ms, mk = sys.argv[1:]
+n, size, target, os_, ok, ms, mk = sys.argv[1:]
 n, os_, ms = int(n), float(os_), float(ms)
 ours, mosq = n / max(os_, 1e-3), n / max(ms, 1e-3)
-print(f"{n} QoS 1 messages of {size} B over TLS to mosquitto 2.0, one connection")
+print(f"{n} QoS 1 messages of {size} B over TLS to {target}, one connection")
 print(f"| client | msg/s | peak RSS |")
 print(f"|---|---:|---:|")
 print(f"| iothub device send --stdin | {ours:,.0f} | {int(ok)/1024:.1f} MiB |")
 print(f"| mosquitto_pub -l | {mosq:,.0f} | {int(mk)/1024:.1f} MiB |")
 print(f"ratio (iothub / mosquitto_pub): {ours/mosq:.2f}x throughput")
 PY
+}
+report "mosquitto 2.0" "$ours_s" "$ours_kib" "$mosq_s" "$mosq_kib"
+kill "$broker"; wait "$broker" 2>/dev/null || true; broker=
+
+# The same against the emulator (durable: each PUBACK waits for the SQLite commit).
+"$iothub" --json emulator --data-dir "$work/emu" --mqtt-port 0 --https-port 0 --plain-port 0 \
+  --http-port 0 > "$work/banner" 2>/dev/null &
+broker=$!
+for _ in $(seq 1 100); do [[ -s "$work/banner" ]] && break; sleep 0.1; done
+emu_port=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["mqttTls"].rsplit(":",1)[1])' "$work/banner")
+cs=$("$iothub" hub identity create dev1 --data-dir "$work/emu")
+token=$("$iothub" sas --connection-string "$cs")
+export IOTHUB_DEVICE_CONNECTION_STRING="$cs"
+read -r ours_s ours_kib < <(measure "$iothub" device send --stdin --port "$emu_port" --ca-file "$work/emu/ca.pem")
+read -r mosq_s mosq_kib < <(measure mosquitto_pub -h localhost -p "$emu_port" --cafile "$work/emu/ca.pem" \
+  -i dev1 -u "localhost/dev1/?api-version=2021-04-12" -P "$token" -q 1 -t devices/dev1/messages/events/ -l)
+report "the iothub emulator" "$ours_s" "$ours_kib" "$mosq_s" "$mosq_kib"
