@@ -2,8 +2,22 @@
 
 use clap::{Args, Subcommand};
 
+const EXAMPLES: &str = "\
+Examples:
+  iothub hub identity create dev1
+  iothub hub identity create dev1 --module filter --json
+  iothub hub identity create cam1 --x509-thumbprint 9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08
+  iothub hub identity list
+  iothub hub identity show dev1
+  iothub hub identity connection-string dev1 --module filter
+  iothub hub identity delete dev1
+
+These commands open the emulator's database in its data dir (--data-dir, IOTHUB_EMULATOR_DIR,
+default ~/.local/share/iothub/emulator); the emulator may be running or not.";
+
 /// `iothub hub identity`.
 #[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct IdentityArgs {
     /// What to do.
     #[command(subcommand)]
@@ -14,14 +28,19 @@ pub(crate) struct IdentityArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum IdentityCommand {
     /// Create a device (or module) identity; prints its connection string (`--json`: the object).
+    #[command(after_help = EXAMPLES)]
     Create(CreateArgs),
     /// List every identity.
+    #[command(after_help = EXAMPLES)]
     List,
     /// Show one identity as JSON.
+    #[command(after_help = EXAMPLES)]
     Show(Target),
     /// Delete an identity (a device's modules go with it); exits 1 when it does not exist.
+    #[command(after_help = EXAMPLES)]
     Delete(Target),
     /// Print an identity's connection string.
+    #[command(after_help = EXAMPLES)]
     ConnectionString(Target),
 }
 
