@@ -33,6 +33,9 @@ use crate::store::DurableOutbox;
 use crate::transport::{Connection, Endpoint};
 use crate::{ConnectRefusal, ConnectionState, DisconnectReason, Error};
 
+/// How long a connection must last before the reconnect backoff starts over.
+const STABLE_CONNECTION: Duration = Duration::from_secs(10);
+
 /// Commands handled per wake-up before writing to the socket.
 const COMMAND_BATCH: usize = 128;
 
@@ -139,6 +142,8 @@ pub(crate) struct Driver {
     desired_version: Option<u64>,
     closing: Option<(Vec<oneshot::Sender<()>>, Instant)>,
     commands_open: bool,
+    /// When the current connection's CONNACK arrived.
+    connected_at: Option<Instant>,
 }
 
 impl Driver {
@@ -166,6 +171,7 @@ impl Driver {
             desired_version: None,
             closing: None,
             commands_open: true,
+            connected_at: None,
         };
         if let Some(dir) = driver.options.outbox_dir.clone() {
             let (outbox, stored) = DurableOutbox::open(&dir)?;
@@ -198,7 +204,17 @@ impl Driver {
                 break;
             }
             let _ = self.state.send(ConnectionState::Connecting);
-            let ended = self.connect_and_serve(&mut backoff_attempt).await;
+            let ended = self.connect_and_serve().await;
+            // Reset the backoff only after a connection that lasted: a hub that accepts and
+            // then drops at once (throttling, quota, a duplicate identity) must not get a
+            // reconnect storm (PEERS.md §4 pain point 2).
+            if self
+                .connected_at
+                .take()
+                .is_some_and(|t| t.elapsed() >= STABLE_CONNECTION)
+            {
+                backoff_attempt = 0;
+            }
             self.session.handle_connection_lost();
             self.drain_session_events();
             let delay = match ended {
@@ -251,7 +267,7 @@ impl Driver {
         }
     }
 
-    async fn connect_and_serve(&mut self, backoff_attempt: &mut u32) -> Ended {
+    async fn connect_and_serve(&mut self) -> Ended {
         let login = match self.options.login.login() {
             Ok(login) => login,
             Err(e) => return Ended::Lost(DisconnectReason::Credentials(e.to_string())),
@@ -288,7 +304,7 @@ impl Driver {
         ));
         self.session
             .start_connection(connect, connected_at.into_std());
-        let ended = self.serve(&mut connection, renew_at, backoff_attempt).await;
+        let ended = self.serve(&mut connection, renew_at).await;
         if matches!(ended, Ended::Closed | Ended::Renewal) {
             // A polite DISCONNECT: the hub does not publish a Will for it.
             let mut buf = BytesMut::new();
@@ -300,17 +316,12 @@ impl Driver {
         ended
     }
 
-    async fn serve(
-        &mut self,
-        connection: &mut Connection,
-        renew_at: Option<Instant>,
-        backoff_attempt: &mut u32,
-    ) -> Ended {
+    async fn serve(&mut self, connection: &mut Connection, renew_at: Option<Instant>) -> Ended {
         let mut read_buf = BytesMut::with_capacity(16 * 1024);
         loop {
             // Events first (they may queue packets: PUBACKs, resync GETs), then the wire; and
             // again while either produced more, so nothing waits for an unrelated wake-up.
-            if let Some(ended) = self.process_events(backoff_attempt) {
+            if let Some(ended) = self.process_events() {
                 return ended;
             }
             if let Err(reason) = self.write_pending(connection).await {
@@ -392,11 +403,11 @@ impl Driver {
     }
 
     /// Handles session events; returns how the connection ended if it did.
-    fn process_events(&mut self, backoff_attempt: &mut u32) -> Option<Ended> {
+    fn process_events(&mut self) -> Option<Ended> {
         while let Some(event) = self.session.poll_event() {
             match event {
                 SessionEvent::Connected { .. } => {
-                    *backoff_attempt = 0;
+                    self.connected_at = Some(Instant::now());
                     self.publish_state(ConnectionState::Connected);
                     if self.desired.is_some() {
                         // Desired patches are not kept for offline devices: GET the twin after

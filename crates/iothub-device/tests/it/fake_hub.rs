@@ -33,6 +33,8 @@ pub(crate) struct Behaviour {
     pub(crate) cut_every: Option<usize>,
     /// Do not answer twin requests.
     pub(crate) ignore_twin: bool,
+    /// Accept CONNECT, then close the connection at once (a throttling hub).
+    pub(crate) drop_after_connack: bool,
     /// Stop answering PINGREQ (a silently dead link).
     pub(crate) ignore_pings: bool,
 }
@@ -281,6 +283,9 @@ impl Conn {
                     Some(code) => Some(Action::ReplyAndClose(Packet::ConnAck(ConnAck::new(
                         code, false,
                     )))),
+                    None if behaviour.drop_after_connack => Some(Action::ReplyAndClose(
+                        Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false)),
+                    )),
                     None => Some(Action::Reply(Packet::ConnAck(ConnAck::new(
                         ConnectReturnCode::Success,
                         false,

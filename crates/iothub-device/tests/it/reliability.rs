@@ -361,3 +361,22 @@ async fn keeps_the_link_alive_and_detects_a_silently_dead_one() {
     .await;
     client.close().await;
 }
+
+#[tokio::test]
+async fn a_hub_that_drops_right_after_connack_gets_growing_backoff_not_a_storm() {
+    let hub = FakeHub::start().await;
+    hub.set(|b| b.drop_after_connack = true);
+    let options = options(hub.addr)
+        .reconnect_backoff(Duration::from_millis(100), Duration::from_secs(5))
+        .request_timeout(Duration::from_secs(5));
+    let client = DeviceClient::start(options).unwrap();
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let connects = hub.record(|r| r.connects.len());
+    // 100 ms doubling (with 20 % jitter): about 0.1 + 0.2 + 0.4 + 0.8 s, so at most 5 attempts;
+    // resetting after every CONNACK would make about 15.
+    assert!(
+        (2..=5).contains(&connects),
+        "{connects} connection attempts in 1.6 s"
+    );
+    client.close().await;
+}
