@@ -450,11 +450,26 @@ impl Domains {
             return;
         };
         for d in deliveries {
-            let publish = Outbound::Publish {
-                topic: d.topic,
-                payload: Bytes::from(d.payload),
-                qos: QoS::AtLeastOnce,
-                tag: Some(d.lock_token.to_string()),
+            let (topic, payload, tag) = (
+                d.topic,
+                Bytes::from(d.payload),
+                Some(d.lock_token.to_string()),
+            );
+            // A message delivered before without completion goes out with DUP set (§5).
+            let publish = if d.dup {
+                Outbound::Redelivery {
+                    topic,
+                    payload,
+                    qos: QoS::AtLeastOnce,
+                    tag,
+                }
+            } else {
+                Outbound::Publish {
+                    topic,
+                    payload,
+                    qos: QoS::AtLeastOnce,
+                    tag,
+                }
             };
             if !self.hub.send(identity, publish) {
                 break;

@@ -33,6 +33,9 @@ pub use enrollments::{
 /// Seconds of clock skew accepted on registration tokens (as for hub tokens, PROTOCOL.md §2.1).
 pub const MAX_SKEW_SECS: u64 = 300;
 
+/// The only policy name (`skn`) a DPS registration token may carry (PROTOCOL.md §9).
+const REGISTRATION_POLICY: &str = "registration";
+
 /// Errors from enrollment management and registration handling.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -160,9 +163,11 @@ impl DpsReply {
 
 /// Authenticates a DPS CONNECT: username `{id_scope}/registrations/{registration_id}/…`,
 /// password a SAS token over `{id_scope}/registrations/{registration_id}` with
-/// `skn=registration`, signed with the individual enrollment's key or the key derived from a
-/// group's key (primary or secondary). Disabled enrollments still authenticate; their
-/// registrations end `disabled`.
+/// `skn=registration` (azure-sdk-for-c, PROTOCOL.md §9) or without `skn` (the Python
+/// `azure-iot-device` SDK signs its DPS token with no key name), signed with the individual
+/// enrollment's key or the key derived from a group's key (primary or secondary). Any other
+/// `skn` is refused. Disabled enrollments still authenticate; their registrations end
+/// `disabled`.
 ///
 /// # Errors
 /// A [`DpsAuthError`]; answer CONNACK 5.
@@ -181,9 +186,11 @@ pub fn authenticate_registration(
     }
     let token = ParsedSasToken::parse(password).map_err(|_| DpsAuthError::MalformedToken)?;
     let resource = format!("{id_scope}/registrations/{registration_id}");
+    // Real DPS accepts the Python SDK's tokens, which carry no `skn`.
+    let policy = token.policy().is_some().then_some(REGISTRATION_POLICY);
     let request = VerifyRequest {
         resource: &resource,
-        policy: Some("registration"),
+        policy,
         now: u64::try_from(unix_millis(now) / 1000).unwrap_or(0),
         max_skew: MAX_SKEW_SECS,
     };

@@ -252,13 +252,6 @@ fn bad_registration_credentials_are_refused() {
             DpsAuthError::MalformedToken,
         ),
         (
-            "no skn",
-            &scope,
-            token(&scope, "dev-1", &e.primary_key, at(3600), None),
-            at(0),
-            DpsAuthError::OutOfScope,
-        ),
-        (
             "other policy",
             &scope,
             token(&scope, "dev-1", &e.primary_key, at(3600), Some("device")),
@@ -572,5 +565,47 @@ fn a_new_registration_replaces_the_previous_operation() {
     assert_eq!(
         body["registrationState"]["lastUpdatedDateTimeUtc"],
         "2027-01-15T08:00:05.000Z"
+    );
+}
+
+#[test]
+fn tokens_without_a_key_name_are_accepted_as_the_python_sdk_sends_them() {
+    // azure-iot-device's ProvisioningDeviceClient signs `{scope}/registrations/{id}` with no
+    // `skn`; azure-sdk-for-c adds `skn=registration`. Both must work (H3a's interop run).
+    let conn = db();
+    let scope = id_scope(&conn).unwrap();
+    let e = create_enrollment(
+        &conn,
+        EnrollmentKind::Individual,
+        "dev-1",
+        None,
+        None,
+        at(0),
+    )
+    .unwrap();
+    create_enrollment(
+        &conn,
+        EnrollmentKind::Group,
+        "fleet",
+        Some(GROUP_KEY),
+        None,
+        at(0),
+    )
+    .unwrap();
+    for policy in [None, Some("registration")] {
+        let password = token(&scope, "dev-1", &e.primary_key, at(3600), policy);
+        assert!(
+            authenticate_registration(&conn, &scope, "dev-1", &password, at(0)).is_ok(),
+            "{policy:?}"
+        );
+        let password = token(&scope, VECTOR7_ID, VECTOR7_KEY, at(3600), policy);
+        let att = authenticate_registration(&conn, &scope, VECTOR7_ID, &password, at(0)).unwrap();
+        assert_eq!(att.group_id.as_deref(), Some("fleet"), "{policy:?}");
+    }
+    // a keyless token still has to be signed with the right key
+    let password = token(&scope, "dev-1", GROUP_KEY, at(3600), None);
+    assert_eq!(
+        authenticate_registration(&conn, &scope, "dev-1", &password, at(0)),
+        Err(DpsAuthError::SignatureMismatch)
     );
 }
