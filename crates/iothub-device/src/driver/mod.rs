@@ -33,6 +33,9 @@ use crate::store::DurableOutbox;
 use crate::transport::{Connection, Endpoint};
 use crate::{ConnectRefusal, ConnectionState, DisconnectReason, Error};
 
+/// Longest wait for in-flight acknowledgements before a planned token renewal.
+const RENEWAL_DRAIN: Duration = Duration::from_secs(5);
+
 /// How long a connection must last before the reconnect backoff starts over.
 const STABLE_CONNECTION: Duration = Duration::from_secs(10);
 
@@ -318,6 +321,7 @@ impl Driver {
 
     async fn serve(&mut self, connection: &mut Connection, renew_at: Option<Instant>) -> Ended {
         let mut read_buf = BytesMut::with_capacity(16 * 1024);
+        let mut renew_deadline: Option<Instant> = None;
         loop {
             // Events first (they may queue packets: PUBACKs, resync GETs), then the wire; and
             // again while either produced more, so nothing waits for an unrelated wake-up.
@@ -332,6 +336,9 @@ impl Driver {
             }
             if self.close_complete() {
                 return Ended::Closed;
+            }
+            if renew_deadline.is_some() && self.session.is_quiet() {
+                return Ended::Renewal;
             }
             let session_timeout = self.session.poll_timeout().map(Instant::from_std);
             let next_request = self.next_request_deadline();
@@ -357,10 +364,14 @@ impl Driver {
                     }
                 }
                 () = sleep_until_opt(session_timeout) => self.session.handle_timeout(Instant::now().into_std()),
-                () = sleep_until_opt(renew_at) => {
+                () = sleep_until_opt(renew_at.filter(|_| renew_deadline.is_none())) => {
                     tracing::debug!("renewing the SAS token by a planned reconnect");
-                    return Ended::Renewal;
+                    // Let what is in flight be acknowledged first (bounded), so the renewal
+                    // causes no re-sends and no duplicates at the hub.
+                    self.session.drain();
+                    renew_deadline = Some(Instant::now() + RENEWAL_DRAIN);
                 }
+                () = sleep_until_opt(renew_deadline) => return Ended::Renewal,
                 () = sleep_until_opt(next_request) => self.expire_requests(),
                 () = sleep_until_opt(close_deadline) => return Ended::Closed,
             }

@@ -179,6 +179,8 @@ pub(crate) struct Session {
     next_pkid: u16,
     last_transmit: Option<Instant>,
     ping_deadline: Option<Instant>,
+    /// Send nothing new on this connection (it is about to be closed on purpose).
+    draining: bool,
 }
 
 impl Session {
@@ -198,6 +200,7 @@ impl Session {
             next_pkid: 0,
             last_transmit: None,
             ping_deadline: None,
+            draining: false,
         }
     }
 
@@ -408,6 +411,18 @@ impl Session {
         self.queue.len() + self.inflight.len()
     }
 
+    /// Stops putting new publishes on this connection, so the in-flight ones can be
+    /// acknowledged before a planned disconnect (no duplicates from a token renewal).
+    /// Undone by the next [`Session::start_connection`].
+    pub(crate) fn drain(&mut self) {
+        self.draining = true;
+    }
+
+    /// Nothing is waiting for a PUBACK on this connection.
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.inflight.is_empty()
+    }
+
     /// Packets or events are waiting to be polled.
     pub(crate) fn has_transmit(&self) -> bool {
         !self.transmit.is_empty() || !self.events.is_empty()
@@ -477,7 +492,7 @@ impl Session {
 
     /// Moves queued publishes onto the wire while the in-flight window allows.
     fn flush(&mut self) {
-        if self.state != State::Connected || !self.pending_suback.is_empty() {
+        if self.state != State::Connected || !self.pending_suback.is_empty() || self.draining {
             return;
         }
         while self.inflight.len() < self.config.max_inflight {
@@ -517,6 +532,7 @@ impl Session {
 
     fn reset_connection(&mut self) {
         self.state = State::Idle;
+        self.draining = false;
         self.transmit.clear();
         self.incoming.clear();
         self.pending_suback.clear();

@@ -334,3 +334,26 @@ fn quality_zero_publish_is_delivered_once_written() {
     assert_eq!(events(&mut s), vec![SessionEvent::Delivered(3)]);
     assert_eq!(published(&drain(&mut s, now))[0].0, 0);
 }
+
+#[test]
+fn draining_sends_nothing_new_until_the_next_connection() {
+    let now = t0();
+    let mut s = Session::new(config());
+    connect(&mut s, now, false);
+    s.publish(message(1)).unwrap();
+    let pkid = published(&drain(&mut s, now))[0].0;
+    s.drain();
+    s.publish(message(2)).unwrap();
+    assert!(
+        published(&drain(&mut s, now)).is_empty(),
+        "held while draining"
+    );
+    assert!(!s.is_quiet());
+    s.handle_packet(Packet::PubAck(PubAck::new(pkid)), now);
+    assert!(s.is_quiet());
+    assert!(published(&drain(&mut s, now)).is_empty());
+    s.handle_connection_lost();
+    let sent = published(&connect(&mut s, now, true));
+    assert_eq!(sent.len(), 1, "message 2 goes out on the next connection");
+    assert!(!sent[0].1, "it was never written, so no DUP");
+}

@@ -173,6 +173,11 @@ async fn sas_token_is_renewed_by_planned_reconnect_without_losing_messages() {
         )
     });
     assert!(connects.len() >= 2, "renewed at 80 % of the 1 s lifetime");
+    let dups = hub.record(|r| r.publishes.iter().filter(|p| p.dup).count());
+    assert_eq!(
+        dups, 0,
+        "in-flight messages are acknowledged before the planned reconnect"
+    );
     assert!(
         disconnects >= 1,
         "the planned reconnect says DISCONNECT first"
@@ -378,5 +383,36 @@ async fn a_hub_that_drops_right_after_connack_gets_growing_backoff_not_a_storm()
         (2..=5).contains(&connects),
         "{connects} connection attempts in 1.6 s"
     );
+    client.close().await;
+}
+
+#[tokio::test]
+async fn token_renewal_waits_for_in_flight_acknowledgements_so_nothing_is_duplicated() {
+    let hub = FakeHub::start().await;
+    hub.set(|b| b.puback_delay = Some(Duration::from_millis(150)));
+    let client = DeviceClient::connect(options(hub.addr).token_ttl(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    let mut waits = Vec::new();
+    for i in 0..25 {
+        let wait = client
+            .enqueue_telemetry(Message::new("x").message_id(format!("w{i}")))
+            .await
+            .unwrap();
+        waits.push(tokio::spawn(wait));
+        tokio::time::sleep(Duration::from_millis(80)).await;
+    }
+    for wait in waits {
+        wait.await.unwrap().unwrap();
+    }
+    let (connects, dups) = hub.record(|r| {
+        (
+            r.connects.len(),
+            r.publishes.iter().filter(|p| p.dup).count(),
+        )
+    });
+    assert!(connects >= 2, "the token was renewed");
+    assert_eq!(dups, 0, "nothing was re-sent because of the renewal");
+    assert_eq!(acked_ids(&hub).len(), 25);
     client.close().await;
 }
