@@ -4,6 +4,7 @@ mod device;
 mod device_hub;
 mod emulator_cli;
 mod hub;
+mod hub_emulator;
 mod sas;
 
 use std::process::Command;
