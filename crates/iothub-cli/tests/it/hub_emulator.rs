@@ -4,6 +4,7 @@
 //! The CLI finds the emulator through `--data-dir` (an `endpoints.json` written from the
 //! running test emulator: plain HTTP), or through `--hub-connection-string` + `--ca-file`
 //! (HTTPS, `HostName=localhost:{port}`).
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::path::Path;
 use std::process::{Command, Stdio};
