@@ -320,7 +320,8 @@ impl Driver {
     }
 
     async fn serve(&mut self, connection: &mut Connection, renew_at: Option<Instant>) -> Ended {
-        let mut read_buf = BytesMut::with_capacity(16 * 1024);
+        // Starts small (memory per idle connection); grows to the largest packet seen.
+        let mut read_buf = BytesMut::with_capacity(4 * 1024);
         let mut renew_deadline: Option<Instant> = None;
         loop {
             // Events first (they may queue packets: PUBACKs, resync GETs), then the wire; and
