@@ -50,18 +50,19 @@ pub fn append(conn: &Connection, e: &TelemetryEvent) -> Result<i64, StoreError> 
         .map_err(|_| StoreError::Corrupt("unencodable properties"))?;
     let app = serde_json::to_string(&e.application_properties)
         .map_err(|_| StoreError::Corrupt("unencodable properties"))?;
-    conn.execute(
+    // Cached: the ingest path runs this for every message.
+    conn.prepare_cached(
         "INSERT INTO events (device_id, module_id, enqueued_ms, system_properties,
              application_properties, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            e.device_id,
-            e.module_id,
-            e.enqueued_ms,
-            sys,
-            app,
-            e.body.as_ref()
-        ],
-    )?;
+    )?
+    .execute(params![
+        e.device_id,
+        e.module_id,
+        e.enqueued_ms,
+        sys,
+        app,
+        e.body.as_ref()
+    ])?;
     Ok(conn.last_insert_rowid())
 }
 
