@@ -297,3 +297,45 @@ async fn a_persistent_session_keeps_its_subscription_and_gets_queued_c2d_on_reco
     let p = next_publish(&mut events).await;
     assert_eq!(p.payload.as_ref(), b"queued");
 }
+
+#[tokio::test]
+async fn an_unacknowledged_c2d_message_is_redelivered_with_dup_after_a_reconnect() {
+    let hub = TestHub::spawn().await.unwrap();
+    let cs = hub.create_device("dup1").await.unwrap();
+    let addr = hub.plain_addr();
+    let options = || {
+        let mut o = MqttOptions::new("dup1", addr.ip().to_string(), addr.port());
+        o.set_credentials(
+            username("localhost", "dup1"),
+            device_token("localhost", "dup1", &key_of(&cs), now() + 3600),
+        );
+        o.set_clean_session(false);
+        // Never PUBACK: the message stays locked, not completed.
+        o.set_manual_acks(true);
+        o
+    };
+    let (client, mut events) = AsyncClient::new(options(), 10);
+    wait_for(&mut events, |p| matches!(p, Packet::ConnAck(_))).await;
+    client
+        .subscribe("devices/dup1/messages/devicebound/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    wait_for(&mut events, |p| matches!(p, Packet::SubAck(_))).await;
+    let who = Identity {
+        device_id: "dup1".into(),
+        module_id: None,
+    };
+    let message = iothub_emulator::hub::c2d::OutgoingMessage {
+        body: b"again".to_vec(),
+        ..Default::default()
+    };
+    hub.emulator.domains.send_c2d(&who, message).await.unwrap();
+    let first = next_publish(&mut events).await;
+    assert!(!first.dup);
+    drop((client, events)); // connection lost without acknowledging
+
+    let (_client, mut events) = AsyncClient::new(options(), 10);
+    let again = next_publish(&mut events).await;
+    assert_eq!(again.payload.as_ref(), b"again");
+    assert!(again.dup, "a redelivery carries DUP");
+}
