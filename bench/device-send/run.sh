@@ -74,7 +74,11 @@ report "mosquitto 2.0" "$ours_s" "$ours_kib" "$mosq_s" "$mosq_kib"
 kill "$broker"; wait "$broker" 2>/dev/null || true; broker=
 
 # The same against the emulator (durable: each PUBACK waits for the SQLite commit).
-"$iothub" --json emulator --data-dir "$work/emu" --mqtt-port 0 --https-port 0 --plain-port 0 \
+# With BENCH_PYTHON (a python with azure-iot-device and paho-mqtt), the emulator takes port 8883
+# because the SDK cannot dial another one.
+emu_mqtt_port=0
+if [[ -n "${BENCH_PYTHON:-}" ]]; then emu_mqtt_port=8883; fi
+"$iothub" --json emulator --data-dir "$work/emu" --mqtt-port "$emu_mqtt_port" --https-port 0 --plain-port 0 \
   --http-port 0 > "$work/banner" 2>/dev/null &
 broker=$!
 for _ in $(seq 1 100); do [[ -s "$work/banner" ]] && break; sleep 0.1; done
@@ -86,3 +90,24 @@ read -r ours_s ours_kib < <(measure "$iothub" device send --stdin --port "$emu_p
 read -r mosq_s mosq_kib < <(measure mosquitto_pub -h localhost -p "$emu_port" --cafile "$work/emu/ca.pem" \
   -i dev1 -u "localhost/dev1/?api-version=2021-04-12" -P "$token" -q 1 -t devices/dev1/messages/events/ -l)
 report "the iothub emulator" "$ours_s" "$ours_kib" "$mosq_s" "$mosq_kib"
+
+if [[ -n "${BENCH_PYTHON:-}" ]]; then
+  here=bench/device-send
+  read -r paho_s paho_kib < <(measure "$BENCH_PYTHON" "$here/paho_send.py" localhost "$emu_port" \
+    "$work/emu/ca.pem" dev1 "localhost/dev1/?api-version=2021-04-12" "$token")
+  sdk_messages=${SDK_MESSAGES:-2000}
+  head -n "$sdk_messages" "$work/lines" > "$work/sdk_lines"
+  /usr/bin/time -f '%e %M' -o "$work/time" "$BENCH_PYTHON" "$here/sdk_send.py" "$cs" "$work/emu/ca.pem" \
+    < "$work/sdk_lines" > /dev/null
+  read -r sdk_s sdk_kib < "$work/time"
+  python3 - "$messages" "$ours_s" "$paho_s" "$paho_kib" "$sdk_messages" "$sdk_s" "$sdk_kib" <<'PY'
+import sys
+n, ours_s, paho_s, paho_kib, sdk_n, sdk_s, sdk_kib = sys.argv[1:]
+ours = int(n) / max(float(ours_s), 1e-3)
+paho = int(n) / max(float(paho_s), 1e-3)
+sdk = int(sdk_n) / max(float(sdk_s), 1e-3)
+print(f"| paho-mqtt 1.6 (Python, 100 in flight) | {paho:,.0f} | {int(paho_kib)/1024:.1f} MiB |")
+print(f"| azure-iot-device SDK ({sdk_n} messages, 100 concurrent sends) | {sdk:,.0f} | {int(sdk_kib)/1024:.1f} MiB |")
+print(f"ratio (iothub / paho): {ours/paho:.2f}x; (iothub / azure-iot-device): {ours/sdk:.1f}x")
+PY
+fi
