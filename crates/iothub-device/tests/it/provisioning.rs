@@ -102,3 +102,37 @@ async fn provisioning_times_out_with_a_typed_error() {
     .unwrap_err();
     assert!(matches!(err, Error::Timeout(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn provisions_with_an_x509_certificate_over_mutual_tls() {
+    use crate::fake_hub::{Wrap, client_identity, local_tls_with};
+    let (ca_pem, config) = local_tls_with(true);
+    let (cert_pem, key_pem) = client_identity("cam-1");
+    let dps = FakeHub::start_with(Wrap::Tls(config)).await;
+    let provisioned = provision(
+        ProvisioningOptions::new(
+            "0ne0000TEST",
+            "cam-1",
+            Attestation::X509 {
+                cert_pem: cert_pem.clone().into_bytes(),
+                key_pem: key_pem.into_bytes(),
+            },
+        )
+        .provisioning_host("localhost")
+        .port(dps.addr.port())
+        .trust_ca_pem(ca_pem),
+    )
+    .await
+    .unwrap();
+    assert_eq!(provisioned.device_id, "cam-1");
+    assert_eq!(provisioned.device_key, None);
+    assert_eq!(
+        provisioned.connection_string(),
+        None,
+        "no key to save for X.509"
+    );
+    let (certs, login) =
+        dps.record(|r| (r.client_certificates.clone(), r.connects[0].login.clone()));
+    assert!(certs[0].is_some(), "the device certificate was presented");
+    assert_eq!(login.unwrap().password, "", "X.509 sends no SAS token");
+}
