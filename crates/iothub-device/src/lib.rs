@@ -36,7 +36,23 @@
 //! renewed by a planned reconnect at 80 % of their lifetime. Telemetry goes through a bounded
 //! at-least-once outbox: un-acknowledged publishes are re-sent after a reconnect, and a
 //! message is reported delivered only after the hub's PUBACK. With
-//! [`ClientOptions::outbox_dir`] the outbox is durable across process restarts.
+//! [`ClientOptions::outbox_dir`] the outbox is durable across process restarts. A planned
+//! renewal first lets in-flight messages be acknowledged, and the backoff only starts over
+//! after a connection that lasted, so a hub that drops clients at once is not stormed.
+//!
+//! # What is where
+//!
+//! | need | API |
+//! |---|---|
+//! | connect | [`ClientOptions::from_connection_string`] (device, module, policy key, SAS token, `x509=true`), [`DeviceClient::connect`] / [`DeviceClient::start`] |
+//! | telemetry | [`DeviceClient::send_telemetry`], [`DeviceClient::enqueue_telemetry`], [`Message`] |
+//! | cloud-to-device | [`DeviceClient::c2d_messages`] |
+//! | twin | [`DeviceClient::twin`], [`DeviceClient::update_reported`], [`DeviceClient::desired_properties`] |
+//! | direct methods | [`DeviceClient::on_method`], [`DeviceClient::on_any_method`] (unknown methods get 501) |
+//! | Plug and Play | [`ClientOptions::model_id`], [`Message::component`], [`DeviceClient::acknowledge_writable`], [`DeviceClient::report_property`], [`thermostat`] |
+//! | provisioning | [`provision`] with [`ProvisioningOptions`] and [`Attestation`] |
+//! | transports | TLS 8883 (Azure roots embedded, [`ClientOptions::trust_ca_pem`]), [`ClientOptions::websockets`], [`ClientOptions::http_proxy`] |
+//! | state | [`DeviceClient::connection_state`], [`Error::is_retriable`] |
 
 mod backoff;
 mod client;
