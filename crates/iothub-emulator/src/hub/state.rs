@@ -202,10 +202,28 @@ impl Hub {
             .is_some_and(|c| c.feeds.contains(Feeds::DESIRED))
     }
 
+    #[cfg(test)]
     pub(crate) fn set_feeds(&self, identity: &Identity, feeds: Feeds) {
         if let Some(c) = lock(&self.inner.connections).get_mut(identity) {
             c.feeds = feeds;
         }
+    }
+
+    /// Like `set_feeds`, but only while connection `id` is still the identity's live one.
+    pub(crate) fn set_connection_feeds(&self, identity: &Identity, id: u64, feeds: Feeds) {
+        if let Some(c) = lock(&self.inner.connections)
+            .get_mut(identity)
+            .filter(|c| c.id == id)
+        {
+            c.feeds = feeds;
+        }
+    }
+
+    /// Whether connection `id` is still the identity's live connection (not taken over).
+    pub(crate) fn is_current(&self, identity: &Identity, id: u64) -> bool {
+        lock(&self.inner.connections)
+            .get(identity)
+            .is_some_and(|c| c.id == id)
     }
 
     /// Removes connection `id` (if it is still the identity's current one).

@@ -203,11 +203,8 @@ pub(crate) async fn serve<S>(
             }
         }
     }
-    if session.clean_session() || !matches!(session.principal(), Some(Principal::Device { .. })) {
-        hub.store_session(&p.identity, None);
-    } else {
-        hub.store_session(&p.identity, Some(session.subscriptions().to_vec()));
-    }
+    // Persistent sessions were stored at every subscription change (`publish_feeds`), so a
+    // connection that was taken over cannot overwrite its successor's state here.
     hub.detach(&p.identity, p.conn_id);
     domains.closed(&p.identity, p.conn_id);
 }
@@ -423,7 +420,16 @@ fn publish_feeds(hub: &Hub, domains: &Domains, peer: &Option<Peer>, session: &Se
         for s in session.subscriptions() {
             feeds = feeds.union(s.feeds);
         }
-        hub.set_feeds(&p.identity, feeds);
+        hub.set_connection_feeds(&p.identity, p.conn_id, feeds);
+        // Clean session 0 keeps subscriptions across reconnects (PROTOCOL.md §1.5); keep the
+        // stored copy current so a takeover by a reconnecting device sees it at once. DPS has
+        // no persistent sessions (§9).
+        if !session.clean_session()
+            && matches!(session.principal(), Some(Principal::Device { .. }))
+            && hub.is_current(&p.identity, p.conn_id)
+        {
+            hub.store_session(&p.identity, Some(session.subscriptions().to_vec()));
+        }
         domains.subscribed(&p.identity, p.conn_id);
     }
 }

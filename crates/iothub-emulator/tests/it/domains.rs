@@ -339,3 +339,51 @@ async fn an_unacknowledged_c2d_message_is_redelivered_with_dup_after_a_reconnect
     assert_eq!(again.payload.as_ref(), b"again");
     assert!(again.dup, "a redelivery carries DUP");
 }
+
+#[tokio::test]
+async fn a_reconnect_that_takes_over_a_half_open_connection_keeps_the_persistent_session() {
+    let hub = TestHub::spawn().await.unwrap();
+    let (client, mut events) = device(&hub, "t1").await;
+    client
+        .subscribe("devices/t1/messages/devicebound/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    wait_for(&mut events, |p| matches!(p, Packet::SubAck(_))).await;
+    // The first connection stays open (as after a silent network drop) while the device
+    // reconnects with clean session 0: the new one takes over and inherits the subscription.
+    let rec = hub
+        .emulator
+        .hub
+        .store()
+        .call(|tx| iothub_emulator::store::registry::find(tx, "t1", None))
+        .await
+        .unwrap()
+        .unwrap();
+    let cs = iothub_emulator::hub::registry::connection_string(&rec, "localhost");
+    let addr = hub.plain_addr();
+    let mut o = MqttOptions::new("t1", addr.ip().to_string(), addr.port());
+    o.set_credentials(
+        username("localhost", "t1"),
+        device_token("localhost", "t1", &key_of(&cs), now() + 3600),
+    );
+    o.set_clean_session(false);
+    let (_second, mut second_events) = AsyncClient::new(o, 10);
+    let Packet::ConnAck(ack) =
+        wait_for(&mut second_events, |p| matches!(p, Packet::ConnAck(_))).await
+    else {
+        unreachable!()
+    };
+    assert!(ack.session_present);
+    let who = Identity {
+        device_id: "t1".into(),
+        module_id: None,
+    };
+    let message = iothub_emulator::hub::c2d::OutgoingMessage {
+        body: b"to the new one".to_vec(),
+        ..Default::default()
+    };
+    hub.emulator.domains.send_c2d(&who, message).await.unwrap();
+    let p = next_publish(&mut second_events).await;
+    assert_eq!(p.payload.as_ref(), b"to the new one");
+    drop((client, events));
+}
