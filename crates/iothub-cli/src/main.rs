@@ -7,6 +7,7 @@
 
 mod args;
 mod cmd;
+mod errors;
 
 use std::io;
 use std::process::ExitCode;
@@ -15,11 +16,21 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    let json = cli.json;
     match cmd::run(cli) {
         Ok(code) => code,
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            let hint = errors::hint(&error);
+            if json {
+                let v = serde_json::json!({"error": format!("{error:#}"), "hint": hint});
+                eprintln!("{v}");
+            } else {
+                eprintln!("error: {error:#}");
+                if let Some(hint) = hint {
+                    eprintln!("hint: {hint}");
+                }
+            }
             ExitCode::from(2)
         }
     }

@@ -42,6 +42,7 @@ fn options(connection: &DeviceConnection) -> Result<ClientOptions> {
         .connection_string
         .as_deref()
         .context("pass --connection-string or set IOTHUB_DEVICE_CONNECTION_STRING")?;
+    crate::errors::check_connection_string(cs)?;
     let mut options =
         ClientOptions::from_connection_string(cs).context("parsing the connection string")?;
     if let Some(ca) = &connection.ca_file {
@@ -69,14 +70,18 @@ async fn connect(connection: &DeviceConnection) -> Result<DeviceClient> {
     connect_with(connection, options(connection)?).await
 }
 
-/// Connects with `options`.
+/// Connects with `options`; fails at the first attempt with the cause and its fix
+/// (unreachable, TLS, unauthorized, disabled: issue 6 point 3), never waiting out backoff.
 async fn connect_with(
-    _connection: &DeviceConnection,
+    connection: &DeviceConnection,
     options: ClientOptions,
 ) -> Result<DeviceClient> {
-    DeviceClient::connect(options)
-        .await
-        .context("connecting to the hub")
+    let target = crate::errors::Target::from_connection_string(
+        connection.connection_string.as_deref().unwrap_or_default(),
+        connection.port,
+        connection.ca_file.is_some(),
+    );
+    crate::errors::connect_device(options, &target).await
 }
 
 async fn send(args: &SendArgs, global: Global) -> Result<ExitCode> {

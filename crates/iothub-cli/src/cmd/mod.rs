@@ -1,9 +1,12 @@
 //! Turns parsed arguments into actions. One module per subcommand.
 
+mod completions;
+mod demo;
 mod device;
 mod emulator;
 mod hub;
 mod sas;
+mod simulate;
 
 use std::process::ExitCode;
 
@@ -25,6 +28,9 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sas(args) => sas::run(&args, global),
         Command::Device(args) => device::run(&args, global),
         Command::Hub(args) => hub::run(&args, global),
+        Command::Demo(args) => demo::run(&args, global),
+        Command::Simulate(args) => simulate::run(&args, global),
+        Command::Completions(args) => completions::run(&args, global),
         Command::Emulator(args) => emulator::run(&args, global),
     }
 }

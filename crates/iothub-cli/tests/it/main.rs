@@ -1,11 +1,15 @@
 //! Integration tests: run the built `iothub` binary and check its output and exit code.
 
+mod completions;
+mod demo;
 mod device;
 mod device_hub;
 mod emulator_cli;
+mod errors;
 mod hub;
 mod hub_emulator;
 mod sas;
+mod simulate;
 
 use std::process::Command;
 

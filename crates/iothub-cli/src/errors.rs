@@ -1,0 +1,327 @@
+//! Errors a person can act on (issue 6 point 3).
+//!
+//! Two pieces: [`connect_device`] connects like `DeviceClient::connect` but ends at the first
+//! failed attempt with a message naming the cause and the fix (a command line tool must not
+//! sit in the client's reconnect backoff), and [`hint`] adds a `hint:` line to any error the
+//! commands return (malformed connection strings, throttling, refusals).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::anyhow;
+use iothub_device::{
+    ClientOptions, ConnectRefusal, ConnectionState, DeviceClient, DisconnectReason,
+};
+use iothub_proto::connection_string::{ConnectionString, ConnectionStringError, Credential};
+use iothub_proto::sas::ParsedSasToken;
+
+/// How long a command waits for the first CONNACK.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The keys a connection string may carry (for "did you mean").
+const KNOWN_KEYS: [&str; 8] = [
+    "HostName",
+    "DeviceId",
+    "ModuleId",
+    "SharedAccessKey",
+    "SharedAccessKeyName",
+    "SharedAccessSignature",
+    "GatewayHostName",
+    "x509",
+];
+
+/// What the command is connecting to, for the messages.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Target {
+    /// Host dialled.
+    pub(crate) host: String,
+    /// Port dialled.
+    pub(crate) port: u16,
+    /// Device id.
+    pub(crate) device_id: String,
+    /// Whether the user passed `--ca-file`.
+    pub(crate) ca_file: bool,
+    /// `se` of a pre-made SAS token in the connection string.
+    pub(crate) token_expiry: Option<u64>,
+}
+
+impl Target {
+    /// Reads host, device and token expiry from a device connection string.
+    pub(crate) fn from_connection_string(cs: &str, port: Option<u16>, ca_file: bool) -> Self {
+        let Ok(parsed) = ConnectionString::parse(cs) else {
+            return Self::default();
+        };
+        let token_expiry = match parsed.credential() {
+            Credential::Token { token } => ParsedSasToken::parse(token).ok().map(|t| t.expiry()),
+            _ => None,
+        };
+        Self {
+            host: parsed.dial_host().to_owned(),
+            port: port.unwrap_or(8883),
+            device_id: parsed.device_id().unwrap_or_default().to_owned(),
+            ca_file,
+            token_expiry,
+        }
+    }
+}
+
+/// Connects, and turns the first failed attempt into an actionable error.
+///
+/// # Errors
+/// Unreachable host, TLS failure, refused credentials, disabled device, timeout.
+pub(crate) async fn connect_device(
+    options: ClientOptions,
+    target: &Target,
+) -> anyhow::Result<DeviceClient> {
+    let client = DeviceClient::start(options)?;
+    let mut state = client.connection_state();
+    let outcome = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        loop {
+            let current = state.borrow_and_update().clone();
+            match current {
+                ConnectionState::Connected => return Ok(()),
+                ConnectionState::Disconnected { reason, .. } => {
+                    return Err(explain(&reason, target));
+                }
+                ConnectionState::Closed => {
+                    return Err(anyhow!("the client closed while connecting"));
+                }
+                _ => {}
+            }
+            if state.changed().await.is_err() {
+                return Err(anyhow!("the client stopped while connecting"));
+            }
+        }
+    })
+    .await;
+    match outcome {
+        Ok(Ok(())) => Ok(client),
+        Ok(Err(e)) => {
+            client.close().await;
+            Err(e)
+        }
+        Err(_) => {
+            client.close().await;
+            Err(anyhow!(
+                "no CONNACK from {}:{} within {} s: the host accepts connections but does not answer MQTT; check --port (MQTT/TLS is 8883, WebSockets 443)",
+                target.host,
+                target.port,
+                CONNECT_TIMEOUT.as_secs()
+            ))
+        }
+    }
+}
+
+/// The message for a failed connection attempt.
+fn explain(reason: &DisconnectReason, t: &Target) -> anyhow::Error {
+    let at = format!("{}:{}", t.host, t.port);
+    match reason {
+        DisconnectReason::Network(text) if is_tls(text) => {
+            let ca = if t.ca_file {
+                "the --ca-file you passed does not contain the CA that signed the hub's certificate"
+            } else {
+                "no CA given"
+            };
+            anyhow!(
+                "TLS with {at} failed: {text} ({ca}). For the local emulator pass its CA: \
+                 --ca-file ~/.local/share/iothub/emulator/ca.pem (or <data dir>/ca.pem; `iothub emulator` prints the path). \
+                 For Azure IoT Hub no --ca-file is needed (the DigiCert Global Root G2 and Microsoft roots are built in) \
+                 unless a TLS-inspecting proxy sits in between: then pass that proxy's CA."
+            )
+        }
+        DisconnectReason::Network(text) => anyhow!(
+            "cannot reach {at}: {text}. Check HostName in the connection string and --port; \
+             for the local emulator start it with `iothub emulator` (MQTT/TLS listens on 8883 by default)."
+        ),
+        DisconnectReason::Credentials(text) => anyhow!(
+            "the device cannot sign in: {text}. Mint a fresh token with `iothub sas --connection-string ...` \
+             or put the device's SharedAccessKey in the connection string so tokens are renewed automatically."
+        ),
+        DisconnectReason::Refused(ConnectRefusal::NotAuthorized) => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            match t.token_expiry {
+                Some(se) if se <= now => anyhow!(
+                    "not authorized (CONNACK 5): the SharedAccessSignature in the connection string expired {} s ago (se={se}). \
+                     Mint a new one with `iothub sas`, or use the device key (SharedAccessKey=...) instead.",
+                    now - se
+                ),
+                Some(_) => anyhow!(
+                    "not authorized (CONNACK 5): the token is not expired, so its signature or scope is wrong: \
+                     it was not signed with device {}'s key for {}, or the device does not exist there",
+                    t.device_id,
+                    t.host
+                ),
+                None => anyhow!(
+                    "not authorized (CONNACK 5): {} rejected the signature of device {}: the SharedAccessKey is wrong \
+                     (copy it again: `iothub hub identity connection-string {}`), or the device does not exist on this hub. \
+                     Tokens are signed just now, so it is not an expired token (unless this machine's clock is off by more than 5 minutes).",
+                    t.host,
+                    t.device_id,
+                    t.device_id
+                ),
+            }
+        }
+        DisconnectReason::Refused(ConnectRefusal::ServerUnavailable) => anyhow!(
+            "refused with CONNACK 3 (server unavailable): device {} is disabled on {} (enable it on the hub; \
+             on the emulator `iothub hub identity show {}` shows its status), or the hub is throttling connections: retry later",
+            t.device_id,
+            t.host,
+            t.device_id
+        ),
+        DisconnectReason::Refused(code) => anyhow!("{} refused the connection: {code}", t.host),
+        DisconnectReason::Protocol(text) => anyhow!("{at} broke the MQTT protocol: {text}"),
+        DisconnectReason::Timeout => anyhow!(
+            "{at} did not answer in time (CONNACK or keep-alive): is it an MQTT endpoint? MQTT/TLS is 8883, WebSockets 443"
+        ),
+        other => anyhow!("the connection to {at} failed: {other:?}"),
+    }
+}
+
+fn is_tls(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    [
+        "certificate",
+        "unknownissuer",
+        "tls",
+        "handshake",
+        "peer sent no certificates",
+    ]
+    .iter()
+    .any(|w| t.contains(w))
+}
+
+/// Validates a connection string and names the offending field, with a "did you mean".
+///
+/// # Errors
+/// The string is malformed.
+pub(crate) fn check_connection_string(cs: &str) -> anyhow::Result<()> {
+    match ConnectionString::parse(cs) {
+        Ok(_) => Ok(()),
+        Err(ConnectionStringError::UnknownKey { offset }) => {
+            let key = cs
+                .get(offset..)
+                .and_then(|rest| rest.split(['=', ';']).next())
+                .unwrap_or("");
+            let guess = KNOWN_KEYS
+                .iter()
+                .min_by_key(|k| distance(&k.to_ascii_lowercase(), &key.to_ascii_lowercase()))
+                .copied()
+                .unwrap_or("HostName");
+            Err(anyhow!(
+                "malformed connection string: unknown field `{key}` (did you mean `{guess}`?); known fields: {}",
+                KNOWN_KEYS.join(", ")
+            ))
+        }
+        Err(ConnectionStringError::MalformedSegment { offset }) => {
+            let segment = cs
+                .get(offset..)
+                .and_then(|r| r.split(';').next())
+                .unwrap_or("");
+            Err(anyhow!(
+                "malformed connection string: `{segment}` is not Field=value (fields are separated by `;`)"
+            ))
+        }
+        Err(e) => Err(anyhow!("malformed connection string: {e}")),
+    }
+}
+
+/// Levenshtein distance of two short ASCII strings.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// A `hint:` for errors whose fix is not in the message itself.
+pub(crate) fn hint(error: &anyhow::Error) -> Option<String> {
+    for cause in error.chain() {
+        if let Some(device) = cause.downcast_ref::<iothub_device::Error>() {
+            match device {
+                iothub_device::Error::Rejected { status: 429, .. } => return Some(throttled()),
+                iothub_device::Error::Refused(_) | iothub_device::Error::Tls(_) => {}
+                _ => {}
+            }
+        }
+    }
+    let text = format!("{error:#}");
+    if text.contains("answered 429") || text.contains("status 429") {
+        return Some(throttled());
+    }
+    None
+}
+
+fn throttled() -> String {
+    "the hub is throttling this operation (429): you exceeded its per-unit quota for this kind of \
+     request. Wait and retry with backoff (the device client does this for telemetry), send less often, \
+     or scale the hub up (more units or a higher tier)."
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_an_unknown_field_and_suggests_the_right_one() {
+        let e = check_connection_string("HostNme=h;DeviceId=d;SharedAccessKey=AAAA").unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("`HostNme`") && text.contains("did you mean `HostName`"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn names_a_segment_without_equals() {
+        let e = check_connection_string("HostName=h;DeviceId;SharedAccessKey=AAAA").unwrap_err();
+        assert!(
+            e.to_string().contains("`DeviceId` is not Field=value"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn tells_an_expired_token_from_a_wrong_key() {
+        let t = Target {
+            host: "h".into(),
+            port: 8883,
+            device_id: "d".into(),
+            ca_file: false,
+            token_expiry: Some(1),
+        };
+        let refused = DisconnectReason::Refused(ConnectRefusal::NotAuthorized);
+        assert!(explain(&refused, &t).to_string().contains("expired"));
+        let key = Target {
+            token_expiry: None,
+            ..t
+        };
+        let text = explain(&refused, &key).to_string();
+        assert!(
+            text.contains("SharedAccessKey is wrong") && text.contains("not an expired token"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn recognises_tls_failures() {
+        assert!(is_tls("invalid peer certificate: UnknownIssuer"));
+        assert!(!is_tls("Connection refused (os error 111)"));
+    }
+
+    #[test]
+    fn edit_distance_counts_single_edits() {
+        assert_eq!(distance("hostnme", "hostname"), 1);
+        assert_eq!(distance("", "abc"), 3);
+        assert_eq!(distance("deviceid", "deviceid"), 0);
+    }
+}
