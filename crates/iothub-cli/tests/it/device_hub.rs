@@ -24,11 +24,22 @@ impl Drop for Emulator {
 
 impl Emulator {
     fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(tempfile::tempdir().expect("temp dir"), "0")
+    }
+
+    /// Starts on `dir` (kept across restarts) with MQTT/TLS on `mqtt_port`.
+    fn start_in(dir: tempfile::TempDir, mqtt_port: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_iothub"))
             .args(["--json", "emulator", "--data-dir"])
             .arg(dir.path())
-            .args(["--mqtt-port", "0", "--https-port", "0", "--plain-port", "0"])
+            .args([
+                "--mqtt-port",
+                mqtt_port,
+                "--https-port",
+                "0",
+                "--plain-port",
+                "0",
+            ])
             .args(["--http-port", "0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -244,4 +255,93 @@ fn listen_prints_c2d_and_method_calls_and_answers_as_configured() {
         .expect("a method line");
     assert_eq!(method["name"], "reboot");
     assert_eq!(method["status"], 200);
+}
+
+#[test]
+fn no_message_lost_when_the_emulator_is_killed_with_sigkill_and_restarted() {
+    use std::io::Write;
+    const TOTAL: usize = 3000;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string();
+    let mut emulator = Emulator::start_in(tempfile::tempdir().expect("temp dir"), &port);
+    let cs = emulator.create_device("dev1");
+    let ca = emulator.dir.path().join("ca.pem");
+    let mut send = Command::new(env!("CARGO_BIN_EXE_iothub"))
+        .args([
+            "device",
+            "send",
+            "--stdin",
+            "--connection-string",
+            &cs,
+            "--port",
+            &port,
+        ])
+        .arg("--ca-file")
+        .arg(&ca)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("send starts");
+    let mut input = send.stdin.take().expect("stdin");
+    // Lines keep coming while the emulator dies and comes back, so the kill lands mid-stream.
+    let writer = std::thread::spawn(move || {
+        for i in 0..TOTAL {
+            writeln!(input, "m{i}").expect("write a line");
+            if i % 10 == 0 {
+                input.flush().expect("flush");
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // kill -9: no shutdown path runs in the emulator.
+    emulator.child.kill().expect("SIGKILL");
+    emulator.child.wait().expect("reaped");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let dir = std::mem::replace(&mut emulator.dir, tempfile::tempdir().expect("temp dir"));
+    drop(emulator);
+    let emulator = Emulator::start_in(dir, &port);
+    writer.join().expect("writer");
+    let output = send.wait_with_output().expect("send finishes");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout,
+        format!("sent {TOTAL} message(s), all acknowledged\n")
+    );
+
+    // Every acknowledged message is in the durable event log, duplicates allowed.
+    let run = iothub(&[
+        "--json",
+        "hub",
+        "--data-dir",
+        emulator.data_dir(),
+        "monitor",
+        "--since",
+        "0",
+        "-t",
+        "5",
+    ]);
+    let mut seen = std::collections::HashSet::new();
+    for line in run.stdout.lines() {
+        let event: Value = serde_json::from_str(line).expect("JSON event");
+        if let Some(payload) = event["event"]["payload"].as_str() {
+            seen.insert(payload.to_owned());
+        }
+    }
+    for i in 0..TOTAL {
+        assert!(
+            seen.contains(&format!("m{i}")),
+            "m{i} acknowledged but not in the event log ({} seen)",
+            seen.len()
+        );
+    }
 }
