@@ -213,7 +213,7 @@ mod tests {
     fn event(n: usize) -> TelemetryEvent {
         TelemetryEvent {
             seq: 0,
-            device_id: if n % 2 == 0 {
+            device_id: if n.is_multiple_of(2) {
                 "even".into()
             } else {
                 "odd".into()
