@@ -151,7 +151,7 @@ async fn simulate(args: &SimulateArgs, global: Global) -> anyhow::Result<ExitCod
 fn bar(target: &ProgressDrawTarget, len: u64, what: &'static str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(len), clone_target(target));
     bar.set_style(
-        ProgressStyle::with_template("{msg:>16} [{bar:30}] {pos}/{len} ({per_sec})")
+        ProgressStyle::with_template("{msg:>16} [{bar:30}] {pos}/{len} ({elapsed})")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );

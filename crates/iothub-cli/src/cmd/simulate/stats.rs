@@ -156,7 +156,7 @@ impl Summary {
              sent         {}\n\
              acknowledged {}\n\
              throughput   {:.1} msg/s over {:.1} s\n\
-             {}  p50 {}  p95 {}  p99 {}  max {}\n\
+             {} p50 {}  p95 {}  p99 {}  max {}\n\
              reconnects   {}\n\
              errors       {}",
             self.devices,
