@@ -420,6 +420,9 @@ impl Demo {
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
+                // The thermostat keeps reporting; nothing to print, but drain the channel so
+                // it does not grow for as long as the demo runs.
+                Some(_) = self.events.recv() => {}
                 event = next_from(&mut self.live, DEVICE_ID) => match event {
                     Ok(e) => {
                         let time = timestamp::iso8601_millis(timestamp::from_unix_millis(e.enqueued_ms));

@@ -90,3 +90,39 @@ fn demo_once_json_lists_the_steps() {
             .starts_with("http://127.0.0.1:")
     );
 }
+
+#[test]
+fn demo_streams_live_telemetry_until_interrupted() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iothub"))
+        .arg("demo")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut live = 0;
+    let mut seen = Vec::new();
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        // Live lines: "    telemetry  2026-…Z  {"temperature":…}" after the transcript.
+        if line.trim_start().starts_with("telemetry ") && line.contains("Z  {\"temperature\":") {
+            live += 1;
+            if live == 2 {
+                let kill = Command::new("kill")
+                    .args(["-INT", &child.id().to_string()])
+                    .status()
+                    .unwrap();
+                assert!(kill.success());
+            }
+        }
+        seen.push(line);
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}\n{}", seen.join("\n"));
+    assert!(live >= 2, "{}", seen.join("\n"));
+    assert!(seen.iter().any(|l| l.contains("Press Ctrl-C to stop")));
+    assert!(seen.iter().any(|l| l.contains("every step worked")));
+}
