@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::time::{Instant, SystemTime};
 
 use futures_util::stream::FuturesOrdered;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use iothub_proto::credentials::{IncomingUsername, ParsedDpsUsername};
 use rumqttc::mqttbytes::QoS;
 use rumqttc::mqttbytes::v4::{ConnectReturnCode, Packet, PubAck, Publish};
@@ -77,8 +77,14 @@ pub(crate) async fn serve<S>(
             },
             Some(ack) = acks.next(), if !acks.is_empty() => match ack {
                 Some(pkid) => {
-                    if framed.send(Packet::PubAck(PubAck::new(pkid))).await.is_err() {
+                    // Every PUBACK whose append has already committed leaves in the same flush:
+                    // one TLS record and one write for a whole group commit, not one per message.
+                    let (sent, append_failed) = send_ready_acks(&mut framed, &mut acks, pkid).await;
+                    if !sent {
                         publish_will = true;
+                        break 'conn;
+                    }
+                    if append_failed {
                         break 'conn;
                     }
                     continue;
@@ -207,6 +213,43 @@ pub(crate) async fn serve<S>(
     // connection that was taken over cannot overwrite its successor's state here.
     hub.detach(&p.identity, p.conn_id);
     domains.closed(&p.identity, p.conn_id);
+}
+
+/// Feeds the PUBACK for `first` and for every following append that is already durable (in
+/// order, MQTT-4.6.0-2), then flushes once. Returns (everything was written, an append failed);
+/// after a failed append nothing more is acknowledged, as with a single PUBACK.
+async fn send_ready_acks<S>(
+    framed: &mut Framed<S, HubCodec>,
+    acks: &mut FuturesOrdered<AckFuture>,
+    first: u16,
+) -> (bool, bool)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    if framed
+        .feed(Packet::PubAck(PubAck::new(first)))
+        .await
+        .is_err()
+    {
+        return (false, false);
+    }
+    let mut append_failed = false;
+    // `now_or_never` only takes results that are ready; the select loop polls `acks` again
+    // with its own waker, so nothing still pending is missed.
+    while let Some(Some(ack)) = acks.next().now_or_never() {
+        let Some(pkid) = ack else {
+            append_failed = true;
+            break;
+        };
+        if framed
+            .feed(Packet::PubAck(PubAck::new(pkid)))
+            .await
+            .is_err()
+        {
+            return (false, false);
+        }
+    }
+    (framed.flush().await.is_ok(), append_failed)
 }
 
 async fn recv(peer: &mut Option<Peer>) -> Option<Outbound> {

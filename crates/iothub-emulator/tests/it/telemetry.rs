@@ -198,3 +198,41 @@ async fn a_module_sends_on_its_own_topic_and_is_stamped_with_its_module_id() {
             .contains(r#""scope":"module""#)
     );
 }
+
+#[tokio::test]
+async fn a_pipelined_burst_is_acknowledged_in_order_and_only_after_each_append() {
+    // 300 QoS 1 PUBLISHes in ONE write: several group commits complete while PUBACKs are
+    // pending, and the ready ones leave together (one flush). Still in order (MQTT-4.6.0-2),
+    // and never before their own append is in the log (issue 3 point 6).
+    let (hub, mut raw) = logged_in().await;
+    let n: u16 = 300;
+    let mut burst = bytes::BytesMut::new();
+    for pkid in 1..=n {
+        let mut p = rumqttc::mqttbytes::v4::Publish::new(
+            "devices/dev1/messages/events/",
+            QoS::AtLeastOnce,
+            format!("m{pkid}"),
+        );
+        p.pkid = pkid;
+        Packet::Publish(p).write(&mut burst, 1 << 20).unwrap();
+    }
+    raw.send_bytes(&burst).await;
+    for expected in 1..=n {
+        let Some(Packet::PubAck(ack)) = raw.recv().await else {
+            panic!("no PUBACK for {expected}");
+        };
+        assert_eq!(ack.pkid, expected, "PUBACKs out of order");
+        let logged = hub
+            .emulator
+            .hub
+            .store()
+            .call(|tx| iothub_emulator::store::events::read_after(tx, 0, 1000))
+            .await
+            .unwrap();
+        let body = format!("m{expected}");
+        assert!(
+            logged.iter().any(|e| e.body.as_ref() == body.as_bytes()),
+            "PUBACK {expected} came before its append"
+        );
+    }
+}
