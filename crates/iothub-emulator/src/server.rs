@@ -225,8 +225,12 @@ impl RunningEmulator {
             Some(port) => {
                 let l = bind(SocketAddr::new(config.bind, port)).await?;
                 let addr = local(&l)?;
-                let app = crate::http::api::router(hub.clone(), domains.clone())
-                    .merge(crate::http::dashboard::router(hub.clone()));
+                let app = crate::http::api::router_with_shutdown(
+                    hub.clone(),
+                    domains.clone(),
+                    shutdown_rx.clone(),
+                )
+                .merge(crate::http::dashboard::router(hub.clone()));
                 tasks.spawn(serve_http(l, app, shutdown_rx.clone()));
                 Some(addr)
             }

@@ -49,7 +49,7 @@ pub(crate) async fn serve_https(
             domains: domains.clone(),
             shutdown: shutdown.clone(),
         })
-        .merge(crate::http::api::router(hub, domains));
+        .merge(crate::http::api::router_with_shutdown(hub, domains, shutdown.clone()));
     let mut stop = shutdown.clone();
     let served = axum::serve(TlsListener { rx, addr }, app)
         .with_graceful_shutdown(async move {

@@ -262,3 +262,21 @@ fn rustls_pemfile_certs(pem: &str) -> Vec<rustls::pki_types::CertificateDer<'sta
         .map(Result::unwrap)
         .collect()
 }
+
+#[tokio::test]
+async fn shutdown_completes_while_an_event_stream_is_open() {
+    let hub = TestHub::spawn().await.unwrap();
+    let api = hub.emulator.http_addr.unwrap();
+    let mut sse = TcpStream::connect(api).await.unwrap();
+    let head = format!(
+        "GET /events/stream HTTP/1.1\r\nHost: localhost\r\nAuthorization: {}\r\n\r\n",
+        owner_token(&hub)
+    );
+    sse.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 1024];
+    let n = sse.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    tokio::time::timeout(Duration::from_secs(10), hub.shutdown())
+        .await
+        .expect("shutdown does not wait for the SSE client");
+}

@@ -26,8 +26,8 @@ use base64::engine::general_purpose::STANDARD;
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, watch};
 
 use super::{ApiError, ApiState, Permission, Route};
 use crate::hub::Hub;
@@ -113,6 +113,7 @@ async fn stream(
     let feed = s.hub.live_feed();
     let tail = Tail {
         hub: s.hub.clone(),
+        shutdown: s.shutdown.clone(),
         feed,
         catch_up_from: filter.since,
         replayed_upto: None,
@@ -133,6 +134,8 @@ async fn stream(
 /// The state of one SSE reader: log replay first, then the live feed.
 struct Tail {
     hub: Hub,
+    /// Becomes `true` when the emulator stops: end the stream then (`None`: never).
+    shutdown: Option<watch::Receiver<bool>>,
     feed: broadcast::Receiver<TelemetryEvent>,
     filter: Filter,
     /// `Some(seq)`: read the log after `seq` before (or instead of) the live feed.
@@ -166,7 +169,12 @@ impl Tail {
                     .extend(batch.into_iter().filter(|e| self.filter.accepts(e)));
                 continue;
             }
-            match self.feed.recv().await {
+            let received = tokio::select! {
+                r = self.feed.recv() => r,
+                // Stopping (or the sender is gone): end the response so shutdown can finish.
+                () = stopped(self.shutdown.as_mut()) => return None,
+            };
+            match received {
                 Ok(e) if self.replayed_upto.is_some_and(|r| e.seq <= r) => {}
                 Ok(e) => {
                     self.last_seen = Some(self.last_seen.map_or(e.seq, |l| l.max(e.seq)));
@@ -180,6 +188,16 @@ impl Tail {
                 Err(RecvError::Closed) => return None,
             }
         }
+    }
+}
+
+/// Resolves when `shutdown` becomes `true` or its sender is dropped; never for `None`.
+async fn stopped(shutdown: Option<&mut watch::Receiver<bool>>) {
+    match shutdown {
+        Some(rx) => {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -232,6 +250,7 @@ mod tests {
         let first = hub.append_telemetry(event(0)).await.unwrap();
         let mut tail = Tail {
             hub: hub.clone(),
+            shutdown: None,
             feed: hub.live_feed(),
             filter: Filter {
                 device: Some("even".into()),

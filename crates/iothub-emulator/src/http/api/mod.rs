@@ -27,6 +27,7 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::middleware;
 use axum::routing::{MethodFilter, MethodRouter};
+use tokio::sync::watch;
 
 pub(crate) use self::auth::Permission;
 pub(crate) use self::error::ApiError;
@@ -40,6 +41,9 @@ pub(crate) struct ApiState {
     pub(crate) hub: Hub,
     pub(crate) domains: Domains,
     pub(crate) activity: Activity,
+    /// Becomes `true` when the emulator stops: never-ending responses (SSE) end then, so
+    /// graceful shutdown does not wait for them forever. `None`: never.
+    pub(crate) shutdown: Option<watch::Receiver<bool>>,
 }
 
 /// One served operation: method, path (axum and OpenAPI share the `{param}` syntax), the
@@ -93,13 +97,30 @@ pub(crate) fn routes() -> Vec<Route> {
 
 /// The API router for `hub`, using the shared `domains` (the same [`Domains`] the MQTT glue
 /// uses, so method responses reach the waiting REST caller). Must be called inside a tokio
-/// runtime (it starts the activity tracker).
+/// runtime (it starts the activity tracker). Its event streams never end on their own; a
+/// server with graceful shutdown uses [`router_with_shutdown`].
+#[cfg(test)]
 pub(crate) fn router(hub: Hub, domains: Domains) -> Router {
+    build(hub, domains, None)
+}
+
+/// [`router`] whose event streams end when `shutdown` becomes `true` (or its sender is
+/// dropped), so graceful shutdown does not wait for them forever.
+pub(crate) fn router_with_shutdown(
+    hub: Hub,
+    domains: Domains,
+    shutdown: watch::Receiver<bool>,
+) -> Router {
+    build(hub, domains, Some(shutdown))
+}
+
+fn build(hub: Hub, domains: Domains, shutdown: Option<watch::Receiver<bool>>) -> Router {
     let activity = Activity::track(&hub);
     let state = ApiState {
         hub,
         domains,
         activity,
+        shutdown,
     };
     let mut router = Router::new();
     for route in routes() {

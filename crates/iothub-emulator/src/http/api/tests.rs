@@ -25,6 +25,8 @@ mod service;
 
 struct Api {
     addr: SocketAddr,
+    /// Keeps the API's shutdown signal open (`send(true)` ends SSE streams).
+    stop: tokio::sync::watch::Sender<bool>,
     hub: Hub,
     domains: Domains,
     owner: String,
@@ -72,13 +74,15 @@ async fn setup() -> Api {
             retry_after_secs: 1,
         },
     );
-    let app = router(hub.clone(), domains.clone());
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let app = router_with_shutdown(hub.clone(), domains.clone(), shutdown);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let owner = token(&hub, "iothubowner", "localhost", 3600).await;
     Api {
         addr,
+        stop,
         hub,
         domains,
         owner,

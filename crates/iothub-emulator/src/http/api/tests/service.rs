@@ -322,3 +322,30 @@ async fn event_stream_replays_since_and_then_follows_live_for_one_device() {
     assert!(seen.find(r#""n":1"#) < seen.find(r#""n":2"#));
     assert!(seen.contains(&format!("id: {}", first + 1)));
 }
+
+#[tokio::test]
+async fn event_stream_ends_when_the_emulator_stops() {
+    let api = setup().await;
+    let mut stream = TcpStream::connect(api.addr).await.unwrap();
+    let head = format!(
+        "GET /events/stream HTTP/1.1\r\nHost: localhost\r\nAuthorization: {}\r\n\r\n",
+        api.owner
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 1024];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    api.stop.send(true).unwrap();
+    // The response body ends (chunked terminator); the connection itself may stay open.
+    let mut rest = String::from_utf8_lossy(&buf[..n]).to_string();
+    let ended = async {
+        while !rest.ends_with("0\r\n\r\n") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed without ending the body");
+            rest.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), ended)
+        .await
+        .expect("the stream ends once the emulator stops");
+}
