@@ -49,7 +49,11 @@ pub(crate) async fn serve_https(
             domains: domains.clone(),
             shutdown: shutdown.clone(),
         })
-        .merge(crate::http::api::router_with_shutdown(hub, domains, shutdown.clone()));
+        .merge(crate::http::api::router_with_shutdown(
+            hub,
+            domains,
+            shutdown.clone(),
+        ));
     let mut stop = shutdown.clone();
     let served = axum::serve(TlsListener { rx, addr }, app)
         .with_graceful_shutdown(async move {
