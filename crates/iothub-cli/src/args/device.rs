@@ -82,6 +82,9 @@ pub(crate) enum DeviceCommand {
 /// `iothub device send`.
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("source").args(["message", "stdin"])))]
+#[command(after_help = "Examples:
+  iothub device send '{\"temperature\":21.5}' --content-type application/json -p alert=true
+  seq 100 | iothub device send --stdin")]
 pub(crate) struct SendArgs {
     #[command(flatten)]
     pub(crate) connection: Connection,
@@ -116,6 +119,9 @@ pub(crate) struct SendArgs {
 
 /// `iothub device listen`.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  iothub device listen --count 1 --timeout 60
+  iothub device listen --method reboot=200:'{\"ok\":true}'")]
 pub(crate) struct ListenArgs {
     #[command(flatten)]
     pub(crate) connection: Connection,
@@ -135,6 +141,8 @@ pub(crate) struct ListenArgs {
 
 /// `iothub device twin`.
 #[derive(Debug, Args)]
+#[command(after_help = "Example:
+  iothub device twin --ca-file ~/.local/share/iothub/emulator/ca.pem")]
 pub(crate) struct TwinArgs {
     #[command(flatten)]
     pub(crate) connection: Connection,
@@ -142,6 +150,8 @@ pub(crate) struct TwinArgs {
 
 /// `iothub device report`.
 #[derive(Debug, Args)]
+#[command(after_help = "Example:
+  iothub device report '{\"temperature\":32}'")]
 pub(crate) struct ReportArgs {
     #[command(flatten)]
     pub(crate) connection: Connection,
@@ -153,6 +163,8 @@ pub(crate) struct ReportArgs {
 /// `iothub device provision`.
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("attestation").required(true).args(["key", "group_key"])))]
+#[command(after_help = "Example:
+  iothub device provision --id-scope 0ne00000001 --registration-id dev1 --key BASE64KEY --save")]
 pub(crate) struct ProvisionArgs {
     /// DPS ID scope.
     #[arg(long, value_name = "S")]

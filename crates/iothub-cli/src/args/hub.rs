@@ -79,6 +79,9 @@ pub(crate) enum HubCommand {
 
 /// `iothub hub monitor`.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  iothub hub monitor
+  iothub hub monitor --device dev1 --properties --count 10 --timeout 60")]
 pub(crate) struct MonitorArgs {
     /// Only this device's messages.
     #[arg(long, short = 'd')]
@@ -107,6 +110,8 @@ pub(crate) struct MonitorArgs {
 
 /// `iothub hub invoke`.
 #[derive(Debug, Args)]
+#[command(after_help = "Example:
+  iothub hub invoke dev1 getMaxMinReport --payload '{\"since\":\"2026-01-01T00:00:00Z\"}' --timeout 30")]
 pub(crate) struct InvokeArgs {
     /// Device id.
     pub(crate) device: String,
@@ -133,6 +138,8 @@ pub(crate) struct InvokeArgs {
 
 /// `iothub hub c2d`.
 #[derive(Debug, Args)]
+#[command(after_help = "Example:
+  iothub hub c2d dev1 'hello' -p color=red --ack full")]
 pub(crate) struct C2dArgs {
     /// Device id.
     pub(crate) device: String,
@@ -171,6 +178,9 @@ pub(crate) struct C2dArgs {
 
 /// `iothub hub twin`.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  iothub hub twin show dev1
+  iothub hub twin update dev1 --desired '{\"targetTemperature\":21}'")]
 pub(crate) struct TwinArgs {
     /// Show or update.
     #[command(subcommand)]
@@ -188,6 +198,8 @@ pub(crate) enum TwinCommand {
 
 /// A twin to act on.
 #[derive(Debug, Args)]
+#[command(after_help = "Example:
+  iothub hub twin show dev1")]
 pub(crate) struct TwinTarget {
     /// Device id.
     pub(crate) device: String,
@@ -199,6 +211,9 @@ pub(crate) struct TwinTarget {
 
 /// `iothub hub twin update`.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  iothub hub twin update dev1 --desired '{\"targetTemperature\":21}'
+  iothub hub twin update dev1 --tags '{\"site\":\"lab\"}'")]
 pub(crate) struct TwinUpdateArgs {
     /// Which twin.
     #[command(flatten)]

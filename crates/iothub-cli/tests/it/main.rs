@@ -6,6 +6,7 @@ mod device;
 mod device_hub;
 mod emulator_cli;
 mod errors;
+mod help;
 mod hub;
 mod hub_emulator;
 mod sas;
