@@ -257,6 +257,33 @@ pub(crate) fn hint(error: &anyhow::Error) -> Option<String> {
     if text.contains("answered 429") || text.contains("status 429") {
         return Some(throttled());
     }
+    // The service side (REST over reqwest): the same causes, seen through HTTP.
+    if text.contains("error sending request") {
+        if is_tls(&text) {
+            return Some(
+                "the hub's TLS certificate is not trusted. For the local emulator pass its CA with \
+                 --ca-file ~/.local/share/iothub/emulator/ca.pem (or <data dir>/ca.pem), or leave out \
+                 --hub-connection-string so the command finds the emulator (and its CA) through its data dir. \
+                 Azure IoT Hub needs no --ca-file."
+                    .to_owned(),
+            );
+        }
+        if text.contains("Connect") || text.contains("dns error") {
+            return Some(
+                "the hub cannot be reached: check HostName in the service connection string; for the local \
+                 emulator start `iothub emulator` (or pass --data-dir to the one you started)."
+                    .to_owned(),
+            );
+        }
+    }
+    if text.contains("answered 401") {
+        return Some(
+            "the service credentials were rejected: check SharedAccessKeyName and SharedAccessKey of the \
+             service connection string (the emulator prints its iothubowner string at start-up; for Azure: \
+             `az iot hub connection-string show --policy-name iothubowner`), and this machine's clock."
+                .to_owned(),
+        );
+    }
     None
 }
 

@@ -194,3 +194,78 @@ fn json_errors_are_json_on_stderr() {
         "{v}"
     );
 }
+
+#[test]
+fn service_side_failures_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let _emulator = start_emulator(dir.path());
+    let https = port(&endpoint(dir.path(), "https"));
+    let service = endpoint(dir.path(), "serviceConnectionString");
+    let hub = |cs: &str, extra: &[&str]| {
+        let mut args = vec!["hub", "twin", "show", "e1", "--hub-connection-string", cs];
+        args.extend_from_slice(extra);
+        iothub(&args)
+    };
+
+    // Unreachable.
+    let run = hub(
+        "HostName=127.0.0.1:1;SharedAccessKeyName=iothubowner;SharedAccessKey=AAAA",
+        &[],
+    );
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(
+        run.stderr.contains("hint: the hub cannot be reached"),
+        "{}",
+        run.stderr
+    );
+
+    // The emulator's HTTPS port without its CA.
+    let direct = service.replace("HostName=localhost", &format!("HostName=localhost:{https}"));
+    let run = hub(&direct, &[]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("UnknownIssuer"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("hint: the hub's TLS certificate is not trusted"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("--ca-file"), "{}", run.stderr);
+
+    // A wrong policy key.
+    let ca = dir.path().join("ca.pem");
+    let wrong = format!(
+        "HostName=localhost:{https};SharedAccessKeyName=iothubowner;SharedAccessKey=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+    );
+    let run = hub(&wrong, &["--ca-file", ca.to_str().unwrap()]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("401"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("hint: the service credentials were rejected"),
+        "{}",
+        run.stderr
+    );
+
+    // A malformed one names the field.
+    let run = hub("HostNam=x;SharedAccessKeyName=a;SharedAccessKey=AAAA", &[]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(
+        run.stderr.contains("unknown field `HostNam`"),
+        "{}",
+        run.stderr
+    );
+
+    // And the right one with the CA works.
+    let run = iothub(&[
+        "hub",
+        "identity",
+        "create",
+        "e1",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let run = hub(&direct, &["--ca-file", ca.to_str().unwrap()]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+}

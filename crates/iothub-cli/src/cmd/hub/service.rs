@@ -53,6 +53,7 @@ impl ServiceClient {
                 (local.connection_string, Some(local.base))
             }
         };
+        crate::errors::check_connection_string(&connection_string)?;
         let parsed = ConnectionString::parse(&connection_string)
             .map_err(|e| anyhow!("invalid hub connection string: {e}"))?;
         let Credential::ServicePolicyKey { policy, key } = parsed.credential() else {
