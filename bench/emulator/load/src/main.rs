@@ -41,7 +41,9 @@ struct Creds {
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     match args.first().map(String::as_str) {
         Some("ingest") if args.len() == 8 => rt.block_on(ingest(
             args[1].parse()?,
@@ -88,7 +90,11 @@ fn read_creds(path: &str, n: usize) -> Result<Vec<Creds>, Error> {
         let client_id = parts.next().unwrap_or_default().to_owned();
         let username = parts.next().unwrap_or_default().to_owned();
         let password = parts.next().unwrap_or_default().to_owned();
-        out.push(Creds { client_id, username, password });
+        out.push(Creds {
+            client_id,
+            username,
+            password,
+        });
     }
     if out.len() < n {
         return Err(format!("{path} has {} lines, {n} needed", out.len()).into());
@@ -295,7 +301,9 @@ async fn idle(
         let closed = closed.clone();
         tokio::spawn(async move {
             for c in creds {
-                let Ok(permit) = limit.clone().acquire_owned().await else { return };
+                let Ok(permit) = limit.clone().acquire_owned().await else {
+                    return;
+                };
                 let (tls, closed, done) = (tls.clone(), closed.clone(), done_tx.clone());
                 tokio::spawn(async move {
                     let s = connect(addr, &tls, &c).await;
@@ -345,6 +353,9 @@ async fn idle(
     .await?;
     // Give the reader tasks a moment to notice closes that happened just before.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    println!("{{\"closedByServerWhileHeld\":{}}}", closed.load(Ordering::Relaxed));
+    println!(
+        "{{\"closedByServerWhileHeld\":{}}}",
+        closed.load(Ordering::Relaxed)
+    );
     Ok(())
 }
