@@ -9,6 +9,7 @@ mod errors;
 mod help;
 mod hub;
 mod hub_emulator;
+mod hub_enrollment;
 mod sas;
 mod simulate;
 
