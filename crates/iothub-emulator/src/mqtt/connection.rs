@@ -25,7 +25,18 @@ use crate::hub::telemetry::{self, Origin, Sender};
 use crate::hub::{Hub, Outbound};
 use crate::store::registry;
 
-type AckFuture = Pin<Box<dyn Future<Output = Option<u16>> + Send>>;
+type AckFuture = Pin<Box<dyn Future<Output = Completion> + Send>>;
+
+/// How an inbound publish completes, in arrival order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Completion {
+    /// Handled (durably, for telemetry): send the PUBACK for this packet id.
+    Ack(u16),
+    /// Handled, and a QoS 0 publish has no PUBACK (MQTT-4.3.1).
+    NoAck,
+    /// The telemetry append failed: acknowledge nothing more and close; the client resends.
+    Failed,
+}
 
 /// Who is on the other end once authenticated.
 struct Peer {
@@ -75,8 +86,8 @@ pub(crate) async fn serve<S>(
                     break 'conn;
                 }
             },
-            Some(ack) = acks.next(), if !acks.is_empty() => match ack {
-                Some(pkid) => {
+            Some(done) = acks.next(), if !acks.is_empty() => match done {
+                Completion::Ack(pkid) => {
                     // Every PUBACK whose append has already committed leaves in the same flush:
                     // one TLS record and one write for a whole group commit, not one per message.
                     let (sent, append_failed) = send_ready_acks(&mut framed, &mut acks, pkid).await;
@@ -89,8 +100,9 @@ pub(crate) async fn serve<S>(
                     }
                     continue;
                 }
+                Completion::NoAck => continue,
                 // The append failed: no PUBACK; the client will retry after reconnecting.
-                None => break 'conn,
+                Completion::Failed => break 'conn,
             },
             message = recv(&mut peer) => {
                 let dup = matches!(message, Some(Outbound::Redelivery { .. }));
@@ -236,10 +248,14 @@ where
     let mut append_failed = false;
     // `now_or_never` only takes results that are ready; the select loop polls `acks` again
     // with its own waker, so nothing still pending is missed.
-    while let Some(Some(ack)) = acks.next().now_or_never() {
-        let Some(pkid) = ack else {
-            append_failed = true;
-            break;
+    while let Some(Some(done)) = acks.next().now_or_never() {
+        let pkid = match done {
+            Completion::Ack(pkid) => pkid,
+            Completion::NoAck => continue,
+            Completion::Failed => {
+                append_failed = true;
+                break;
+            }
         };
         if framed
             .feed(Packet::PubAck(PubAck::new(pkid)))
@@ -441,17 +457,19 @@ fn handle_inbound(
             let hub = hub.clone();
             Box::pin(async move {
                 match hub.append_telemetry(event).await {
-                    Ok(_) => ack,
+                    Ok(_) => ack.map_or(Completion::NoAck, Completion::Ack),
                     Err(e) => {
                         tracing::error!(error = %e, "telemetry append failed");
-                        None
+                        Completion::Failed
                     }
                 }
             })
         }
         other => {
             domains.inbound(&peer.identity, peer.conn_id, other);
-            Box::pin(std::future::ready(ack))
+            Box::pin(std::future::ready(
+                ack.map_or(Completion::NoAck, Completion::Ack),
+            ))
         }
     }
 }

@@ -236,3 +236,64 @@ async fn a_pipelined_burst_is_acknowledged_in_order_and_only_after_each_append()
         );
     }
 }
+
+/// QoS 0 telemetry is supported (PROTOCOL.md §4): it is stored without a PUBACK, and the
+/// connection stays open. A regression test: a QoS 0 publish used to close the connection.
+#[tokio::test]
+async fn qos_0_telemetry_is_stored_and_keeps_the_connection_open() {
+    let hub = iothub_emulator::testing::TestHub::spawn().await.unwrap();
+    let cs = hub.create_device("dev0").await.unwrap();
+    let mut live = hub.emulator.hub.live_feed();
+    let (client, mut events) = AsyncClient::new(options(&hub, &cs, "dev0"), 10);
+    let driver = tokio::spawn(async move {
+        let mut connacks = 0;
+        let mut pubacks = 0;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), events.poll()).await {
+                Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => connacks += 1,
+                Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => {
+                    pubacks += 1;
+                    // The QoS 1 message is sent after the QoS 0 ones, on the same connection.
+                    return (connacks, pubacks);
+                }
+                Ok(Ok(_)) => {}
+                other => panic!("connection failed: {other:?}"),
+            }
+        }
+    });
+    for i in 0..5 {
+        client
+            .publish(
+                "devices/dev0/messages/events/",
+                QoS::AtMostOnce,
+                false,
+                format!("q0-{i}"),
+            )
+            .await
+            .unwrap();
+    }
+    client
+        .publish(
+            "devices/dev0/messages/events/",
+            QoS::AtLeastOnce,
+            false,
+            "q1",
+        )
+        .await
+        .unwrap();
+    let (connacks, pubacks) = driver.await.unwrap();
+    assert_eq!(
+        (connacks, pubacks),
+        (1, 1),
+        "one connection, one PUBACK (for the QoS 1 message)"
+    );
+    let mut bodies = Vec::new();
+    while bodies.len() < 6 {
+        let event = tokio::time::timeout(Duration::from_secs(5), live.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        bodies.push(String::from_utf8(event.body.to_vec()).unwrap());
+    }
+    assert_eq!(bodies, ["q0-0", "q0-1", "q0-2", "q0-3", "q0-4", "q1"]);
+}
