@@ -11,11 +11,38 @@ use tokio::process::{Child, Command};
 use crate::fake_hub::{FakeHub, KEY};
 
 pub(crate) fn example(name: &str) -> PathBuf {
-    // target/debug/deps/it-… -> target/debug/examples/{name}
-    let mut path = std::env::current_exe().unwrap();
-    path.pop();
-    path.pop();
-    path.join("examples").join(name)
+    // target/{profile}/deps/it-… -> target/{profile}/examples/{name}
+    let mut profile_dir = std::env::current_exe().unwrap();
+    profile_dir.pop();
+    profile_dir.pop();
+    build_examples(&profile_dir);
+    profile_dir.join("examples").join(name)
+}
+
+/// Builds the example binaries once per test run. `cargo test --all-targets` compiles
+/// examples as test harnesses, not as the programs these tests run, so on a clean target
+/// directory the programs would not exist.
+fn build_examples(profile_dir: &std::path::Path) {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let target_dir = profile_dir.parent().unwrap();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let mut build = std::process::Command::new(cargo);
+        build.args([
+            "build",
+            "--quiet",
+            "-p",
+            "iothub-device",
+            "--examples",
+            "--target-dir",
+        ]);
+        build.arg(target_dir);
+        if profile_dir.file_name().is_some_and(|p| p == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo to build the examples");
+        assert!(status.success(), "building the examples failed");
+    });
 }
 
 fn spawn(name: &str, hub: &FakeHub, args: &[&str]) -> Child {
