@@ -4,6 +4,8 @@
 
 use core::fmt::{self, Display};
 
+use crate::encode::{Sink, WriteTo};
+use crate::error::BufferTooSmall;
 use crate::percent::{self, Decoded};
 
 /// The IoT Hub api-version current documentation uses (PROTOCOL.md §1.2).
@@ -88,16 +90,40 @@ impl<'a> ClientId<'a> {
             module_id: Some(module_id),
         }
     }
+
+    /// Writes the client id into `buf` without `core::fmt` and returns its length in bytes
+    /// (the same text as [`Display`]).
+    ///
+    /// # Errors
+    ///
+    /// [`BufferTooSmall`] with the full length needed when `buf` is too short.
+    ///
+    /// ```
+    /// use iothub_proto::credentials::ClientId;
+    ///
+    /// let mut buf = [0u8; 16];
+    /// let len = ClientId::module("dev1", "mod1").encode_to(&mut buf)?;
+    /// assert_eq!(&buf[..len], b"dev1/mod1");
+    /// # Ok::<(), iothub_proto::BufferTooSmall>(())
+    /// ```
+    pub fn encode_to(&self, buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
+        crate::encode::encode_to(self, buf)
+    }
 }
 
 impl Display for ClientId<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.device_id)?;
+        crate::encode::display(self, f)
+    }
+}
+
+impl WriteTo for ClientId<'_> {
+    fn write_to(&self, f: &mut dyn Sink) {
+        f.put(self.device_id);
         if let Some(module_id) = self.module_id {
-            f.write_str("/")?;
-            f.write_str(module_id)?;
+            f.put("/");
+            f.put(module_id);
         }
-        Ok(())
     }
 }
 
@@ -181,28 +207,52 @@ impl<'a> Username<'a> {
             ..self
         }
     }
+
+    /// Writes the username into `buf` without `core::fmt` and returns its length in bytes
+    /// (the same text as [`Display`]).
+    ///
+    /// # Errors
+    ///
+    /// [`BufferTooSmall`] with the full length needed when `buf` is too short.
+    ///
+    /// ```
+    /// use iothub_proto::credentials::Username;
+    ///
+    /// let mut buf = [0u8; 64];
+    /// let len = Username::device("h.net", "d1").with_model_id("dtmi:x;1").encode_to(&mut buf)?;
+    /// assert_eq!(&buf[..len], b"h.net/d1/?api-version=2021-04-12&model-id=dtmi%3Ax%3B1");
+    /// # Ok::<(), iothub_proto::BufferTooSmall>(())
+    /// ```
+    pub fn encode_to(&self, buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
+        crate::encode::encode_to(self, buf)
+    }
 }
 
 impl Display for Username<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.host)?;
-        f.write_str("/")?;
-        f.write_str(self.device_id)?;
+        crate::encode::display(self, f)
+    }
+}
+
+impl WriteTo for Username<'_> {
+    fn write_to(&self, f: &mut dyn Sink) {
+        f.put(self.host);
+        f.put("/");
+        f.put(self.device_id);
         if let Some(module_id) = self.module_id {
-            f.write_str("/")?;
-            f.write_str(module_id)?;
+            f.put("/");
+            f.put(module_id);
         }
-        f.write_str("/?api-version=")?;
-        f.write_str(self.api_version)?;
+        f.put("/?api-version=");
+        f.put(self.api_version);
         if let Some(user_agent) = self.user_agent {
-            f.write_str("&DeviceClientType=")?;
-            percent::write_encoded(f, user_agent)?;
+            f.put("&DeviceClientType=");
+            percent::write_encoded(f, user_agent);
         }
         if let Some(model_id) = self.model_id {
-            f.write_str("&model-id=")?;
-            percent::write_encoded(f, model_id)?;
+            f.put("&model-id=");
+            percent::write_encoded(f, model_id);
         }
-        Ok(())
     }
 }
 
@@ -268,7 +318,7 @@ impl Display for DpsUsername<'_> {
         f.write_str(self.api_version)?;
         if let Some(client_version) = self.client_version {
             f.write_str("&ClientVersion=")?;
-            percent::write_encoded(f, client_version)?;
+            crate::encode::display(&percent::encode(client_version), f)?;
         }
         Ok(())
     }

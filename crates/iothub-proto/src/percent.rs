@@ -17,6 +17,7 @@ use core::fmt::{self, Display, Write};
 
 use percent_encoding::percent_decode_str;
 
+use crate::encode::{Sink, WriteTo};
 use crate::error::BufferTooSmall;
 
 /// Percent-encodes `text` as one URI component; the result is a [`Display`] adapter.
@@ -37,28 +38,67 @@ pub struct Encoded<'a>(&'a str);
 
 impl Display for Encoded<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_encoded(f, self.0)
+        crate::encode::display(self, f)
     }
 }
 
-/// Writes `text` percent-encoded into any writer (one copy of the loop for every caller):
+impl WriteTo for Encoded<'_> {
+    fn write_to(&self, out: &mut dyn Sink) {
+        write_encoded(out, self.0);
+    }
+}
+
+impl Encoded<'_> {
+    /// Writes the encoded text into `buf` without `core::fmt` and returns its length in bytes
+    /// (the same text as [`Display`]).
+    ///
+    /// # Errors
+    ///
+    /// [`BufferTooSmall`] with the full length needed when `buf` is too short.
+    ///
+    /// ```
+    /// use iothub_proto::percent::encode;
+    ///
+    /// let mut buf = [0u8; 16];
+    /// let len = encode("a b/c").encode_to(&mut buf)?;
+    /// assert_eq!(&buf[..len], b"a%20b%2Fc");
+    /// # Ok::<(), iothub_proto::BufferTooSmall>(())
+    /// ```
+    pub fn encode_to(&self, buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
+        crate::encode::encode_to(self, buf)
+    }
+}
+
+/// Writes `text` percent-encoded into any sink (one copy of the loop for every caller):
 /// RFC 3986 unreserved characters as they are, every other byte as `%XX` with upper-case hex
 /// (the UTF-8 bytes of a non-ASCII character one by one).
 ///
-/// Character by character through `write_char`: the smallest code for a microcontroller, and
+/// Byte by byte, each as a one-byte `&str`: the smallest code for a microcontroller, and
 /// topics and resource names are short.
-pub(crate) fn write_encoded(out: &mut dyn Write, text: &str) -> fmt::Result {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &byte in text.as_bytes() {
+pub(crate) fn write_encoded(out: &mut dyn Sink, text: &str) {
+    use crate::text::upper_hex_digit as digit;
+    for (at, &byte) in text.as_bytes().iter().enumerate() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.write_char(char::from(byte))?;
+            // invariant: `byte` is ASCII, so `at..at + 1` is a whole character.
+            out.put(text.get(at..at + 1).unwrap_or_default());
         } else {
-            out.write_char('%')?;
-            out.write_char(char::from(HEX[usize::from(byte >> 4)]))?;
-            out.write_char(char::from(HEX[usize::from(byte & 0xf)]))?;
+            out.put("%");
+            out.put(digit(byte >> 4));
+            out.put(digit(byte & 0xf));
         }
     }
-    Ok(())
+}
+
+/// A [`Sink`] that percent-encodes every piece before passing it on.
+///
+/// Percent-encoding is per byte and context-free, so encoding piece by piece equals encoding
+/// the whole text.
+pub(crate) struct PercentSink<'s>(pub(crate) &'s mut dyn Sink);
+
+impl Sink for PercentSink<'_> {
+    fn put(&mut self, piece: &str) {
+        write_encoded(self.0, piece);
+    }
 }
 
 /// Percent-encoded text as received, decoded on demand without allocating.

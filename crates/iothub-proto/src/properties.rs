@@ -11,6 +11,8 @@
 
 use core::fmt::{self, Display};
 
+use crate::encode::{Sink, WriteTo};
+use crate::error::BufferTooSmall;
 use crate::percent::{self, Decoded};
 use crate::text::split_once_byte;
 
@@ -344,38 +346,62 @@ impl<'a> PropertyWriter<'a> {
             && self.ack.is_none()
             && self.application.is_empty()
     }
+
+    /// Writes the bag into `buf` without `core::fmt` and returns its length in bytes (the
+    /// same text as [`Display`]).
+    ///
+    /// # Errors
+    ///
+    /// [`BufferTooSmall`] with the full length needed when `buf` is too short.
+    ///
+    /// ```
+    /// use iothub_proto::properties::PropertyWriter;
+    ///
+    /// let mut buf = [0u8; 64];
+    /// let len = PropertyWriter::new().message_id("mid-1").content_type("application/json").encode_to(&mut buf)?;
+    /// assert_eq!(&buf[..len], b"%24.mid=mid-1&%24.ct=application%2Fjson");
+    /// # Ok::<(), iothub_proto::BufferTooSmall>(())
+    /// ```
+    pub fn encode_to(&self, buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
+        crate::encode::encode_to(self, buf)
+    }
 }
 
 impl Display for PropertyWriter<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        crate::encode::display(self, f)
+    }
+}
+
+impl WriteTo for PropertyWriter<'_> {
+    fn write_to(&self, f: &mut dyn Sink) {
         // Plain loops rather than an iterator chain: this is on every telemetry send and the
         // chain costs several hundred bytes of code on a microcontroller.
         let mut first = true;
         for (property, value) in SystemProperty::ALL.iter().zip(&self.system) {
             if let Some(value) = value {
-                write_pair(f, &mut first, property.key(), value)?;
+                write_pair(f, &mut first, property.key(), value);
             }
         }
         if let Some(value) = self.creation_time_utc {
-            write_pair(f, &mut first, CREATION_TIME_UTC, value)?;
+            write_pair(f, &mut first, CREATION_TIME_UTC, value);
         }
         if let Some(value) = self.ack {
-            write_pair(f, &mut first, IOTHUB_ACK, value)?;
+            write_pair(f, &mut first, IOTHUB_ACK, value);
         }
         for (key, value) in self.application {
-            write_pair(f, &mut first, key, value)?;
+            write_pair(f, &mut first, key, value);
         }
-        Ok(())
     }
 }
 
 /// Writes `key=value` percent-encoded, preceded by `&` unless it is the first pair.
-fn write_pair(f: &mut fmt::Formatter<'_>, first: &mut bool, key: &str, value: &str) -> fmt::Result {
+fn write_pair(f: &mut dyn Sink, first: &mut bool, key: &str, value: &str) {
     if !core::mem::replace(first, false) {
-        f.write_str("&")?;
+        f.put("&");
     }
-    percent::write_encoded(f, key)?;
-    f.write_str("=")?;
+    percent::write_encoded(f, key);
+    f.put("=");
     percent::write_encoded(f, value)
 }
 

@@ -6,26 +6,26 @@
 
 use core::fmt::{self, Display};
 
+use crate::encode::{Sink, WriteTo};
+
 /// An unsigned integer written in decimal, digit by digit (no padding, no sign).
 #[derive(Clone, Copy)]
 pub(crate) struct Decimal(pub(crate) u64);
 
 impl Display for Decimal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut digits = [0u8; 20];
-        let mut n = self.0;
-        let mut len = 0;
-        for slot in digits.iter_mut().rev() {
-            *slot = b'0' + (n % 10) as u8;
-            n /= 10;
-            len += 1;
-            if n == 0 {
-                break;
-            }
+        crate::encode::display(self, f)
+    }
+}
+
+impl WriteTo for Decimal {
+    fn write_to(&self, out: &mut dyn Sink) {
+        // Most significant digit first, each as a one-character `&str` (no digit buffer to
+        // re-validate as UTF-8); at most 20 levels deep.
+        if self.0 >= 10 {
+            Decimal(self.0 / 10).write_to(out);
         }
-        let digits = digits.get(digits.len() - len..).unwrap_or_default();
-        // invariant: ASCII digits only, so this never falls back.
-        f.write_str(utf8(digits).unwrap_or("0"))
+        out.put(upper_hex_digit((self.0 % 10) as u8));
     }
 }
 
@@ -57,6 +57,16 @@ pub(crate) fn utf8(bytes: &[u8]) -> Option<&str> {
 /// The lower-case hexadecimal digit for `value & 0xf`, as text.
 pub(crate) fn hex_digit(value: u8) -> &'static str {
     const DIGITS: &str = "0123456789abcdef";
+    let at = usize::from(value & 0xf);
+    // invariant: `at` is below 16 and the table is ASCII, so the range is always in bounds.
+    DIGITS.get(at..at + 1).unwrap_or("0")
+}
+
+/// The upper-case hexadecimal digit for `value & 0xf`, as text (percent escapes, and the
+/// decimal digits of [`Decimal`], so one table serves both).
+#[inline(never)]
+pub(crate) fn upper_hex_digit(value: u8) -> &'static str {
+    const DIGITS: &str = "0123456789ABCDEF";
     let at = usize::from(value & 0xf);
     // invariant: `at` is below 16 and the table is ASCII, so the range is always in bounds.
     DIGITS.get(at..at + 1).unwrap_or("0")

@@ -98,6 +98,17 @@ impl Signer for HmacSha256Signer {
         out.copy_from_slice(&writer.0.finalize().into_bytes());
         Ok(())
     }
+
+    fn sign_bytes_into(
+        &self,
+        message: &[u8],
+        out: &mut [u8; SIGNATURE_LEN],
+    ) -> Result<(), SignError> {
+        let mut mac = self.mac();
+        mac.update(message);
+        out.copy_from_slice(&mac.finalize().into_bytes());
+        Ok(())
+    }
 }
 
 impl fmt::Debug for HmacSha256Signer {

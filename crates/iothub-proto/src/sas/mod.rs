@@ -58,25 +58,3 @@ pub const DEFAULT_MAX_SKEW_SECS: u64 = 300;
 
 /// The token lifetime SDKs use by default (PROTOCOL.md §2.3: 60 minutes).
 pub const DEFAULT_TOKEN_TTL_SECS: u64 = 3600;
-
-/// Writes every chunk percent-encoded, so any [`core::fmt::Display`] can be encoded without a buffer.
-///
-/// Percent-encoding is per byte and context-free, so encoding chunk by chunk equals encoding
-/// the whole text.
-struct PercentWriter<'w>(&'w mut dyn core::fmt::Write);
-
-impl core::fmt::Write for PercentWriter<'_> {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        crate::percent::write_encoded(self.0, s)
-    }
-}
-
-/// Percent-encodes the text of any `Display` value.
-struct PercentEncoded<T>(T);
-
-impl<T: core::fmt::Display> core::fmt::Display for PercentEncoded<T> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        use core::fmt::Write;
-        write!(PercentWriter(f), "{}", self.0)
-    }
-}

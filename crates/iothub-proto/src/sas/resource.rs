@@ -2,6 +2,8 @@
 
 use core::fmt::{self, Display};
 
+use crate::encode::{Sink, WriteTo};
+
 /// The resource a SAS token grants access to, written *unencoded* by [`Display`].
 ///
 /// Token formatting percent-encodes it; scope checks compare against this unencoded form.
@@ -89,33 +91,39 @@ impl<'a> ResourceUri<'a> {
 
 impl Display for ResourceUri<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        crate::encode::display(self, f)
+    }
+}
+
+impl WriteTo for ResourceUri<'_> {
+    fn write_to(&self, f: &mut dyn Sink) {
         match self {
             Self::DpsRegistration {
                 id_scope,
                 registration_id,
             } => {
-                f.write_str(id_scope)?;
-                f.write_str("/registrations/")?;
-                f.write_str(registration_id)
+                f.put(id_scope);
+                f.put("/registrations/");
+                f.put(registration_id);
             }
             Self::Device { host, device_id } => {
-                f.write_str(host)?;
-                f.write_str("/devices/")?;
-                f.write_str(device_id)
+                f.put(host);
+                f.put("/devices/");
+                f.put(device_id);
             }
-            Self::Hub { host } => f.write_str(host),
+            Self::Hub { host } => f.put(host),
             Self::Module {
                 host,
                 device_id,
                 module_id,
             } => {
-                f.write_str(host)?;
-                f.write_str("/devices/")?;
-                f.write_str(device_id)?;
-                f.write_str("/modules/")?;
-                f.write_str(module_id)
+                f.put(host);
+                f.put("/devices/");
+                f.put(device_id);
+                f.put("/modules/");
+                f.put(module_id);
             }
-            Self::Raw(resource) => f.write_str(resource),
+            Self::Raw(resource) => f.put(resource),
         }
     }
 }

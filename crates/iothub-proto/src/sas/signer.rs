@@ -16,7 +16,9 @@ pub const SIGNATURE_BASE64_LEN: usize = 44;
 ///
 /// The message is given as [`Display`] so it can be streamed into the MAC without a buffer;
 /// a signer that needs contiguous bytes can write it into its own storage with
-/// [`encode_into`](crate::encode_into).
+/// [`encode_into`](crate::encode_into). The smallest builds instead sign with
+/// [`SasToken::sign_in_buffer`](super::SasToken::sign_in_buffer), which hands the message over
+/// as bytes through [`Signer::sign_bytes_into`] and so needs no `core::fmt` at all.
 ///
 /// ```
 /// use core::fmt::Display;
@@ -47,6 +49,45 @@ pub trait Signer {
         out: &mut [u8; SIGNATURE_LEN],
     ) -> Result<(), SignError>;
 
+    /// Writes the signature of `message`, given as bytes (UTF-8 text), into `out`.
+    ///
+    /// [`SasToken::sign_in_buffer`](super::SasToken::sign_in_buffer) calls this. Override it
+    /// when the signer works on byte buffers anyway (a secure element, a platform HMAC): the
+    /// default re-validates the bytes as UTF-8 and calls [`Signer::sign_into`], which brings
+    /// `core::fmt` back into the build.
+    ///
+    /// # Errors
+    ///
+    /// As [`Signer::sign_into`]; [`SignError::Failed`] when `message` is not UTF-8 (default).
+    ///
+    /// ```
+    /// use core::fmt::Display;
+    /// use iothub_proto::sas::{SIGNATURE_LEN, SignError, Signer};
+    ///
+    /// /// A stand-in signer (not a MAC!) that fills the signature with the message length.
+    /// struct LengthSigner;
+    ///
+    /// impl Signer for LengthSigner {
+    ///     fn sign_into(&self, message: &dyn Display, out: &mut [u8; SIGNATURE_LEN]) -> Result<(), SignError> {
+    ///         *out = [iothub_proto::encoded_len(&message) as u8; SIGNATURE_LEN];
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let mut out = [0u8; SIGNATURE_LEN];
+    /// LengthSigner.sign_bytes_into(b"abcd", &mut out)?;
+    /// assert_eq!(out, [4; SIGNATURE_LEN]);
+    /// # Ok::<(), SignError>(())
+    /// ```
+    fn sign_bytes_into(
+        &self,
+        message: &[u8],
+        out: &mut [u8; SIGNATURE_LEN],
+    ) -> Result<(), SignError> {
+        let text = crate::text::utf8(message).ok_or(SignError::Failed)?;
+        self.sign_into(&text, out)
+    }
+
     /// Returns the signature of `message` as a [`Signature`].
     ///
     /// # Errors
@@ -67,6 +108,14 @@ impl<S: Signer + ?Sized> Signer for &S {
     ) -> Result<(), SignError> {
         (**self).sign_into(message, out)
     }
+
+    fn sign_bytes_into(
+        &self,
+        message: &[u8],
+        out: &mut [u8; SIGNATURE_LEN],
+    ) -> Result<(), SignError> {
+        (**self).sign_bytes_into(message, out)
+    }
 }
 
 /// Why a [`Signer`] could not sign.
@@ -75,12 +124,19 @@ impl<S: Signer + ?Sized> Signer for &S {
 pub enum SignError {
     /// The signer failed (key unavailable, hardware error, message could not be formatted).
     Failed,
+    /// The caller's scratch buffer cannot hold the string-to-sign
+    /// ([`SasToken::sign_in_buffer`](super::SasToken::sign_in_buffer)).
+    BufferTooSmall(crate::BufferTooSmall),
 }
 
 impl Display for SignError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Failed => f.write_str("signing failed"),
+            Self::BufferTooSmall(e) => {
+                f.write_str("signing failed: ")?;
+                Display::fmt(e, f)
+            }
         }
     }
 }
@@ -144,7 +200,13 @@ impl fmt::Debug for Signature {
 
 impl Display for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.write_base64(&mut |index| f.write_str(base64_char(index)))
+        crate::encode::display(self, f)
+    }
+}
+
+impl crate::encode::WriteTo for Signature {
+    fn write_to(&self, out: &mut dyn crate::encode::Sink) {
+        self.write_base64(&mut |index| out.put(base64_char(index)));
     }
 }
 
@@ -155,7 +217,7 @@ impl Signature {
     /// A small encoder of its own rather than the `base64` crate's engine: the signature is
     /// always 32 bytes, and a SAS token writes it straight into the formatter this way
     /// (percent-encoding `+ / =` on the fly) without an intermediate buffer.
-    pub(crate) fn write_base64(&self, out: &mut dyn FnMut(usize) -> fmt::Result) -> fmt::Result {
+    pub(crate) fn write_base64(&self, out: &mut dyn FnMut(usize)) {
         for chunk in self.0.chunks(3) {
             let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
             let group = byte(0) << 16 | byte(1) << 8 | byte(2);
@@ -165,10 +227,9 @@ impl Signature {
                 } else {
                     (group >> (18 - 6 * i) & 63) as usize
                 };
-                out(index)?;
+                out(index);
             }
         }
-        Ok(())
     }
 }
 
@@ -186,13 +247,12 @@ fn base64_into<'b>(
 ) -> &'b str {
     let mut len = 0;
     // invariant: 32 bytes always encode to exactly 44 base64 characters, so each fits.
-    let _ = Signature(*bytes).write_base64(&mut |index| {
+    Signature(*bytes).write_base64(&mut |index| {
         let c = base64_char(index);
         if let Some(slot) = buf.get_mut(len..len + c.len()) {
             slot.copy_from_slice(c.as_bytes());
             len += c.len();
         }
-        Ok(())
     });
     crate::text::utf8(buf.get(..len).unwrap_or_default()).unwrap_or("")
 }

@@ -2,7 +2,10 @@
 
 use core::fmt::{self, Display};
 
-use super::{PercentEncoded, SignError, Signature, Signer, StringToSign};
+use super::{ResourceUri, SignError, Signature, Signer, StringToSign};
+use crate::encode::{Sink, ViaDisplay, WriteTo};
+use crate::error::BufferTooSmall;
+use crate::percent::PercentSink;
 
 /// The token prefix every SAS token starts with.
 pub(crate) const PREFIX: &str = "SharedAccessSignature ";
@@ -92,25 +95,108 @@ impl<'a, R: Display> SasToken<'a, R> {
 
 impl<R: Display> Display for SasToken<'_, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(PREFIX)?;
-        f.write_str("sr=")?;
-        Display::fmt(&PercentEncoded(&self.resource), f)?;
-        f.write_str("&sig=")?;
-        // base64 letters and digits are unreserved; `+ / =` are percent-encoded (§2.1)
-        self.signature.write_base64(&mut |index| {
-            f.write_str(match index {
-                62 => "%2B",
-                63 => "%2F",
-                64 => "%3D",
-                _ => super::signer::base64_char(index),
-            })
-        })?;
-        f.write_str("&se=")?;
-        Display::fmt(&crate::text::Decimal(self.expiry), f)?;
-        if let Some(policy) = self.policy {
-            f.write_str("&skn=")?;
-            crate::percent::write_encoded(f, policy)?;
-        }
-        Ok(())
+        let token = SasToken {
+            resource: ViaDisplay(&self.resource),
+            signature: self.signature,
+            expiry: self.expiry,
+            policy: self.policy,
+        };
+        crate::encode::display(&token, f)
+    }
+}
+
+impl<R: WriteTo> WriteTo for SasToken<'_, R> {
+    fn write_to(&self, out: &mut dyn Sink) {
+        write_token(
+            out,
+            &self.resource,
+            &self.signature,
+            self.expiry,
+            self.policy,
+        );
+    }
+}
+
+impl<'a, 'r> SasToken<'a, ResourceUri<'r>> {
+    /// Like [`SasToken::sign`], but without `core::fmt`: the string-to-sign is written into
+    /// `scratch` and handed to [`Signer::sign_bytes_into`] as bytes.
+    ///
+    /// This is the path for the smallest builds (a microcontroller whose platform signs a
+    /// byte buffer); the token is the same as [`SasToken::sign`]'s.
+    ///
+    /// # Errors
+    ///
+    /// [`SignError::BufferTooSmall`] when `scratch` cannot hold the string-to-sign, otherwise
+    /// [`SignError`] from the signer.
+    ///
+    /// ```
+    /// # #[cfg(feature = "hmac")] {
+    /// use iothub_proto::sas::{HmacSha256Signer, ResourceUri, SasToken};
+    ///
+    /// // PROTOCOL.md §2.2 vector 1
+    /// let signer = HmacSha256Signer::from_base64("+XLy+MVZ+aTeOnVzN2kLeB16O+kSxmz6g3rS6fAf6rw=").unwrap();
+    /// let resource = ResourceUri::device("iot-hub-for-test.azure-devices.net", "iot-device-for-test");
+    /// let mut scratch = [0u8; 128];
+    /// let token = SasToken::sign_in_buffer(resource, 1471940363, None, &signer, &mut scratch).unwrap();
+    /// assert_eq!(token, SasToken::sign(resource, 1471940363, None, &signer).unwrap());
+    /// # }
+    /// ```
+    pub fn sign_in_buffer(
+        resource: ResourceUri<'r>,
+        expiry: u64,
+        policy: Option<&'a str>,
+        signer: &impl Signer,
+        scratch: &mut [u8],
+    ) -> Result<Self, SignError> {
+        let len = StringToSign::new(resource, expiry)
+            .encode_to(scratch)
+            .map_err(SignError::BufferTooSmall)?;
+        let mut signature = [0u8; super::SIGNATURE_LEN];
+        // invariant: `encode_to` succeeded, so `len <= scratch.len()` and the range exists.
+        signer.sign_bytes_into(scratch.get(..len).unwrap_or_default(), &mut signature)?;
+        Ok(Self::new(resource, Signature(signature), expiry, policy))
+    }
+
+    /// Writes the token into `buf` without `core::fmt` and returns its length in bytes (the
+    /// same text as [`Display`]).
+    ///
+    /// # Errors
+    ///
+    /// [`BufferTooSmall`] with the full length needed when `buf` is too short.
+    ///
+    /// ```
+    /// use iothub_proto::sas::{ResourceUri, SasToken, Signature};
+    ///
+    /// let token = SasToken::new(ResourceUri::hub("h.net"), Signature::from_bytes([0xfb; 32]), 7, Some("p"));
+    /// let mut buf = [0u8; 160];
+    /// let len = token.encode_to(&mut buf)?;
+    /// assert_eq!(&buf[..len], token.to_string().as_bytes());
+    /// # Ok::<(), iothub_proto::BufferTooSmall>(())
+    /// ```
+    pub fn encode_to(&self, buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
+        crate::encode::encode_to(self, buf)
+    }
+}
+
+/// `SharedAccessSignature sr=..&sig=..&se=..[&skn=..]`: the one implementation behind both
+/// paths.
+fn write_token(
+    out: &mut dyn Sink,
+    resource: &dyn WriteTo,
+    signature: &Signature,
+    expiry: u64,
+    policy: Option<&str>,
+) {
+    out.put(PREFIX);
+    out.put("sr=");
+    resource.write_to(&mut PercentSink(out));
+    out.put("&sig=");
+    // base64 letters and digits are unreserved; `+ / =` become `%2B %2F %3D` (§2.1)
+    signature.write_to(&mut PercentSink(out));
+    out.put("&se=");
+    crate::text::Decimal(expiry).write_to(out);
+    if let Some(policy) = policy {
+        out.put("&skn=");
+        crate::percent::write_encoded(out, policy);
     }
 }

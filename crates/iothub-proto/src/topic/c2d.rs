@@ -3,6 +3,7 @@
 use core::fmt;
 
 use super::{TopicError, parse_addressed};
+use crate::encode::{Sink, WriteTo};
 use crate::percent::{self, Decoded};
 use crate::properties::{PropertyBag, PropertyWriter};
 
@@ -37,8 +38,14 @@ impl<'a> C2dFilter<'a> {
 
 impl fmt::Display for C2dFilter<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_address(f, self.device_id, self.module_id)?;
-        f.write_str("messages/devicebound/#")
+        crate::encode::display(self, f)
+    }
+}
+
+impl WriteTo for C2dFilter<'_> {
+    fn write_to(&self, out: &mut dyn Sink) {
+        write_address(out, self.device_id, self.module_id);
+        out.put("messages/devicebound/#");
     }
 }
 
@@ -93,9 +100,15 @@ impl<'a> C2dTopic<'a> {
 
 impl fmt::Display for C2dTopic<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_address(f, self.device_id, self.module_id)?;
-        f.write_str("messages/devicebound/")?;
-        fmt::Display::fmt(&self.properties, f)
+        crate::encode::display(self, f)
+    }
+}
+
+impl WriteTo for C2dTopic<'_> {
+    fn write_to(&self, out: &mut dyn Sink) {
+        write_address(out, self.device_id, self.module_id);
+        out.put("messages/devicebound/");
+        self.properties.write_to(out);
     }
 }
 
@@ -155,18 +168,13 @@ impl<'a> C2dMessage<'a> {
 }
 
 /// Writes `devices/{d}/[modules/{m}/]` with percent-encoded ids.
-pub(super) fn write_address(
-    f: &mut fmt::Formatter<'_>,
-    device_id: &str,
-    module_id: Option<&str>,
-) -> fmt::Result {
-    f.write_str("devices/")?;
-    percent::write_encoded(f, device_id)?;
-    f.write_str("/")?;
+pub(super) fn write_address(f: &mut dyn Sink, device_id: &str, module_id: Option<&str>) {
+    f.put("devices/");
+    percent::write_encoded(f, device_id);
+    f.put("/");
     if let Some(module_id) = module_id {
-        f.write_str("modules/")?;
-        percent::write_encoded(f, module_id)?;
-        f.write_str("/")?;
+        f.put("modules/");
+        percent::write_encoded(f, module_id);
+        f.put("/");
     }
-    Ok(())
 }

@@ -3,6 +3,8 @@
 use core::fmt;
 
 use super::{TopicError, parse_addressed};
+use crate::encode::{Sink, WriteTo};
+use crate::error::BufferTooSmall;
 use crate::percent::Decoded;
 use crate::properties::{PropertyBag, PropertyWriter};
 
@@ -60,13 +62,41 @@ impl<'a> TelemetryTopic<'a> {
         self.properties = properties;
         self
     }
+
+    /// Writes the topic into `buf` without `core::fmt` and returns its length in bytes (the
+    /// same text as [`Display`](fmt::Display)).
+    ///
+    /// # Errors
+    ///
+    /// [`BufferTooSmall`] with the full length needed when `buf` is too short.
+    ///
+    /// ```
+    /// use iothub_proto::properties::PropertyWriter;
+    /// use iothub_proto::topic::TelemetryTopic;
+    ///
+    /// let topic = TelemetryTopic::new("dev3").properties(PropertyWriter::new().content_encoding("utf-8"));
+    /// let mut buf = [0u8; 64];
+    /// let len = topic.encode_to(&mut buf)?;
+    /// assert_eq!(&buf[..len], b"devices/dev3/messages/events/%24.ce=utf-8");
+    /// assert_eq!(topic.encode_to(&mut buf[..10]), Err(iothub_proto::BufferTooSmall { required: len }));
+    /// # Ok::<(), iothub_proto::BufferTooSmall>(())
+    /// ```
+    pub fn encode_to(&self, buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
+        crate::encode::encode_to(self, buf)
+    }
 }
 
 impl fmt::Display for TelemetryTopic<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        super::c2d::write_address(f, self.device_id, self.module_id)?;
-        f.write_str("messages/events/")?;
-        fmt::Display::fmt(&self.properties, f)
+        crate::encode::display(self, f)
+    }
+}
+
+impl WriteTo for TelemetryTopic<'_> {
+    fn write_to(&self, out: &mut dyn Sink) {
+        super::c2d::write_address(out, self.device_id, self.module_id);
+        out.put("messages/events/");
+        self.properties.write_to(out)
     }
 }
 
