@@ -125,22 +125,7 @@ pub struct Policy {
 /// # Errors
 /// [`StoreError::Sqlite`], including a constraint error when it already exists.
 pub fn insert(conn: &Connection, r: &IdentityRecord) -> Result<(), StoreError> {
-    let (auth_type, pk, sk, pt, st) = match &r.authentication {
-        Authentication::Sas {
-            primary_key,
-            secondary_key,
-        } => ("sas", Some(primary_key), Some(secondary_key), None, None),
-        Authentication::SelfSigned {
-            primary_thumbprint,
-            secondary_thumbprint,
-        } => (
-            "selfSigned",
-            None,
-            None,
-            Some(primary_thumbprint),
-            Some(secondary_thumbprint),
-        ),
-    };
+    let (auth_type, pk, sk, pt, st) = auth_columns(&r.authentication);
     conn.execute(
         "INSERT INTO identities (device_id, module_id, auth_type, primary_key, secondary_key,
              primary_thumbprint, secondary_thumbprint, status, generation_id, created_ms)
@@ -159,6 +144,60 @@ pub fn insert(conn: &Connection, r: &IdentityRecord) -> Result<(), StoreError> {
         ],
     )?;
     Ok(())
+}
+
+/// Stores the status and credentials of an existing identity (its generation id and creation
+/// time stay). Returns how many rows changed: 0 when the identity does not exist.
+///
+/// # Errors
+/// [`StoreError::Sqlite`].
+pub fn update(conn: &Connection, r: &IdentityRecord) -> Result<usize, StoreError> {
+    let (auth_type, pk, sk, pt, st) = auth_columns(&r.authentication);
+    let changed = conn.execute(
+        "UPDATE identities SET auth_type = ?3, primary_key = ?4, secondary_key = ?5,
+             primary_thumbprint = ?6, secondary_thumbprint = ?7, status = ?8
+         WHERE device_id = ?1 AND module_id = ?2",
+        params![
+            r.device_id,
+            r.module_id.as_deref().unwrap_or(""),
+            auth_type,
+            pk,
+            sk,
+            pt,
+            st,
+            r.status.as_str()
+        ],
+    )?;
+    Ok(changed)
+}
+
+/// The `auth_type` and key/thumbprint columns of an identity row.
+#[allow(clippy::type_complexity)]
+fn auth_columns(
+    auth: &Authentication,
+) -> (
+    &'static str,
+    Option<&String>,
+    Option<&String>,
+    Option<&String>,
+    Option<&String>,
+) {
+    match auth {
+        Authentication::Sas {
+            primary_key,
+            secondary_key,
+        } => ("sas", Some(primary_key), Some(secondary_key), None, None),
+        Authentication::SelfSigned {
+            primary_thumbprint,
+            secondary_thumbprint,
+        } => (
+            "selfSigned",
+            None,
+            None,
+            Some(primary_thumbprint),
+            Some(secondary_thumbprint),
+        ),
+    }
 }
 
 /// Finds one identity (`module_id` `None` = the device itself).

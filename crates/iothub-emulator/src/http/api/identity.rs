@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ring::digest;
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -311,37 +311,7 @@ pub(crate) fn update(
             };
         }
     }
-    let (auth_type, pk, sk, pt, st) = match &record.authentication {
-        Authentication::Sas {
-            primary_key,
-            secondary_key,
-        } => ("sas", Some(primary_key), Some(secondary_key), None, None),
-        Authentication::SelfSigned {
-            primary_thumbprint,
-            secondary_thumbprint,
-        } => (
-            "selfSigned",
-            None,
-            None,
-            Some(primary_thumbprint),
-            Some(secondary_thumbprint),
-        ),
-    };
-    conn.execute(
-        "UPDATE identities SET auth_type = ?3, primary_key = ?4, secondary_key = ?5,
-             primary_thumbprint = ?6, secondary_thumbprint = ?7, status = ?8
-         WHERE device_id = ?1 AND module_id = ?2",
-        params![
-            record.device_id,
-            record.module_id.as_deref().unwrap_or(""),
-            auth_type,
-            pk,
-            sk,
-            pt,
-            st,
-            record.status.as_str()
-        ],
-    )?;
+    crate::store::registry::update(conn, record)?;
     Ok(())
 }
 
