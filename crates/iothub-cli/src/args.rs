@@ -23,7 +23,9 @@ pub(crate) use self::hub::{
     C2dArgs, HubArgs, HubCommand, InvokeArgs, MonitorArgs, Service as HubService, TwinArgs,
     TwinCommand, TwinTarget,
 };
-pub(crate) use self::hub::{EnrollmentArgs, EnrollmentCommand, IdentityArgs, IdentityCommand};
+pub(crate) use self::hub::{
+    EnrollmentArgs, EnrollmentCommand, IdentityArgs, IdentityCommand, IdentityTarget,
+};
 pub(crate) use self::sas::SasArgs;
 pub(crate) use self::simulate::SimulateArgs;
 

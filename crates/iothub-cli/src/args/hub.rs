@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 mod enrollment;
 mod identity;
 pub(crate) use self::enrollment::{EnrollmentArgs, EnrollmentCommand};
-pub(crate) use self::identity::{IdentityArgs, IdentityCommand};
+pub(crate) use self::identity::{IdentityArgs, IdentityCommand, Target as IdentityTarget};
 
 const EXAMPLES: &str = "\
 Examples:

@@ -328,3 +328,67 @@ async fn a_connection_string_reaches_the_emulator_over_https_with_its_ca() {
     assert_eq!(json_of(&show)["deviceId"], "dev1");
     f.hub.shutdown().await;
 }
+
+/// `hub identity` with a connection string uses the hub's registry REST API (issue 5 point 4):
+/// create, list, show, connection-string and delete, and the connection string it prints
+/// connects a device.
+#[tokio::test(flavor = "multi_thread")]
+async fn identity_commands_work_against_any_hub_through_a_connection_string() {
+    let f = Fixture::start().await;
+    let ca = f.dir.path().join("ca.pem");
+    std::fs::write(&ca, f.hub.ca_pem()).unwrap();
+    let cs = f.hub.emulator.service_connection_string.replace(
+        "HostName=localhost",
+        &format!("HostName=localhost:{}", f.hub.https_addr().port()),
+    );
+    let ca = ca.display().to_string();
+    let remote = move |args: &[&str]| {
+        let mut all: Vec<String> = ["hub", "--hub-connection-string", &cs, "--ca-file", &ca]
+            .map(String::from)
+            .to_vec();
+        all.extend(args.iter().map(|s| (*s).to_owned()));
+        async move {
+            tokio::task::spawn_blocking(move || run(&all))
+                .await
+                .unwrap()
+        }
+    };
+
+    let created = remote(&["identity", "create", "remote1"]).await;
+    assert_eq!(created.code, Some(0), "{created:?}");
+    let device_cs = created.stdout.trim().to_owned();
+    assert!(
+        device_cs.contains("DeviceId=remote1;SharedAccessKey="),
+        "{device_cs}"
+    );
+
+    // The printed connection string is the device's real credential.
+    let key = device_cs.split("SharedAccessKey=").nth(1).unwrap();
+    let options = ClientOptions::from_connection_string(&format!(
+        "HostName=localhost;DeviceId=remote1;SharedAccessKey={key}"
+    ))
+    .unwrap()
+    .plain_tcp()
+    .port(f.hub.plain_addr().port());
+    let device = DeviceClient::connect(options).await.unwrap();
+    device.send_telemetry(Message::new("hi")).await.unwrap();
+    device.close().await;
+
+    let list = remote(&["identity", "list"]).await;
+    assert_eq!(list.code, Some(0), "{list:?}");
+    assert!(list.stdout.contains("remote1\tenabled\tsas"), "{list:?}");
+
+    let show = remote(&["identity", "show", "remote1"]).await;
+    assert_eq!(show.code, Some(0), "{show:?}");
+    assert_eq!(json_of(&show)["connectionString"], device_cs);
+
+    let again = remote(&["identity", "connection-string", "remote1"]).await;
+    assert_eq!(again.stdout.trim(), device_cs);
+
+    let deleted = remote(&["identity", "delete", "remote1"]).await;
+    assert_eq!(deleted.code, Some(0), "{deleted:?}");
+    let gone = remote(&["identity", "show", "remote1"]).await;
+    assert_eq!(gone.code, Some(1), "{gone:?}");
+    assert!(gone.stderr.contains("not found"), "{gone:?}");
+    f.hub.shutdown().await;
+}

@@ -12,8 +12,11 @@ Examples:
   iothub hub identity connection-string dev1 --module filter
   iothub hub identity delete dev1
 
-These commands open the emulator's database in its data dir (--data-dir, IOTHUB_EMULATOR_DIR,
-default ~/.local/share/iothub/emulator); the emulator may be running or not.";
+Without --hub-connection-string these commands open the emulator's database in its data dir
+(--data-dir, IOTHUB_EMULATOR_DIR, default ~/.local/share/iothub/emulator); the emulator may be
+running or not. With --hub-connection-string (or IOTHUB_CONNECTION_STRING) they use that hub's
+registry REST API, e.g. a real IoT Hub:
+  iothub hub identity create dev1 --hub-connection-string 'HostName=myhub.azure-devices.net;SharedAccessKeyName=iothubowner;SharedAccessKey=...'";
 
 /// `iothub hub identity`.
 #[derive(Debug, Args)]

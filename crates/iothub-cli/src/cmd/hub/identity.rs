@@ -1,4 +1,5 @@
-//! `iothub hub identity …`: the local emulator's identity registry.
+//! `iothub hub identity …` without `--hub-connection-string`: the local emulator's identity
+//! registry (with one, `identity_remote` talks to any hub's REST API).
 //!
 //! These commands open the emulator's SQLite database (`<data dir>/hub.db`) directly, so they
 //! work whether or not the emulator is running (SQLite WAL allows a second process; the
@@ -21,11 +22,6 @@ pub(crate) fn run(
     args: &IdentityArgs,
     global: Global,
 ) -> anyhow::Result<ExitCode> {
-    if service.hub_connection_string.is_some() {
-        bail!(
-            "`hub identity` works on the local emulator only (its data dir); --hub-connection-string is not supported yet"
-        );
-    }
     let dir = match &service.data_dir {
         Some(d) => d.clone(),
         None => crate::cmd::emulator_data_dir()?,

@@ -4,6 +4,7 @@
 mod c2d;
 mod enrollment;
 mod identity;
+mod identity_remote;
 mod invoke;
 mod monitor;
 pub(crate) mod service;
@@ -20,7 +21,9 @@ use crate::args::{HubArgs, HubCommand};
 
 /// Runs a `hub` subcommand.
 pub(crate) fn run(args: &HubArgs, global: Global) -> anyhow::Result<ExitCode> {
-    if let HubCommand::Identity(a) = &args.command {
+    if let HubCommand::Identity(a) = &args.command
+        && args.service.hub_connection_string.is_none()
+    {
         return identity::run(&args.service, a, global);
     }
     match &args.command {
@@ -44,9 +47,8 @@ pub(crate) fn run(args: &HubArgs, global: Global) -> anyhow::Result<ExitCode> {
             HubCommand::Invoke(a) => invoke::run(&client, a, global).await,
             HubCommand::C2d(a) => c2d::run(&client, a, global).await,
             HubCommand::Twin(a) => twin::run(&client, a, global).await,
-            HubCommand::Identity(_)
-            | HubCommand::Enrollment(_)
-            | HubCommand::EnrollmentGroup(_) => {
+            HubCommand::Identity(a) => identity_remote::run(&client, a, global).await,
+            HubCommand::Enrollment(_) | HubCommand::EnrollmentGroup(_) => {
                 unreachable!("handled above")
             }
         }

@@ -82,6 +82,11 @@ impl ServiceClient {
         })
     }
 
+    /// The hub's `HostName`, as device connection strings name it.
+    pub(crate) fn host(&self) -> &str {
+        &self.host
+    }
+
     /// Sends a request to `path` (which may carry a query) with a fresh service token.
     pub(crate) async fn send(
         &self,
