@@ -121,11 +121,13 @@ impl Hub {
     /// # Errors
     /// [`StoreError`] when the append could not be committed.
     pub async fn append_telemetry(&self, mut event: TelemetryEvent) -> Result<i64, StoreError> {
-        let stored = event.clone();
+        // Encoded here, on the connection's task: the database thread only runs the INSERT,
+        // and the property maps are not cloned for it.
+        let row = events::EncodedEvent::encode(&event)?;
         let seq = self
             .inner
             .store
-            .call(move |tx| events::append(tx, &stored))
+            .call_single_statement(move |tx| events::insert(tx, &row))
             .await?;
         event.seq = seq;
         // No receiver is fine: the live feed is best effort, the log is the record.

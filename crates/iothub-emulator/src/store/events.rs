@@ -46,10 +46,50 @@ pub struct TelemetryEvent {
 /// # Errors
 /// [`StoreError::Sqlite`].
 pub fn append(conn: &Connection, e: &TelemetryEvent) -> Result<i64, StoreError> {
-    let sys = serde_json::to_string(&e.system_properties)
-        .map_err(|_| StoreError::Corrupt("unencodable properties"))?;
-    let app = serde_json::to_string(&e.application_properties)
-        .map_err(|_| StoreError::Corrupt("unencodable properties"))?;
+    insert(conn, &EncodedEvent::encode(e)?)
+}
+
+/// An event with its property maps already serialized: what [`insert`] writes.
+///
+/// The ingest path encodes on the connection's task, so the single database thread only
+/// runs the INSERT and no copy of the property maps crosses to it.
+#[derive(Clone, Debug)]
+pub struct EncodedEvent {
+    device_id: String,
+    module_id: Option<String>,
+    enqueued_ms: i64,
+    system_properties: String,
+    application_properties: String,
+    body: Bytes,
+}
+
+impl EncodedEvent {
+    /// Serializes the event's property maps (JSON objects, as [`read_after`] expects).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if a map cannot be encoded.
+    pub fn encode(e: &TelemetryEvent) -> Result<Self, StoreError> {
+        Ok(Self {
+            device_id: e.device_id.clone(),
+            module_id: e.module_id.clone(),
+            enqueued_ms: e.enqueued_ms,
+            system_properties: serde_json::to_string(&e.system_properties)
+                .map_err(|_| StoreError::Corrupt("unencodable properties"))?,
+            application_properties: serde_json::to_string(&e.application_properties)
+                .map_err(|_| StoreError::Corrupt("unencodable properties"))?,
+            body: e.body.clone(),
+        })
+    }
+}
+
+/// Inserts one encoded event with a single statement and returns its sequence number.
+///
+/// One INSERT is atomic on its own (SQLite undoes a failed statement's changes), so it may run
+/// through [`super::Store::call_single_statement`].
+///
+/// # Errors
+/// [`StoreError::Sqlite`].
+pub fn insert(conn: &Connection, e: &EncodedEvent) -> Result<i64, StoreError> {
     // Cached: the ingest path runs this for every message.
     conn.prepare_cached(
         "INSERT INTO events (device_id, module_id, enqueued_ms, system_properties,
@@ -59,8 +99,8 @@ pub fn append(conn: &Connection, e: &TelemetryEvent) -> Result<i64, StoreError> 
         e.device_id,
         e.module_id,
         e.enqueued_ms,
-        sys,
-        app,
+        e.system_properties,
+        e.application_properties,
         e.body.as_ref()
     ])?;
     Ok(conn.last_insert_rowid())
