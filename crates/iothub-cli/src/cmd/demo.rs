@@ -13,6 +13,7 @@ mod transcript;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, anyhow, bail};
@@ -65,7 +66,7 @@ struct Demo {
     emulator: RunningEmulator,
     identity: Identity,
     client: DeviceClient,
-    live: broadcast::Receiver<TelemetryEvent>,
+    live: broadcast::Receiver<Arc<TelemetryEvent>>,
     events: mpsc::UnboundedReceiver<ThermostatEvent>,
     c2d: C2dReceiver,
     out: Transcript,
@@ -445,9 +446,9 @@ impl Demo {
 
 /// The next telemetry event of `device` (lagging is skipped: the feed is best effort).
 async fn next_from(
-    live: &mut broadcast::Receiver<TelemetryEvent>,
+    live: &mut broadcast::Receiver<Arc<TelemetryEvent>>,
     device: &str,
-) -> anyhow::Result<TelemetryEvent> {
+) -> anyhow::Result<Arc<TelemetryEvent>> {
     loop {
         match live.recv().await {
             Ok(event) if event.device_id == device => return Ok(event),

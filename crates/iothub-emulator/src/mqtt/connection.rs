@@ -6,6 +6,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Instant, SystemTime};
 
+use bytes::Bytes;
+
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use iothub_proto::credentials::{IncomingUsername, ParsedDpsUsername};
@@ -13,9 +15,9 @@ use rumqttc::mqttbytes::QoS;
 use rumqttc::mqttbytes::v4::{ConnectReturnCode, Packet, PubAck, Publish};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
-use tokio_util::codec::Framed;
+use tokio_util::codec::{Decoder, Framed};
 
-use super::codec::HubCodec;
+use super::codec::{CodecError, HubCodec};
 use super::session::{Action, AuthResult, Feeds, Inbound, Principal, Session};
 use crate::hub::auth::{
     self, AuthFailure, AuthMethod, Authenticated, ConnectCredentials, Identity,
@@ -23,15 +25,22 @@ use crate::hub::auth::{
 use crate::hub::dispatch::Domains;
 use crate::hub::telemetry::{self, Origin, Sender};
 use crate::hub::{Hub, Outbound};
+use crate::store::events::TelemetryEvent;
 use crate::store::registry;
 
 type AckFuture = Pin<Box<dyn Future<Output = Completion> + Send>>;
 
-/// How an inbound publish completes, in arrival order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Frames taken from the read buffer per wake-up beyond the first, so that one pipelining
+/// client cannot hold its task (and its store batch) for ever.
+const MAX_BUFFERED_FRAMES: usize = 256;
+
+/// How an inbound publish (or a batch of telemetry publishes) completes, in arrival order.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Completion {
-    /// Handled (durably, for telemetry): send the PUBACK for this packet id.
+    /// Handled: send the PUBACK for this packet id.
     Ack(u16),
+    /// A telemetry batch is durable: send the PUBACKs of its QoS 1 messages, in order.
+    Acks(Vec<u16>),
     /// Handled, and a QoS 0 publish has no PUBACK (MQTT-4.3.1).
     NoAck,
     /// The telemetry append failed: acknowledge nothing more and close; the client resends.
@@ -69,13 +78,21 @@ pub(crate) async fn serve<S>(
     let mut in_flight: HashMap<u16, Option<String>> = HashMap::new();
     let mut next_pkid: u16 = 0;
     let mut publish_will = false;
+    // A frame after the ones just taken from the read buffer was malformed: close once the
+    // frames before it are handled (as if they had been read one by one).
+    let mut bad_frame = None;
 
     'conn: loop {
         let deadline = tokio::time::Instant::from_std(session.poll_timeout());
         let actions = tokio::select! {
             _ = shutdown.changed() => break 'conn,
             frame = framed.next() => match frame {
-                Some(Ok(packet)) => session.handle_packet(packet, Instant::now()),
+                Some(Ok(packet)) => {
+                    let now = Instant::now();
+                    let mut actions = session.handle_packet(packet, now);
+                    bad_frame = take_buffered(&mut framed, &mut session, &mut actions, now);
+                    actions
+                }
                 Some(Err(e)) => {
                     tracing::debug!(error = %e, "closing connection: bad frame");
                     publish_will = true;
@@ -86,24 +103,19 @@ pub(crate) async fn serve<S>(
                     break 'conn;
                 }
             },
-            Some(done) = acks.next(), if !acks.is_empty() => match done {
-                Completion::Ack(pkid) => {
-                    // Every PUBACK whose append has already committed leaves in the same flush:
-                    // one TLS record and one write for a whole group commit, not one per message.
-                    let (sent, append_failed) = send_ready_acks(&mut framed, &mut acks, pkid).await;
-                    if !sent {
+            Some(done) = acks.next(), if !acks.is_empty() => {
+                // Every PUBACK whose append has already committed leaves in the same flush:
+                // one TLS record and one write for a whole group commit, not one per message.
+                match send_ready_acks(&mut framed, &mut acks, done).await {
+                    AckOutcome::Sent => continue,
+                    AckOutcome::WriteFailed => {
                         publish_will = true;
                         break 'conn;
                     }
-                    if append_failed {
-                        break 'conn;
-                    }
-                    continue;
+                    // The append failed: no PUBACK; the client will retry after reconnecting.
+                    AckOutcome::AppendFailed => break 'conn,
                 }
-                Completion::NoAck => continue,
-                // The append failed: no PUBACK; the client will retry after reconnecting.
-                Completion::Failed => break 'conn,
-            },
+            }
             message = recv(&mut peer) => {
                 let dup = matches!(message, Some(Outbound::Redelivery { .. }));
                 match message {
@@ -142,7 +154,27 @@ pub(crate) async fn serve<S>(
             }
             () = tokio::time::sleep_until(deadline) => session.handle_timeout(Instant::now()),
         };
+        // Consecutive telemetry PUBLISHes become one durable append (one store job, one
+        // reply); anything else first hands the batch over, so PUBACKs keep arrival order.
+        let mut batch = TelemetryBatch::default();
         for action in actions {
+            if let Action::Inbound {
+                ack,
+                inbound:
+                    Inbound::Telemetry {
+                        properties,
+                        body,
+                        retain,
+                    },
+            } = action
+            {
+                let Some(p) = &peer else { break 'conn };
+                batch.push(p, ack, &properties, body, retain);
+                continue;
+            }
+            if let Some(append) = batch.take_append(&hub) {
+                acks.push_back(append);
+            }
             match action {
                 Action::Send(packet) => {
                     if framed.send(packet).await.is_err() {
@@ -174,7 +206,7 @@ pub(crate) async fn serve<S>(
                 }
                 Action::Inbound { ack, inbound } => {
                     let Some(p) = &peer else { break 'conn };
-                    acks.push_back(handle_inbound(&hub, &domains, p, ack, inbound));
+                    acks.push_back(handle_inbound(&domains, p, ack, inbound));
                 }
                 Action::Acked(pkid) => {
                     if let (Some(Some(tag)), Some(p)) = (in_flight.remove(&pkid), &peer) {
@@ -189,6 +221,14 @@ pub(crate) async fn serve<S>(
                     break 'conn;
                 }
             }
+        }
+        if let Some(append) = batch.take_append(&hub) {
+            acks.push_back(append);
+        }
+        if let Some(e) = bad_frame.take() {
+            tracing::debug!(error = %e, "closing connection: bad frame");
+            publish_will = true;
+            break 'conn;
         }
     }
 
@@ -227,45 +267,132 @@ pub(crate) async fn serve<S>(
     domains.closed(&p.identity, p.conn_id);
 }
 
-/// Feeds the PUBACK for `first` and for every following append that is already durable (in
-/// order, MQTT-4.6.0-2), then flushes once. Returns (everything was written, an append failed);
-/// after a failed append nothing more is acknowledged, as with a single PUBACK.
+/// What became of a run of ready completions.
+enum AckOutcome {
+    /// Every PUBACK due was written and flushed.
+    Sent,
+    /// The connection could not be written.
+    WriteFailed,
+    /// An append failed: nothing from it on is acknowledged; close.
+    AppendFailed,
+}
+
+/// Feeds the PUBACKs of `first` and of every following completion that is already ready (in
+/// order, MQTT-4.6.0-2), then flushes once. After a failed append nothing more is
+/// acknowledged, as with a single PUBACK.
 async fn send_ready_acks<S>(
     framed: &mut Framed<S, HubCodec>,
     acks: &mut FuturesOrdered<AckFuture>,
-    first: u16,
-) -> (bool, bool)
+    first: Completion,
+) -> AckOutcome
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    if framed
-        .feed(Packet::PubAck(PubAck::new(first)))
-        .await
-        .is_err()
-    {
-        return (false, false);
-    }
-    let mut append_failed = false;
-    // `now_or_never` only takes results that are ready; the select loop polls `acks` again
-    // with its own waker, so nothing still pending is missed.
-    while let Some(Some(done)) = acks.next().now_or_never() {
-        let pkid = match done {
-            Completion::Ack(pkid) => pkid,
-            Completion::NoAck => continue,
+    let mut outcome = AckOutcome::Sent;
+    let mut next = Some(first);
+    while let Some(done) = next.take() {
+        let pkids = match done {
+            Completion::Ack(pkid) => vec![pkid],
+            Completion::Acks(pkids) => pkids,
+            Completion::NoAck => Vec::new(),
             Completion::Failed => {
-                append_failed = true;
+                outcome = AckOutcome::AppendFailed;
                 break;
             }
         };
-        if framed
-            .feed(Packet::PubAck(PubAck::new(pkid)))
-            .await
-            .is_err()
+        for pkid in pkids {
+            if framed
+                .feed(Packet::PubAck(PubAck::new(pkid)))
+                .await
+                .is_err()
+            {
+                return AckOutcome::WriteFailed;
+            }
+        }
+        // `now_or_never` only takes results that are ready; the select loop polls `acks` again
+        // with its own waker, so nothing still pending is missed.
+        next = acks.next().now_or_never().flatten();
+    }
+    if framed.flush().await.is_err() {
+        return AckOutcome::WriteFailed;
+    }
+    outcome
+}
+
+/// Takes every further frame already in the read buffer (at most [`MAX_BUFFERED_FRAMES`])
+/// through the session, appending its actions, without reading the socket. Stops before
+/// anything that needs the connection's answer first (authentication) and after a close.
+/// Returns the error of a malformed frame, to be reported once the earlier frames are handled.
+fn take_buffered<S>(
+    framed: &mut Framed<S, HubCodec>,
+    session: &mut Session,
+    actions: &mut Vec<Action>,
+    now: Instant,
+) -> Option<CodecError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    for _ in 0..MAX_BUFFERED_FRAMES {
+        if actions
+            .iter()
+            .any(|a| matches!(a, Action::Authenticate(_) | Action::Close { .. }))
         {
-            return (false, false);
+            return None;
+        }
+        match HubCodec.decode(framed.read_buffer_mut()) {
+            Ok(Some(packet)) => actions.extend(session.handle_packet(packet, now)),
+            Ok(None) => return None,
+            Err(e) => return Some(e),
         }
     }
-    (framed.flush().await.is_ok(), append_failed)
+    None
+}
+
+/// Telemetry PUBLISHes waiting to be appended together.
+#[derive(Default)]
+struct TelemetryBatch {
+    events: Vec<TelemetryEvent>,
+    /// Packet ids to acknowledge once the batch is durable (QoS 0 messages have none).
+    pkids: Vec<u16>,
+}
+
+impl TelemetryBatch {
+    /// Stamps one message from `peer` (issue 3 point 6) and adds it.
+    fn push(&mut self, peer: &Peer, ack: Option<u16>, properties: &str, body: Bytes, retain: bool) {
+        let sender = Sender {
+            identity: &peer.identity,
+            method: &peer.method,
+            model_id: peer.model_id.as_deref(),
+            generation_id: &peer.generation_id,
+        };
+        self.events.push(telemetry::stamp(
+            &sender,
+            properties,
+            body,
+            Origin::Publish { retain },
+            SystemTime::now(),
+        ));
+        self.pkids.extend(ack);
+    }
+
+    /// The batch's durable append as an ordered completion, leaving the batch empty; `None`
+    /// when there is nothing to append.
+    fn take_append(&mut self, hub: &Hub) -> Option<AckFuture> {
+        if self.events.is_empty() {
+            return None;
+        }
+        let Self { events, pkids } = std::mem::take(self);
+        let hub = hub.clone();
+        Some(Box::pin(async move {
+            match hub.append_telemetry_batch(events).await {
+                Ok(_) => Completion::Acks(pkids),
+                Err(e) => {
+                    tracing::error!(error = %e, "telemetry append failed");
+                    Completion::Failed
+                }
+            }
+        }))
+    }
 }
 
 async fn recv(peer: &mut Option<Peer>) -> Option<Outbound> {
@@ -427,51 +554,13 @@ async fn authenticate_dps(
 /// Pseudo module id keeping DPS sessions apart from hub sessions of the same id.
 const DPS_SESSION: &str = "$dps";
 
-/// Turns one inbound publish into its (ordered) PUBACK future.
-fn handle_inbound(
-    hub: &Hub,
-    domains: &Domains,
-    peer: &Peer,
-    ack: Option<u16>,
-    inbound: Inbound,
-) -> AckFuture {
-    match inbound {
-        Inbound::Telemetry {
-            properties,
-            body,
-            retain,
-        } => {
-            let sender = Sender {
-                identity: &peer.identity,
-                method: &peer.method,
-                model_id: peer.model_id.as_deref(),
-                generation_id: &peer.generation_id,
-            };
-            let event = telemetry::stamp(
-                &sender,
-                &properties,
-                body,
-                Origin::Publish { retain },
-                SystemTime::now(),
-            );
-            let hub = hub.clone();
-            Box::pin(async move {
-                match hub.append_telemetry(event).await {
-                    Ok(_) => ack.map_or(Completion::NoAck, Completion::Ack),
-                    Err(e) => {
-                        tracing::error!(error = %e, "telemetry append failed");
-                        Completion::Failed
-                    }
-                }
-            })
-        }
-        other => {
-            domains.inbound(&peer.identity, peer.conn_id, other);
-            Box::pin(std::future::ready(
-                ack.map_or(Completion::NoAck, Completion::Ack),
-            ))
-        }
-    }
+/// Turns one inbound publish other than telemetry (which goes through [`TelemetryBatch`])
+/// into its (ordered) PUBACK future.
+fn handle_inbound(domains: &Domains, peer: &Peer, ack: Option<u16>, inbound: Inbound) -> AckFuture {
+    domains.inbound(&peer.identity, peer.conn_id, inbound);
+    Box::pin(std::future::ready(
+        ack.map_or(Completion::NoAck, Completion::Ack),
+    ))
 }
 
 /// Tells the hub which feeds this identity now receives (used for method 404s and C2D).

@@ -1,35 +1,30 @@
 //! SQLite persistence: one database thread owning the connection, group commit, migrations.
 //!
 //! Every read and write goes through [`Store::call`]: the closure runs on the database thread
-//! inside a transaction. The thread takes the first queued job, then drains every other job
-//! already queued, runs them all in ONE transaction (each inside its own savepoint so a failing
-//! job rolls back alone) and commits once; only then are the callers answered. With
-//! `journal_mode=WAL` and `synchronous=FULL` a caller that got its answer knows its write is on
-//! disk (issue 3 point 6: PUBACK only after the append is durable), and many concurrent appends
-//! share one fsync (group commit).
+//! inside a transaction shared with every other job queued at the time (each inside its own
+//! savepoint, so a failing job rolls back alone), and its caller is answered once that
+//! transaction is durable: committed and its WAL synced to disk (`commit.rs`). With
+//! `journal_mode=WAL` a caller that got its answer knows its write is on disk (issue 3
+//! point 6: PUBACK only after the append is durable), and many concurrent appends share one
+//! sync (group commit).
 //!
 //! In-memory mode ([`Store::open_in_memory`]) uses the same code path over a private
 //! `:memory:` database, for fast tests.
 
 use std::path::Path;
-use std::sync::mpsc;
-use std::thread;
 
 use rusqlite::{Connection, Transaction};
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
+use self::commit::{Job, Message, SyncWal};
+
 pub mod c2d;
+mod commit;
 pub mod enrollments;
 pub mod events;
 pub mod registry;
 pub mod twins;
-
-/// A boxed job for the database thread; it returns the callback that answers its caller once
-/// the batch's COMMIT outcome is known.
-type Job = Box<dyn FnOnce(&Transaction<'_>) -> Reply + Send>;
-
-/// Answers one caller with the commit outcome of its batch (database thread only).
-type Reply = Box<dyn FnOnce(&Result<(), String>)>;
 
 /// Errors from the persistence layer.
 #[derive(Debug, thiserror::Error)]
@@ -55,24 +50,42 @@ pub enum StoreError {
 /// A cheap-to-clone handle to the database thread.
 #[derive(Clone, Debug)]
 pub struct Store {
-    jobs: mpsc::Sender<Job>,
+    jobs: UnboundedSender<Message>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database file `path` in WAL mode with `synchronous=FULL`
-    /// and runs the migrations.
+    /// Opens (creating if needed) the database file `path` in WAL mode and runs the
+    /// migrations. Every answered write is durable: its WAL frames are synced to disk first.
     ///
     /// # Errors
     /// [`StoreError::Sqlite`] when the file cannot be opened or migrated.
+    ///
+    /// # Example
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let store = iothub_emulator::store::Store::open(&dir.path().join("hub.db")).unwrap();
+    /// let mode: String = store
+    ///     .call_blocking(|tx| Ok(tx.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
+    ///     .unwrap();
+    /// assert_eq!(mode, "wal");
+    /// ```
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_sync(path, commit::fdatasync_wal(path))
+    }
+
+    /// [`Store::open`] with `sync` making the WAL durable (tests hold or fail it).
+    pub(crate) fn open_with_sync(path: &Path, sync: SyncWal) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(StoreError::Open)?;
         }
         let conn = Connection::open(path)?;
-        // WAL + FULL: a committed transaction survives kill -9 and power loss (STACK.md §5).
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        Self::start(conn)
+        // NORMAL: COMMIT writes the WAL without syncing it; the sync thread syncs it before any
+        // caller is answered (`commit.rs`), so an answered write survives kill -9 and power
+        // loss as with FULL. SQLite itself still syncs the WAL and the database file around
+        // every checkpoint.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Self::start(conn, Some(sync))
     }
 
     /// Opens a private in-memory database (nothing survives the process).
@@ -92,24 +105,21 @@ impl Store {
     /// # });
     /// ```
     pub fn open_in_memory() -> Result<Self, StoreError> {
-        Self::start(Connection::open_in_memory()?)
+        Self::start(Connection::open_in_memory()?, None)
     }
 
-    fn start(mut conn: Connection) -> Result<Self, StoreError> {
+    fn start(mut conn: Connection, sync: Option<SyncWal>) -> Result<Self, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // Room for the savepoint pair, the ingest INSERT and the registry/twin/C2D statements.
         conn.set_prepared_statement_cache_capacity(64);
         migrate(&mut conn)?;
-        let (jobs, rx) = mpsc::channel::<Job>();
-        thread::Builder::new()
-            .name("iothub-db".into())
-            .spawn(move || run(conn, &rx))
-            .map_err(StoreError::Open)?;
+        let jobs = commit::start(conn, sync)?;
         Ok(Self { jobs })
     }
 
     /// Runs `f` on the database thread inside the current group-commit transaction and returns
-    /// its result once that transaction has COMMITTED (so writes made by `f` are durable).
+    /// its result once that transaction has committed and is on disk (so writes made by `f`
+    /// are durable).
     ///
     /// If `f` returns an error, only `f`'s own changes are rolled back.
     ///
@@ -141,25 +151,6 @@ impl Store {
         rx.blocking_recv().map_err(|_| StoreError::Closed)?
     }
 
-    /// [`Store::call`] for a job that writes with at most ONE statement (the telemetry
-    /// INSERT): it runs without its own savepoint, because SQLite already undoes a failed
-    /// statement's changes, so a failure still rolls back that job alone. Errors that abort
-    /// the whole transaction (disk full, I/O) fail the COMMIT, and every job of the batch then
-    /// gets [`StoreError::CommitFailed`], exactly as with a savepoint. Saves two statements per
-    /// telemetry message on the single database thread.
-    ///
-    /// # Errors
-    /// As [`Store::call`].
-    pub async fn call_single_statement<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
-    {
-        let (tx, rx) = oneshot::channel();
-        self.submit_with(f, tx, false)?;
-        rx.await.map_err(|_| StoreError::Closed)?
-    }
-
     fn submit<T, F>(
         &self,
         f: F,
@@ -169,26 +160,9 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
-        self.submit_with(f, reply, true)
-    }
-
-    fn submit_with<T, F>(
-        &self,
-        f: F,
-        reply: oneshot::Sender<Result<T, StoreError>>,
-        savepoint: bool,
-    ) -> Result<(), StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
-    {
-        // The reply is parked in the transaction until the COMMIT succeeded (group commit).
-        let job: Job = Box::new(move |tx: &Transaction<'_>| -> Reply {
-            let result = if savepoint {
-                run_in_savepoint(tx, f)
-            } else {
-                f(tx)
-            };
+        // The reply waits until the batch is committed and synced (group commit, `commit.rs`).
+        let job: Job = Box::new(move |tx: &Transaction<'_>| -> commit::Reply {
+            let result = run_in_savepoint(tx, f);
             Box::new(move |commit: &Result<(), String>| {
                 let out = match commit {
                     Ok(()) => result,
@@ -198,7 +172,9 @@ impl Store {
                 let _ = reply.send(out);
             })
         });
-        self.jobs.send(job).map_err(|_| StoreError::Closed)
+        self.jobs
+            .send(Message::Job(job))
+            .map_err(|_| StoreError::Closed)
     }
 }
 
@@ -221,37 +197,6 @@ fn run_in_savepoint<T>(
     }
 }
 
-/// The database thread: block for one job, drain the queue, one transaction, one commit.
-fn run(mut conn: Connection, rx: &mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while let Ok(more) = rx.try_recv() {
-            batch.push(more);
-        }
-        let mut replies = Vec::with_capacity(batch.len());
-        let commit = match conn.transaction() {
-            Ok(tx) => {
-                for job in batch {
-                    replies.push(job(&tx));
-                }
-                tx.commit().map_err(|e| e.to_string())
-            }
-            Err(e) => {
-                // No transaction: the jobs are dropped unrun and their callers see `Closed`.
-                Err(e.to_string())
-            }
-        };
-        if let Err(e) = &commit {
-            tracing::error!(error = %e, "database commit failed");
-        }
-        for reply in replies {
-            reply(&commit);
-        }
-    }
-    // All handles dropped: make sure the WAL is checkpointed into the main file.
-    let _ = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
-}
-
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 ///
 /// Append new steps at the end; never edit a released step.
@@ -261,6 +206,7 @@ const MIGRATIONS: &[fn(&Transaction<'_>) -> rusqlite::Result<()>] = &[
     |tx| tx.execute_batch(twins::SCHEMA),
     |tx| tx.execute_batch(c2d::SCHEMA),
     |tx| tx.execute_batch(enrollments::SCHEMA),
+    |tx| tx.execute_batch(events::SCHEMA_STAMPS),
 ];
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -310,34 +256,6 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rows, vec![1]);
-    }
-
-    #[tokio::test]
-    async fn failing_single_statement_job_rolls_back_only_itself() {
-        let store = Store::open_in_memory().unwrap();
-        store
-            .call(|tx| Ok(tx.execute_batch("CREATE TABLE t (x INTEGER NOT NULL)")?))
-            .await
-            .unwrap();
-        let ok = store.call_single_statement(|tx| Ok(tx.execute("INSERT INTO t VALUES (1)", [])?));
-        // A multi-row INSERT failing on its second row: SQLite undoes the first row too.
-        let bad = store
-            .call_single_statement(|tx| Ok(tx.execute("INSERT INTO t VALUES (2), (NULL)", [])?));
-        let later =
-            store.call_single_statement(|tx| Ok(tx.execute("INSERT INTO t VALUES (3)", [])?));
-        let (ok, bad, later) = tokio::join!(ok, bad, later);
-        assert_eq!(ok.unwrap(), 1);
-        assert!(bad.is_err());
-        assert_eq!(later.unwrap(), 1);
-        let rows: Vec<i64> = store
-            .call(|tx| {
-                let mut st = tx.prepare("SELECT x FROM t ORDER BY x")?;
-                let v = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
-                Ok(v)
-            })
-            .await
-            .unwrap();
-        assert_eq!(rows, vec![1, 3]);
     }
 
     #[test]

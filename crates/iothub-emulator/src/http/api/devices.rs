@@ -65,7 +65,7 @@ async fn list(
         .await?;
     let devices = rows
         .iter()
-        .map(|(r, depth)| identity::view(r, &Facts::of(&s.hub, &s.activity, r, *depth)));
+        .map(|(r, depth)| identity::view(r, &Facts::of(&s.hub, r, *depth)));
     Ok(Json(Value::Array(devices.collect())))
 }
 
@@ -129,7 +129,7 @@ pub(crate) async fn put_identity(
     }
     Ok(Json(identity::view(
         &record,
-        &Facts::of(&s.hub, &s.activity, &record, depth),
+        &Facts::of(&s.hub, &record, depth),
     )))
 }
 
@@ -154,7 +154,7 @@ pub(crate) async fn get_identity(
         .await??;
     Ok(Json(identity::view(
         &record,
-        &Facts::of(&s.hub, &s.activity, &record, depth),
+        &Facts::of(&s.hub, &record, depth),
     )))
 }
 

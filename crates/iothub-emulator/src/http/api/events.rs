@@ -15,6 +15,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -136,7 +137,7 @@ struct Tail {
     hub: Hub,
     /// Becomes `true` when the emulator stops: end the stream then (`None`: never).
     shutdown: Option<watch::Receiver<bool>>,
-    feed: broadcast::Receiver<TelemetryEvent>,
+    feed: broadcast::Receiver<Arc<TelemetryEvent>>,
     filter: Filter,
     /// `Some(seq)`: read the log after `seq` before (or instead of) the live feed.
     catch_up_from: Option<i64>,
@@ -144,12 +145,12 @@ struct Tail {
     replayed_upto: Option<i64>,
     /// Highest seq seen so far (where to catch up from after `Lagged`).
     last_seen: Option<i64>,
-    backlog: VecDeque<TelemetryEvent>,
+    backlog: VecDeque<Arc<TelemetryEvent>>,
 }
 
 impl Tail {
     /// The next matching event; `None` when the hub is gone or the log cannot be read.
-    async fn next(&mut self) -> Option<TelemetryEvent> {
+    async fn next(&mut self) -> Option<Arc<TelemetryEvent>> {
         loop {
             if let Some(e) = self.backlog.pop_front() {
                 return Some(e);
@@ -165,8 +166,12 @@ impl Tail {
                 self.catch_up_from = (batch.len() == BATCH as usize).then_some(upto);
                 self.replayed_upto = Some(upto);
                 self.last_seen = Some(self.last_seen.map_or(upto, |l| l.max(upto)));
-                self.backlog
-                    .extend(batch.into_iter().filter(|e| self.filter.accepts(e)));
+                self.backlog.extend(
+                    batch
+                        .into_iter()
+                        .filter(|e| self.filter.accepts(e))
+                        .map(Arc::new),
+                );
                 continue;
             }
             let received = tokio::select! {

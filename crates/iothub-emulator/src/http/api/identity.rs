@@ -2,15 +2,11 @@
 //! ETag, connection state, last activity time, C2D queue depth; parsing of the registry
 //! `PUT` body; the in-place update of an identity's status and credentials.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ring::digest;
 use rusqlite::Connection;
 use serde_json::{Map, Value, json};
-use tokio::sync::broadcast::error::RecvError;
 
 use super::ApiError;
 use super::body::opt_str;
@@ -24,47 +20,6 @@ use crate::store::registry::{Authentication, IdentityRecord, Status};
 /// What real hubs report for a time that never happened.
 pub(crate) const NEVER: &str = "0001-01-01T00:00:00Z";
 
-/// Last telemetry time per identity, fed by the hub's live feed (the emulator's notion of
-/// `lastActivityTime`; connects alone do not count). Cheap to clone.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Activity {
-    last: Arc<Mutex<HashMap<Identity, i64>>>,
-}
-
-impl Activity {
-    /// Starts following `hub`'s live feed; the task ends when the hub is dropped.
-    pub(crate) fn track(hub: &Hub) -> Self {
-        let activity = Self::default();
-        let mut feed = hub.live_feed();
-        let last = activity.last.clone();
-        tokio::spawn(async move {
-            loop {
-                match feed.recv().await {
-                    Ok(event) => {
-                        let id = Identity {
-                            device_id: event.device_id,
-                            module_id: event.module_id,
-                        };
-                        lock(&last).insert(id, event.enqueued_ms);
-                    }
-                    // Missed events only make a timestamp slightly older; keep going.
-                    Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => return,
-                }
-            }
-        });
-        activity
-    }
-
-    /// ISO time of the identity's last telemetry, or [`NEVER`].
-    pub(crate) fn last(&self, identity: &Identity) -> String {
-        lock(&self.last).get(identity).map_or_else(
-            || NEVER.to_owned(),
-            |ms| iso8601_millis(from_unix_millis(*ms)),
-        )
-    }
-}
-
 /// Live facts about an identity at the time of a request.
 #[derive(Clone, Debug)]
 pub(crate) struct Facts {
@@ -75,16 +30,16 @@ pub(crate) struct Facts {
 
 impl Facts {
     /// Gathers the facts; `c2d_count` comes from the caller's store transaction.
-    pub(crate) fn of(
-        hub: &Hub,
-        activity: &Activity,
-        record: &IdentityRecord,
-        c2d_count: usize,
-    ) -> Self {
+    pub(crate) fn of(hub: &Hub, record: &IdentityRecord, c2d_count: usize) -> Self {
         let identity = identity_of(record);
         Self {
             connected: hub.is_connected(&identity),
-            last_activity: activity.last(&identity),
+            // The emulator's notion of `lastActivityTime`: the last telemetry (connects alone
+            // do not count).
+            last_activity: hub.last_activity(&identity).map_or_else(
+                || NEVER.to_owned(),
+                |ms| iso8601_millis(from_unix_millis(ms)),
+            ),
             c2d_count,
         }
     }
@@ -331,10 +286,6 @@ pub(crate) fn check_keys(body: &IdentityBody) -> Result<(), ApiError> {
         }
     }
     Ok(())
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

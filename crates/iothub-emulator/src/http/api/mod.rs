@@ -31,7 +31,6 @@ use tokio::sync::watch;
 
 pub(crate) use self::auth::Permission;
 pub(crate) use self::error::ApiError;
-use self::identity::Activity;
 use crate::hub::Hub;
 use crate::hub::dispatch::Domains;
 
@@ -40,7 +39,6 @@ use crate::hub::dispatch::Domains;
 pub(crate) struct ApiState {
     pub(crate) hub: Hub,
     pub(crate) domains: Domains,
-    pub(crate) activity: Activity,
     /// Becomes `true` when the emulator stops: never-ending responses (SSE) end then, so
     /// graceful shutdown does not wait for them forever. `None`: never.
     pub(crate) shutdown: Option<watch::Receiver<bool>>,
@@ -96,8 +94,7 @@ pub(crate) fn routes() -> Vec<Route> {
 }
 
 /// The API router for `hub`, using the shared `domains` (the same [`Domains`] the MQTT glue
-/// uses, so method responses reach the waiting REST caller). Must be called inside a tokio
-/// runtime (it starts the activity tracker). Its event streams never end on their own; a
+/// uses, so method responses reach the waiting REST caller). Its event streams never end on their own; a
 /// server with graceful shutdown uses [`router_with_shutdown`].
 #[cfg(test)]
 pub(crate) fn router(hub: Hub, domains: Domains) -> Router {
@@ -115,11 +112,9 @@ pub(crate) fn router_with_shutdown(
 }
 
 fn build(hub: Hub, domains: Domains, shutdown: Option<watch::Receiver<bool>>) -> Router {
-    let activity = Activity::track(&hub);
     let state = ApiState {
         hub,
         domains,
-        activity,
         shutdown,
     };
     let mut router = Router::new();

@@ -49,7 +49,7 @@ async fn list(
         .await??;
     let modules = rows
         .iter()
-        .map(|(r, depth)| identity::view(r, &Facts::of(&s.hub, &s.activity, r, *depth)));
+        .map(|(r, depth)| identity::view(r, &Facts::of(&s.hub, r, *depth)));
     Ok(Json(Value::Array(modules.collect())))
 }
 

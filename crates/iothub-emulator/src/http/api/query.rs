@@ -89,7 +89,7 @@ async fn query(
     let matching: Vec<Value> = rows
         .iter()
         .map(|(r, depth, doc)| {
-            let facts = Facts::of(&s.hub, &s.activity, r, *depth);
+            let facts = Facts::of(&s.hub, r, *depth);
             twin::service_view(doc, &identity::twin_identity(r, &facts))
         })
         .filter(|twin| parsed.conditions.iter().all(|c| c.holds(twin)))

@@ -212,6 +212,6 @@ async fn find(s: &ApiState, who: &Identity) -> Result<IdentityRecord, ApiError> 
 }
 
 fn view(s: &ApiState, record: &IdentityRecord, depth: usize, doc: &TwinDocument) -> Value {
-    let facts = Facts::of(&s.hub, &s.activity, record, depth);
+    let facts = Facts::of(&s.hub, record, depth);
     twin::service_view(doc, &identity::twin_identity(record, &facts))
 }

@@ -276,6 +276,27 @@ async fn event_range_read_filters_by_device_and_pages() {
 }
 
 #[tokio::test]
+async fn last_activity_time_is_the_last_telemetry_of_that_identity() {
+    let api = setup().await;
+    api.create("d1").await;
+    api.create("d2").await;
+    let never = api.call("GET", "/devices/d1", None).await.json();
+    assert_eq!(never["lastActivityTime"], "0001-01-01T00:00:00Z");
+    let mut first = telemetry("d1", "{}");
+    first.enqueued_ms = 1_700_000_000_000;
+    let mut second = telemetry("d1", "{}");
+    second.enqueued_ms = 1_700_000_000_250;
+    api.hub
+        .append_telemetry_batch(vec![first, second])
+        .await
+        .unwrap();
+    let d1 = api.call("GET", "/devices/d1", None).await.json();
+    assert_eq!(d1["lastActivityTime"], "2023-11-14T22:13:20.250Z");
+    let d2 = api.call("GET", "/devices/d2", None).await.json();
+    assert_eq!(d2["lastActivityTime"], "0001-01-01T00:00:00Z");
+}
+
+#[tokio::test]
 async fn event_stream_replays_since_and_then_follows_live_for_one_device() {
     let api = setup().await;
     let first = api
