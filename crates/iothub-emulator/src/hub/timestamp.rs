@@ -56,12 +56,42 @@ pub fn iso8601_millis(t: SystemTime) -> String {
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    // Written digit by digit: this runs twice for every telemetry message (stamp and log
+    // encoding), and `format!` with padding cost about 5 % of a connection task's time.
+    let mut out = String::with_capacity(24);
+    for (value, width, then) in [
+        (y, 4, '-'),
+        (m, 2, '-'),
+        (d, 2, 'T'),
+        (rem / 3600, 2, ':'),
+        ((rem % 3600) / 60, 2, ':'),
+        (rem % 60, 2, '.'),
+        (millis, 3, 'Z'),
+    ] {
+        push_padded(&mut out, value, width);
+        out.push(then);
+    }
+    out
+}
+
+/// Appends `value` (not negative) in decimal, zero-padded to at least `width` digits.
+fn push_padded(out: &mut String, value: i64, width: usize) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut v = value.unsigned_abs();
+    loop {
+        start -= 1;
+        // invariant: `v % 10` is a single decimal digit.
+        digits[start] = b'0' + u8::try_from(v % 10).unwrap_or(0);
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for _ in (digits.len() - start)..width {
+        out.push('0');
+    }
+    out.extend(digits[start..].iter().map(|&b| char::from(b)));
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day), after Howard
@@ -93,6 +123,21 @@ mod tests {
         ];
         for (ms, text) in cases {
             assert_eq!(iso8601_millis(from_unix_millis(ms)), text, "{ms}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn matches_the_padded_format_for_any_instant(ms in 0i64..400_000_000_000_000) {
+            let (days, rem, millis) = (ms / 1000 / 86_400, ms / 1000 % 86_400, ms % 1000);
+            let (y, m, d) = civil_from_days(days);
+            let reference = format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+                rem / 3600,
+                (rem % 3600) / 60,
+                rem % 60
+            );
+            proptest::prop_assert_eq!(iso8601_millis(from_unix_millis(ms)), reference);
         }
     }
 
