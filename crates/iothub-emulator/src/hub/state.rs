@@ -10,6 +10,7 @@ use rumqttc::mqttbytes::QoS;
 use tokio::sync::{broadcast, mpsc};
 
 use super::auth::Identity;
+use super::telemetry::{ConnectionStamp, DeviceMessage};
 use crate::mqtt::{Feeds, Subscription};
 use crate::store::events::{self, TelemetryEvent};
 use crate::store::{Store, StoreError};
@@ -143,48 +144,129 @@ impl Hub {
     /// [`StoreError`] when the append could not be committed; then none of them is stored.
     pub async fn append_telemetry_batch(
         &self,
-        mut events: Vec<TelemetryEvent>,
+        events: Vec<TelemetryEvent>,
     ) -> Result<Vec<i64>, StoreError> {
+        self.queue_telemetry(events).await
+    }
+
+    /// [`Hub::append_telemetry_batch`] whose append is queued right away (in call order),
+    /// not when the returned future is first polled (see [`Store::queue`]).
+    ///
+    /// # Errors
+    /// As [`Hub::append_telemetry_batch`].
+    pub fn queue_telemetry(
+        &self,
+        mut events: Vec<TelemetryEvent>,
+    ) -> impl Future<Output = Result<Vec<i64>, StoreError>> + Send + use<> {
         // Encoded here, on the connection's task: the database thread only runs the INSERTs,
         // and the property maps are not cloned for it.
         let rows = events
             .iter()
             .map(events::EncodedEvent::encode)
-            .collect::<Result<Vec<_>, _>>()?;
-        if rows.is_empty() {
-            return Ok(Vec::new());
+            .collect::<Result<Vec<_>, _>>();
+        let appended = rows.map(|rows| self.queue_rows(rows));
+        let hub = self.clone();
+        async move {
+            let seqs = appended?.await?;
+            for (event, seq) in events.iter_mut().zip(&seqs) {
+                event.seq = *seq;
+            }
+            for run in
+                events.chunk_by(|a, b| a.device_id == b.device_id && a.module_id == b.module_id)
+            {
+                if let Some(last) = run.last() {
+                    hub.record_activity(
+                        &Identity {
+                            device_id: last.device_id.clone(),
+                            module_id: last.module_id.clone(),
+                        },
+                        last.enqueued_ms,
+                    );
+                }
+            }
+            hub.publish_live(events.into_iter().map(Arc::new));
+            Ok(seqs)
         }
-        let seqs = self
-            .inner
-            .store
-            .call(move |tx| events::insert_all(tx, &rows))
-            .await?;
-        for (event, seq) in events.iter_mut().zip(&seqs) {
-            event.seq = *seq;
-        }
-        self.record_activity(&events);
-        for event in events {
-            // No receiver is fine: the live feed is best effort, the log is the record.
-            let _ = self.inner.live.send(Arc::new(event));
-        }
-        Ok(seqs)
     }
 
-    /// Notes the enqueued time of each identity's newest event in `events`.
-    fn record_activity(&self, events: &[TelemetryEvent]) {
+    /// Appends the messages one connection received (stamped by `connection`), queued right
+    /// away as [`Hub::queue_telemetry`]: the ingest path. Only the device's own properties
+    /// are encoded per message; the connection's part is stored once, and whole events are
+    /// built for the live feed only while someone listens to it.
+    ///
+    /// # Errors
+    /// As [`Hub::append_telemetry_batch`].
+    pub fn queue_messages(
+        &self,
+        connection: &Arc<ConnectionStamp>,
+        messages: Vec<DeviceMessage>,
+    ) -> impl Future<Output = Result<Vec<i64>, StoreError>> + Send + use<> {
+        let identity = connection.identity();
+        let rows = messages
+            .iter()
+            .map(|m| {
+                events::EncodedEvent::from_parts(
+                    &identity.device_id,
+                    identity.module_id.as_deref(),
+                    m.enqueued_ms,
+                    Some(connection.stored().clone()),
+                    &m.system_properties,
+                    &m.application_properties,
+                    m.body.clone(),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>();
+        let appended = rows.map(|rows| self.queue_rows(rows));
+        let (hub, connection) = (self.clone(), connection.clone());
+        async move {
+            let seqs = appended?.await?;
+            if let Some(last) = messages.last() {
+                hub.record_activity(connection.identity(), last.enqueued_ms);
+            }
+            if hub.inner.live.receiver_count() > 0 {
+                hub.publish_live(messages.into_iter().zip(&seqs).map(|(m, seq)| {
+                    let mut event = connection.event(m);
+                    event.seq = *seq;
+                    Arc::new(event)
+                }));
+            }
+            Ok(seqs)
+        }
+    }
+
+    /// Queues the INSERT of `rows` (nothing to wait for when there are none).
+    fn queue_rows(
+        &self,
+        rows: Vec<events::EncodedEvent>,
+    ) -> impl Future<Output = Result<Vec<i64>, StoreError>> + Send + use<> {
+        let queued = (!rows.is_empty()).then(|| {
+            self.inner
+                .store
+                .queue(move |tx| events::insert_all(tx, &rows))
+        });
+        async move {
+            match queued {
+                Some(q) => q.await,
+                None => Ok(Vec::new()),
+            }
+        }
+    }
+
+    /// Sends appended events to the live feed, in order.
+    fn publish_live(&self, events: impl Iterator<Item = Arc<TelemetryEvent>>) {
+        for event in events {
+            // No receiver is fine: the live feed is best effort, the log is the record.
+            let _ = self.inner.live.send(event);
+        }
+    }
+
+    /// Notes that `identity`'s newest telemetry was enqueued at `enqueued_ms`.
+    fn record_activity(&self, identity: &Identity, enqueued_ms: i64) {
         let mut last = lock(&self.inner.last_activity);
-        // A batch usually comes from one connection: one map entry written per run of events
-        // from the same identity.
-        for (i, e) in events.iter().enumerate() {
-            let same_as_next = events
-                .get(i + 1)
-                .is_some_and(|n| n.device_id == e.device_id && n.module_id == e.module_id);
-            if !same_as_next {
-                let identity = Identity {
-                    device_id: e.device_id.clone(),
-                    module_id: e.module_id.clone(),
-                };
-                last.insert(identity, e.enqueued_ms);
+        match last.get_mut(identity) {
+            Some(ms) => *ms = enqueued_ms,
+            None => {
+                last.insert(identity.clone(), enqueued_ms);
             }
         }
     }

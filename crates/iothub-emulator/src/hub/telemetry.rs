@@ -4,13 +4,14 @@
 //! application properties; the hub then adds the `iothub-*` properties a real hub writes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use iothub_proto::properties::PropertyBag;
 
 use super::auth::{AuthMethod, Identity};
-use super::timestamp::{iso8601_millis, unix_millis};
+use super::timestamp::{from_unix_millis, iso8601_millis, unix_millis};
 use crate::store::events::TelemetryEvent;
 
 /// How the message reached the hub.
@@ -61,60 +62,153 @@ pub fn stamp(
     origin: Origin,
     now: SystemTime,
 ) -> TelemetryEvent {
-    let mut system = BTreeMap::new();
-    let mut application = BTreeMap::new();
-    for (key, value) in PropertyBag::parse(properties).iter() {
-        let Ok(key) = key.decode() else { continue };
-        let value = value.and_then(|v| v.decode().ok());
-        match key.strip_prefix("$.") {
-            Some(short) => {
-                if let Some(value) = value {
-                    system.insert(system_name(short), value);
+    let connection = ConnectionStamp::new(sender);
+    connection.event(connection.message(properties, body, origin, now))
+}
+
+/// What the hub stamps on every message of one connection, worked out once when it connects.
+///
+/// A message is then stamped in two parts: what the device sent ([`ConnectionStamp::message`],
+/// per message, cheap) and the connection's part, which the event log stores once
+/// ([`ConnectionStamp::stored`]) and the live feed adds only when someone listens
+/// ([`ConnectionStamp::event`]).
+#[derive(Clone, Debug)]
+pub struct ConnectionStamp {
+    identity: Identity,
+    /// `iothub-connection-auth-method`, `iothub-connection-auth-generation-id` and
+    /// `dt-dataschema` (from the model id), by their Event Hubs names.
+    fixed: BTreeMap<String, String>,
+    /// `fixed` as a JSON object: the event log's `event_stamps.properties`.
+    stored: Arc<str>,
+}
+
+/// One message as a connection received it: the device's own properties, split, and the time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceMessage {
+    /// `$.`-properties by their Event Hubs names (`message-id`, `content-type`, ...).
+    pub system_properties: BTreeMap<String, String>,
+    /// Application properties, plus `mqtt-retain` / `iothub-MessageType` from the origin.
+    pub application_properties: BTreeMap<String, Option<String>>,
+    /// The body.
+    pub body: Bytes,
+    /// When the hub accepted it, milliseconds since the Unix epoch.
+    pub enqueued_ms: i64,
+}
+
+impl ConnectionStamp {
+    /// The stamp of a connection by `sender`.
+    #[must_use]
+    pub fn new(sender: &Sender<'_>) -> Self {
+        let identity = sender.identity.clone();
+        let mut fixed = BTreeMap::new();
+        fixed.insert(
+            "iothub-connection-auth-method".to_owned(),
+            sender.method.stamp(&identity),
+        );
+        fixed.insert(
+            "iothub-connection-auth-generation-id".to_owned(),
+            sender.generation_id.to_owned(),
+        );
+        if let Some(model) = sender.model_id {
+            fixed.insert("dt-dataschema".to_owned(), model.to_owned());
+        }
+        // invariant: a map of strings always serializes.
+        let stored = serde_json::to_string(&fixed).unwrap_or_default().into();
+        Self {
+            identity,
+            fixed,
+            stored,
+        }
+    }
+
+    /// Who sends.
+    #[must_use]
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The connection's part as the event log stores it (a JSON object).
+    #[must_use]
+    pub fn stored(&self) -> &Arc<str> {
+        &self.stored
+    }
+
+    /// Splits one message's property bag (PROTOCOL.md §4) and notes the time.
+    #[must_use]
+    pub fn message(
+        &self,
+        properties: &str,
+        body: Bytes,
+        origin: Origin,
+        now: SystemTime,
+    ) -> DeviceMessage {
+        let mut system = BTreeMap::new();
+        let mut application = BTreeMap::new();
+        for (key, value) in PropertyBag::parse(properties).iter() {
+            let Ok(key) = key.decode() else { continue };
+            let value = value.and_then(|v| v.decode().ok());
+            match key.strip_prefix("$.") {
+                Some(short) => {
+                    if let Some(value) = value {
+                        system.insert(system_name(short), value);
+                    }
+                }
+                None => {
+                    application.insert(key, value);
                 }
             }
-            None => {
-                application.insert(key, value);
+        }
+        match origin {
+            Origin::Publish { retain: true } => {
+                application.insert("mqtt-retain".into(), Some("true".into()));
+            }
+            Origin::Publish { retain: false } => {}
+            Origin::Will => {
+                application.insert("iothub-MessageType".into(), Some("Will".into()));
             }
         }
-    }
-    match origin {
-        Origin::Publish { retain: true } => {
-            application.insert("mqtt-retain".into(), Some("true".into()));
-        }
-        Origin::Publish { retain: false } => {}
-        Origin::Will => {
-            application.insert("iothub-MessageType".into(), Some("Will".into()));
+        DeviceMessage {
+            system_properties: system,
+            application_properties: application,
+            body,
+            enqueued_ms: unix_millis(now),
         }
     }
-    let identity = sender.identity;
-    system.insert(
-        "iothub-connection-device-id".into(),
-        identity.device_id.clone(),
-    );
-    if let Some(m) = &identity.module_id {
-        system.insert("iothub-connection-module-id".into(), m.clone());
-    }
-    system.insert(
-        "iothub-connection-auth-method".into(),
-        sender.method.stamp(identity),
-    );
-    system.insert(
-        "iothub-connection-auth-generation-id".into(),
-        sender.generation_id.into(),
-    );
-    system.insert("iothub-enqueuedtime".into(), iso8601_millis(now));
-    system.insert("iothub-message-source".into(), "Telemetry".into());
-    if let Some(model) = sender.model_id {
-        system.insert("dt-dataschema".into(), model.into());
-    }
-    TelemetryEvent {
-        seq: 0,
-        device_id: identity.device_id.clone(),
-        module_id: identity.module_id.clone(),
-        enqueued_ms: unix_millis(now),
-        system_properties: system,
-        application_properties: application,
-        body,
+
+    /// The whole stamped event, as the live feed and the event log's readers see it.
+    #[must_use]
+    pub fn event(&self, message: DeviceMessage) -> TelemetryEvent {
+        let DeviceMessage {
+            mut system_properties,
+            application_properties,
+            body,
+            enqueued_ms,
+        } = message;
+        let identity = &self.identity;
+        for (k, v) in &self.fixed {
+            system_properties.insert(k.clone(), v.clone());
+        }
+        system_properties.insert(
+            "iothub-connection-device-id".into(),
+            identity.device_id.clone(),
+        );
+        if let Some(m) = &identity.module_id {
+            system_properties.insert("iothub-connection-module-id".into(), m.clone());
+        }
+        system_properties.insert(
+            "iothub-enqueuedtime".into(),
+            iso8601_millis(from_unix_millis(enqueued_ms)),
+        );
+        system_properties.insert("iothub-message-source".into(), "Telemetry".into());
+        TelemetryEvent {
+            seq: 0,
+            device_id: identity.device_id.clone(),
+            module_id: identity.module_id.clone(),
+            enqueued_ms,
+            system_properties,
+            application_properties,
+            body,
+        }
     }
 }
 
@@ -134,4 +228,69 @@ fn system_name(short: &str) -> String {
         other => return format!("$.{other}"),
     }
     .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use rusqlite::Connection;
+
+    use super::*;
+    use crate::hub::auth::AuthMethod;
+    use crate::store::events::{self, EncodedEvent};
+
+    #[test]
+    fn the_live_event_and_the_logged_row_of_a_message_read_the_same() {
+        let log = Connection::open_in_memory().unwrap();
+        log.execute_batch(events::SCHEMA).unwrap();
+        log.execute_batch(events::SCHEMA_STAMPS).unwrap();
+        let identity = Identity {
+            device_id: "thermostat".into(),
+            module_id: Some("sensor".into()),
+        };
+        let connection = ConnectionStamp::new(&Sender {
+            identity: &identity,
+            method: &AuthMethod::X509,
+            model_id: Some("dtmi:com:example:Thermostat;1"),
+            generation_id: "638",
+        });
+        for (bag, origin) in [
+            (
+                "%24.mid=m1&%24.ct=application%2Fjson&alert=true&flag",
+                Origin::Publish { retain: true },
+            ),
+            ("", Origin::Will),
+        ] {
+            let now = UNIX_EPOCH + Duration::from_millis(1_765_000_000_123);
+            let message = connection.message(bag, Bytes::from_static(b"{\"t\":21}"), origin, now);
+            let row = EncodedEvent::from_parts(
+                &identity.device_id,
+                identity.module_id.as_deref(),
+                message.enqueued_ms,
+                Some(connection.stored().clone()),
+                &message.system_properties,
+                &message.application_properties,
+                message.body.clone(),
+            )
+            .unwrap();
+            let seq = events::insert_all(&log, &[row]).unwrap()[0];
+            let mut live = connection.event(message);
+            live.seq = seq;
+            let logged = events::read_after(&log, seq - 1, 1).unwrap().remove(0);
+            assert_eq!(logged, live);
+        }
+        let e = events::read_after(&log, 0, 1).unwrap().remove(0);
+        assert_eq!(e.system_properties["content-type"], "application/json");
+        assert_eq!(e.system_properties["iothub-connection-module-id"], "sensor");
+        assert_eq!(
+            e.system_properties["iothub-enqueuedtime"],
+            "2025-12-06T05:46:40.123Z"
+        );
+        assert_eq!(e.application_properties["flag"], None);
+        assert_eq!(
+            e.application_properties["mqtt-retain"].as_deref(),
+            Some("true")
+        );
+    }
 }

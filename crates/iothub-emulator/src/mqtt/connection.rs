@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
@@ -23,9 +24,8 @@ use crate::hub::auth::{
     self, AuthFailure, AuthMethod, Authenticated, ConnectCredentials, Identity,
 };
 use crate::hub::dispatch::Domains;
-use crate::hub::telemetry::{self, Origin, Sender};
+use crate::hub::telemetry::{ConnectionStamp, DeviceMessage, Origin, Sender};
 use crate::hub::{Hub, Outbound};
-use crate::store::events::TelemetryEvent;
 use crate::store::registry;
 
 type AckFuture = Pin<Box<dyn Future<Output = Completion> + Send>>;
@@ -50,9 +50,8 @@ enum Completion {
 /// Who is on the other end once authenticated.
 struct Peer {
     identity: Identity,
-    method: AuthMethod,
-    model_id: Option<String>,
-    generation_id: String,
+    /// What the hub stamps on this connection's telemetry (auth method, generation id, model).
+    stamp: Arc<ConnectionStamp>,
     conn_id: u64,
     outbound: tokio::sync::mpsc::UnboundedReceiver<Outbound>,
 }
@@ -172,7 +171,7 @@ pub(crate) async fn serve<S>(
                 batch.push(p, ack, &properties, body, retain);
                 continue;
             }
-            if let Some(append) = batch.take_append(&hub) {
+            if let Some(append) = peer.as_ref().and_then(|p| batch.take_append(&hub, p)) {
                 acks.push_back(append);
             }
             match action {
@@ -222,7 +221,7 @@ pub(crate) async fn serve<S>(
                 }
             }
         }
-        if let Some(append) = batch.take_append(&hub) {
+        if let Some(append) = peer.as_ref().and_then(|p| batch.take_append(&hub, p)) {
             acks.push_back(append);
         }
         if let Some(e) = bad_frame.take() {
@@ -243,20 +242,10 @@ pub(crate) async fn serve<S>(
                 .split_once("/messages/events/")
                 .map_or("", |(_, b)| b)
                 .to_string();
-            let sender = Sender {
-                identity: &p.identity,
-                method: &p.method,
-                model_id: p.model_id.as_deref(),
-                generation_id: &p.generation_id,
-            };
-            let event = telemetry::stamp(
-                &sender,
-                &properties,
-                will.message,
-                Origin::Will,
-                SystemTime::now(),
-            );
-            if let Err(e) = hub.append_telemetry(event).await {
+            let message =
+                p.stamp
+                    .message(&properties, will.message, Origin::Will, SystemTime::now());
+            if let Err(e) = hub.queue_messages(&p.stamp, vec![message]).await {
                 tracing::warn!(error = %e, "could not store the Will message");
             }
         }
@@ -351,7 +340,7 @@ where
 /// Telemetry PUBLISHes waiting to be appended together.
 #[derive(Default)]
 struct TelemetryBatch {
-    events: Vec<TelemetryEvent>,
+    messages: Vec<DeviceMessage>,
     /// Packet ids to acknowledge once the batch is durable (QoS 0 messages have none).
     pkids: Vec<u16>,
 }
@@ -359,14 +348,7 @@ struct TelemetryBatch {
 impl TelemetryBatch {
     /// Stamps one message from `peer` (issue 3 point 6) and adds it.
     fn push(&mut self, peer: &Peer, ack: Option<u16>, properties: &str, body: Bytes, retain: bool) {
-        let sender = Sender {
-            identity: &peer.identity,
-            method: &peer.method,
-            model_id: peer.model_id.as_deref(),
-            generation_id: &peer.generation_id,
-        };
-        self.events.push(telemetry::stamp(
-            &sender,
+        self.messages.push(peer.stamp.message(
             properties,
             body,
             Origin::Publish { retain },
@@ -377,14 +359,14 @@ impl TelemetryBatch {
 
     /// The batch's durable append as an ordered completion, leaving the batch empty; `None`
     /// when there is nothing to append.
-    fn take_append(&mut self, hub: &Hub) -> Option<AckFuture> {
-        if self.events.is_empty() {
+    fn take_append(&mut self, hub: &Hub, peer: &Peer) -> Option<AckFuture> {
+        if self.messages.is_empty() {
             return None;
         }
-        let Self { events, pkids } = std::mem::take(self);
-        let hub = hub.clone();
+        let Self { messages, pkids } = std::mem::take(self);
+        let appended = hub.queue_messages(&peer.stamp, messages);
         Some(Box::pin(async move {
-            match hub.append_telemetry_batch(events).await {
+            match appended.await {
                 Ok(_) => Completion::Acks(pkids),
                 Err(e) => {
                     tracing::error!(error = %e, "telemetry append failed");
@@ -479,11 +461,15 @@ async fn authenticate(
         device_id: identity.device_id.clone(),
         module_id: identity.module_id.clone(),
     };
+    let stamp = Arc::new(ConnectionStamp::new(&Sender {
+        identity: &identity,
+        method: &authed.method,
+        model_id: authed.model_id.as_deref(),
+        generation_id: &generation_id,
+    }));
     let peer = Peer {
         identity,
-        method: authed.method,
-        model_id: authed.model_id,
-        generation_id,
+        stamp,
         conn_id,
         outbound,
     };
@@ -530,11 +516,16 @@ async fn authenticate_dps(
         module_id: Some(DPS_SESSION.into()),
     };
     let (conn_id, outbound) = hub.attach(&identity);
+    // DPS sessions publish no telemetry; their stamp is never used.
+    let stamp = Arc::new(ConnectionStamp::new(&Sender {
+        identity: &identity,
+        method: &AuthMethod::IdentityKey,
+        model_id: None,
+        generation_id: "",
+    }));
     let peer = Peer {
         identity,
-        method: AuthMethod::IdentityKey,
-        model_id: None,
-        generation_id: String::new(),
+        stamp,
         conn_id,
         outbound,
     };

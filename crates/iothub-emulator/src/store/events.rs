@@ -13,6 +13,7 @@
 //! value that does not match its derivation simply stays in the row.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -97,7 +98,7 @@ pub struct EncodedEvent {
     module_id: Option<String>,
     enqueued_ms: i64,
     /// JSON object of the connection-fixed properties (`event_stamps.properties`), if any.
-    stamp: Option<String>,
+    stamp: Option<Arc<str>>,
     /// JSON object of the system properties neither in the stamp nor derivable.
     system_properties: String,
     application_properties: String,
@@ -127,7 +128,7 @@ impl EncodedEvent {
             stamp: if stamp.is_empty() {
                 None
             } else {
-                Some(to_json(&stamp)?)
+                Some(to_json(&stamp)?.into())
             },
             system_properties: to_json(&own)?,
             application_properties: to_json(&e.application_properties)?,
@@ -136,8 +137,45 @@ impl EncodedEvent {
     }
 }
 
+impl EncodedEvent {
+    /// The stored form of a message whose connection-fixed properties are `stamp` (a JSON
+    /// object as [`EncodedEvent::encode`] would store it) and whose other system properties
+    /// are `own`: what the device sent, with neither a connection-fixed nor a derivable key
+    /// (those a device cannot send: its `$.` properties have other names).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if a map cannot be encoded.
+    pub fn from_parts(
+        device_id: &str,
+        module_id: Option<&str>,
+        enqueued_ms: i64,
+        stamp: Option<Arc<str>>,
+        own: &BTreeMap<String, String>,
+        application: &BTreeMap<String, Option<String>>,
+        body: Bytes,
+    ) -> Result<Self, StoreError> {
+        Ok(Self {
+            device_id: device_id.to_owned(),
+            module_id: module_id.map(str::to_owned),
+            enqueued_ms,
+            stamp,
+            system_properties: to_json(own)?,
+            application_properties: to_json(application)?,
+            body,
+        })
+    }
+}
+
 /// A property map as a stored JSON object.
-fn to_json<T: serde::Serialize + ?Sized>(map: &T) -> Result<String, StoreError> {
+fn to_json<M>(map: &M) -> Result<String, StoreError>
+where
+    M: serde::Serialize + ?Sized,
+    for<'a> &'a M: IntoIterator,
+{
+    // Most messages carry no properties of their own: skip the serializer for them.
+    if map.into_iter().next().is_none() {
+        return Ok("{}".to_owned());
+    }
     serde_json::to_string(map).map_err(|_| StoreError::Corrupt("unencodable properties"))
 }
 

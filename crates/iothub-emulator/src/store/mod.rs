@@ -131,9 +131,41 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
+        self.queue(f).await
+    }
+
+    /// [`Store::call`] whose job is queued right away, in call order, rather than when the
+    /// returned future is first polled: a connection hands over part of a burst while it is
+    /// still reading the rest, so the database thread works in parallel.
+    ///
+    /// # Errors
+    /// As [`Store::call`].
+    ///
+    /// # Example
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = iothub_emulator::store::Store::open_in_memory().unwrap();
+    /// let create = store.queue(|tx| Ok(tx.execute_batch("CREATE TABLE t (x INTEGER)")?));
+    /// // Queued before `create` is awaited, and still after it.
+    /// let insert = store.queue(|tx| Ok(tx.execute("INSERT INTO t VALUES (1)", [])?));
+    /// create.await.unwrap();
+    /// assert_eq!(insert.await.unwrap(), 1);
+    /// # });
+    /// ```
+    pub fn queue<T, F>(
+        &self,
+        f: F,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send + use<T, F>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
-        self.submit(f, tx)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        let queued = self.submit(f, tx);
+        async move {
+            queued?;
+            rx.await.map_err(|_| StoreError::Closed)?
+        }
     }
 
     /// Blocking variant of [`Store::call`] for code outside the async runtime (the CLI when the
