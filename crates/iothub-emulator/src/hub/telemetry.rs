@@ -4,7 +4,7 @@
 //! application properties; the hub then adds the `iothub-*` properties a real hub writes.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -72,14 +72,15 @@ pub fn stamp(
 /// per message, cheap) and the connection's part, which the event log stores once
 /// ([`ConnectionStamp::stored`]) and the live feed adds only when someone listens
 /// ([`ConnectionStamp::event`]).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct ConnectionStamp {
     identity: Identity,
-    /// `iothub-connection-auth-method`, `iothub-connection-auth-generation-id` and
-    /// `dt-dataschema` (from the model id), by their Event Hubs names.
-    fixed: BTreeMap<String, String>,
-    /// `fixed` as a JSON object: the event log's `event_stamps.properties`.
-    stored: Arc<str>,
+    method: AuthMethod,
+    generation_id: String,
+    model_id: Option<String>,
+    /// The connection's part as a JSON object (`event_stamps.properties`), made on the first
+    /// telemetry: an idle connection (most of a fleet) never pays for it.
+    stored: OnceLock<Arc<str>>,
 }
 
 /// One message as a connection received it: the device's own properties, split, and the time.
@@ -99,25 +100,12 @@ impl ConnectionStamp {
     /// The stamp of a connection by `sender`.
     #[must_use]
     pub fn new(sender: &Sender<'_>) -> Self {
-        let identity = sender.identity.clone();
-        let mut fixed = BTreeMap::new();
-        fixed.insert(
-            "iothub-connection-auth-method".to_owned(),
-            sender.method.stamp(&identity),
-        );
-        fixed.insert(
-            "iothub-connection-auth-generation-id".to_owned(),
-            sender.generation_id.to_owned(),
-        );
-        if let Some(model) = sender.model_id {
-            fixed.insert("dt-dataschema".to_owned(), model.to_owned());
-        }
-        // invariant: a map of strings always serializes.
-        let stored = serde_json::to_string(&fixed).unwrap_or_default().into();
         Self {
-            identity,
-            fixed,
-            stored,
+            identity: sender.identity.clone(),
+            method: sender.method.clone(),
+            generation_id: sender.generation_id.to_owned(),
+            model_id: sender.model_id.map(str::to_owned),
+            stored: OnceLock::new(),
         }
     }
 
@@ -127,10 +115,32 @@ impl ConnectionStamp {
         &self.identity
     }
 
+    /// `iothub-connection-auth-method`, `iothub-connection-auth-generation-id` and
+    /// `dt-dataschema` (from the model id), by their Event Hubs names.
+    fn fixed(&self) -> BTreeMap<String, String> {
+        let mut fixed = BTreeMap::new();
+        fixed.insert(
+            "iothub-connection-auth-method".to_owned(),
+            self.method.stamp(&self.identity),
+        );
+        fixed.insert(
+            "iothub-connection-auth-generation-id".to_owned(),
+            self.generation_id.clone(),
+        );
+        if let Some(model) = &self.model_id {
+            fixed.insert("dt-dataschema".to_owned(), model.clone());
+        }
+        fixed
+    }
+
     /// The connection's part as the event log stores it (a JSON object).
-    #[must_use]
     pub fn stored(&self) -> &Arc<str> {
-        &self.stored
+        self.stored.get_or_init(|| {
+            // invariant: a map of strings always serializes.
+            serde_json::to_string(&self.fixed())
+                .unwrap_or_default()
+                .into()
+        })
     }
 
     /// Splits one message's property bag (PROTOCOL.md §4) and notes the time.
@@ -185,9 +195,7 @@ impl ConnectionStamp {
             enqueued_ms,
         } = message;
         let identity = &self.identity;
-        for (k, v) in &self.fixed {
-            system_properties.insert(k.clone(), v.clone());
-        }
+        system_properties.extend(self.fixed());
         system_properties.insert(
             "iothub-connection-device-id".into(),
             identity.device_id.clone(),

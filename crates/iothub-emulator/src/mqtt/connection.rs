@@ -49,11 +49,16 @@ enum Completion {
 
 /// Who is on the other end once authenticated.
 struct Peer {
-    identity: Identity,
-    /// What the hub stamps on this connection's telemetry (auth method, generation id, model).
+    /// Who it is, and what the hub stamps on its telemetry (auth method, generation id, model).
     stamp: Arc<ConnectionStamp>,
     conn_id: u64,
     outbound: tokio::sync::mpsc::UnboundedReceiver<Outbound>,
+}
+
+impl Peer {
+    fn identity(&self) -> &Identity {
+        self.stamp.identity()
+    }
 }
 
 /// Serves one client until it disconnects, breaks a rule, is taken over, or `shutdown` fires.
@@ -143,7 +148,7 @@ pub(crate) async fn serve<S>(
                         break 'conn;
                     }
                     if let (Some(tag), Some(p)) = (completed_on_send, &peer) {
-                        domains.acked(&p.identity, &tag);
+                        domains.acked(p.identity(), &tag);
                     }
                     continue;
                 }
@@ -209,8 +214,8 @@ pub(crate) async fn serve<S>(
                 }
                 Action::Acked(pkid) => {
                     if let (Some(Some(tag)), Some(p)) = (in_flight.remove(&pkid), &peer) {
-                        domains.acked(&p.identity, &tag);
-                        hub.delivered(&p.identity, tag);
+                        domains.acked(p.identity(), &tag);
+                        hub.delivered(p.identity(), tag);
                     }
                 }
                 Action::Subscribed => publish_feeds(&hub, &domains, &peer, &session),
@@ -252,8 +257,8 @@ pub(crate) async fn serve<S>(
     }
     // Persistent sessions were stored at every subscription change (`publish_feeds`), so a
     // connection that was taken over cannot overwrite its successor's state here.
-    hub.detach(&p.identity, p.conn_id);
-    domains.closed(&p.identity, p.conn_id);
+    hub.detach(p.identity(), p.conn_id);
+    domains.closed(p.identity(), p.conn_id);
 }
 
 /// What became of a run of ready completions.
@@ -468,7 +473,6 @@ async fn authenticate(
         generation_id: &generation_id,
     }));
     let peer = Peer {
-        identity,
         stamp,
         conn_id,
         outbound,
@@ -524,7 +528,6 @@ async fn authenticate_dps(
         generation_id: "",
     }));
     let peer = Peer {
-        identity,
         stamp,
         conn_id,
         outbound,
@@ -548,7 +551,7 @@ const DPS_SESSION: &str = "$dps";
 /// Turns one inbound publish other than telemetry (which goes through [`TelemetryBatch`])
 /// into its (ordered) PUBACK future.
 fn handle_inbound(domains: &Domains, peer: &Peer, ack: Option<u16>, inbound: Inbound) -> AckFuture {
-    domains.inbound(&peer.identity, peer.conn_id, inbound);
+    domains.inbound(peer.identity(), peer.conn_id, inbound);
     Box::pin(std::future::ready(
         ack.map_or(Completion::NoAck, Completion::Ack),
     ))
@@ -561,17 +564,17 @@ fn publish_feeds(hub: &Hub, domains: &Domains, peer: &Option<Peer>, session: &Se
         for s in session.subscriptions() {
             feeds = feeds.union(s.feeds);
         }
-        hub.set_connection_feeds(&p.identity, p.conn_id, feeds);
+        hub.set_connection_feeds(p.identity(), p.conn_id, feeds);
         // Clean session 0 keeps subscriptions across reconnects (PROTOCOL.md §1.5); keep the
         // stored copy current so a takeover by a reconnecting device sees it at once. DPS has
         // no persistent sessions (§9).
         if !session.clean_session()
             && matches!(session.principal(), Some(Principal::Device { .. }))
-            && hub.is_current(&p.identity, p.conn_id)
+            && hub.is_current(p.identity(), p.conn_id)
         {
-            hub.store_session(&p.identity, Some(session.subscriptions().to_vec()));
+            hub.store_session(p.identity(), Some(session.subscriptions().to_vec()));
         }
-        domains.subscribed(&p.identity, p.conn_id);
+        domains.subscribed(p.identity(), p.conn_id);
     }
 }
 
