@@ -201,20 +201,9 @@ impl Hub {
         connection: &Arc<ConnectionStamp>,
         messages: Vec<DeviceMessage>,
     ) -> impl Future<Output = Result<Vec<i64>, StoreError>> + Send + use<> {
-        let identity = connection.identity();
         let rows = messages
             .iter()
-            .map(|m| {
-                events::EncodedEvent::from_parts(
-                    &identity.device_id,
-                    identity.module_id.as_deref(),
-                    m.enqueued_ms,
-                    Some(connection.stored().clone()),
-                    &m.system_properties,
-                    &m.application_properties,
-                    m.body.clone(),
-                )
-            })
+            .map(|m| connection.encode(m))
             .collect::<Result<Vec<_>, _>>();
         let appended = rows.map(|rows| self.queue_rows(rows));
         let (hub, connection) = (self.clone(), connection.clone());

@@ -12,7 +12,8 @@ use iothub_proto::properties::PropertyBag;
 
 use super::auth::{AuthMethod, Identity};
 use super::timestamp::{from_unix_millis, iso8601_millis, unix_millis};
-use crate::store::events::TelemetryEvent;
+use crate::store::StoreError;
+use crate::store::events::{EncodedEvent, TelemetryEvent};
 
 /// How the message reached the hub.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,6 +186,23 @@ impl ConnectionStamp {
         }
     }
 
+    /// The message's row in the event log: the device's part, and this connection's stamp
+    /// by reference.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if a property map cannot be encoded.
+    pub fn encode(&self, message: &DeviceMessage) -> Result<EncodedEvent, StoreError> {
+        EncodedEvent::from_parts(
+            &self.identity.device_id,
+            self.identity.module_id.as_deref(),
+            message.enqueued_ms,
+            Some(self.stored().clone()),
+            &message.system_properties,
+            &message.application_properties,
+            message.body.clone(),
+        )
+    }
+
     /// The whole stamped event, as the live feed and the event log's readers see it.
     #[must_use]
     pub fn event(&self, message: DeviceMessage) -> TelemetryEvent {
@@ -246,7 +264,7 @@ mod tests {
 
     use super::*;
     use crate::hub::auth::AuthMethod;
-    use crate::store::events::{self, EncodedEvent};
+    use crate::store::events;
 
     #[test]
     fn the_live_event_and_the_logged_row_of_a_message_read_the_same() {
@@ -272,16 +290,7 @@ mod tests {
         ] {
             let now = UNIX_EPOCH + Duration::from_millis(1_765_000_000_123);
             let message = connection.message(bag, Bytes::from_static(b"{\"t\":21}"), origin, now);
-            let row = EncodedEvent::from_parts(
-                &identity.device_id,
-                identity.module_id.as_deref(),
-                message.enqueued_ms,
-                Some(connection.stored().clone()),
-                &message.system_properties,
-                &message.application_properties,
-                message.body.clone(),
-            )
-            .unwrap();
+            let row = connection.encode(&message).unwrap();
             let seq = events::insert_all(&log, &[row]).unwrap()[0];
             let mut live = connection.event(message);
             live.seq = seq;

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use iothub_proto::credentials::{IncomingUsername, ParsedDpsUsername};
@@ -326,15 +325,23 @@ fn take_buffered<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    for _ in 0..MAX_BUFFERED_FRAMES {
-        if actions
-            .iter()
+    let halts = |new: &[Action]| {
+        new.iter()
             .any(|a| matches!(a, Action::Authenticate(_) | Action::Close { .. }))
-        {
-            return None;
-        }
+    };
+    if halts(actions) {
+        return None;
+    }
+    for _ in 0..MAX_BUFFERED_FRAMES {
         match HubCodec.decode(framed.read_buffer_mut()) {
-            Ok(Some(packet)) => actions.extend(session.handle_packet(packet, now)),
+            Ok(Some(packet)) => {
+                let new = session.handle_packet(packet, now);
+                let halt = halts(&new);
+                actions.extend(new);
+                if halt {
+                    return None;
+                }
+            }
             Ok(None) => return None,
             Err(e) => return Some(e),
         }

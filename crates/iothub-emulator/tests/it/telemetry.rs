@@ -237,6 +237,37 @@ async fn a_pipelined_burst_is_acknowledged_in_order_and_only_after_each_append()
     }
 }
 
+#[tokio::test]
+async fn publishes_read_together_with_a_malformed_frame_are_stored_before_the_close() {
+    // Frames already in the read buffer are handled together, but as if read one by one: the
+    // three PUBLISHes before the bad frame are appended (their PUBACKs may not make it out,
+    // so the client resends: at least once), then the connection closes (issue 3 point 5).
+    let (hub, mut raw) = logged_in().await;
+    let mut burst = bytes::BytesMut::new();
+    for pkid in 1..=3u16 {
+        let mut p = rumqttc::mqttbytes::v4::Publish::new(
+            "devices/dev1/messages/events/",
+            QoS::AtLeastOnce,
+            format!("before-{pkid}"),
+        );
+        p.pkid = pkid;
+        Packet::Publish(p).write(&mut burst, 1 << 20).unwrap();
+    }
+    // PUBLISH with QoS bits 3: a reserved value (MQTT 3.1.1 §3.3.1.2), malformed.
+    burst.extend_from_slice(&[0x36, 0x02, 0x00, 0x00]);
+    raw.send_bytes(&burst).await;
+    raw.assert_closed().await;
+    let logged = hub
+        .emulator
+        .hub
+        .store()
+        .call(|tx| iothub_emulator::store::events::read_after(tx, 0, 10))
+        .await
+        .unwrap();
+    let bodies: Vec<&[u8]> = logged.iter().map(|e| e.body.as_ref()).collect();
+    assert_eq!(bodies, [&b"before-1"[..], b"before-2", b"before-3"]);
+}
+
 /// QoS 0 telemetry is supported (PROTOCOL.md §4): it is stored without a PUBACK, and the
 /// connection stays open. A regression test: a QoS 0 publish used to close the connection.
 #[tokio::test]
