@@ -20,7 +20,9 @@
 //! may have dropped the unsynced pages, so a later successful sync proves nothing): that
 //! batch's callers get [`StoreError::CommitFailed`], every later call [`StoreError::Closed`].
 //!
-//! An in-memory database has nothing to sync: its callers are answered at COMMIT.
+//! A batch that wrote nothing (only reads) is answered at COMMIT, as SQLite's FULL mode does
+//! not sync a read-only transaction either. An in-memory database has nothing to sync: its
+//! callers are answered at COMMIT.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -28,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc as std_mpsc};
 use std::thread;
 
-use rusqlite::{Connection, Transaction};
+use rusqlite::{Connection, Transaction, TransactionState};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, WeakUnboundedSender};
 
@@ -137,13 +139,18 @@ fn write_loop(mut conn: Connection, mut rx: UnboundedReceiver<Message>, syncer: 
                 Message::Synced => sync_busy = false,
             }
         }
+        // A batch that only read wrote no WAL frames: as with SQLite's own FULL mode it needs
+        // no sync (and the previous batch's sync is over: commits wait for it).
+        let wrote = matches!(
+            tx.transaction_state(Some("main")),
+            Ok(TransactionState::Write) | Err(_)
+        );
         let outcome = tx.commit().map_err(|e| e.to_string());
         if let Err(e) = &outcome {
             tracing::error!(error = %e, "database commit failed");
         }
         match &syncer {
-            None => answer(replies, &outcome),
-            Some(syncer) => {
+            Some(syncer) if wrote => {
                 if syncer.failed() {
                     answer(replies, &Err("an earlier WAL sync failed".into()));
                     return;
@@ -159,6 +166,7 @@ fn write_loop(mut conn: Connection, mut rx: UnboundedReceiver<Message>, syncer: 
                         |()| sync_busy = true,
                     );
             }
+            _ => answer(replies, &outcome),
         }
     }
     // Every handle is gone: checkpoint the WAL into the main file (synced by SQLite).
@@ -317,6 +325,23 @@ mod tests {
             started.try_recv().is_err(),
             "the eleven writes needed exactly two syncs"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_that_only_reads_is_answered_without_a_sync() {
+        let (sync, started, release) = held_sync();
+        let (_dir, store) = store_with(sync);
+        table(&store, &started, &release).await;
+
+        // No release is ever sent for this one: a sync would hold it until the timeout.
+        let read = store
+            .call(|tx| Ok(tx.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))?));
+        let n = tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("a read waited for a sync")
+            .unwrap();
+        assert_eq!(n, 0);
+        assert!(started.try_recv().is_err(), "no sync for a read");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
