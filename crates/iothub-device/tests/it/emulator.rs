@@ -184,7 +184,9 @@ type Seen = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
 
 /// Adds the message id of every event on `feed` to `seen`.
 fn collect(
-    mut feed: tokio::sync::broadcast::Receiver<iothub_emulator::store::events::TelemetryEvent>,
+    mut feed: tokio::sync::broadcast::Receiver<
+        std::sync::Arc<iothub_emulator::store::events::TelemetryEvent>,
+    >,
     seen: Seen,
 ) {
     tokio::spawn(async move {
