@@ -1,5 +1,5 @@
 //! The shared hub state: store, host names, live connections (one per identity), persistent
-//! MQTT sessions and the live telemetry feed.
+//! MQTT sessions (stored through the store) and the live telemetry feed.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +13,7 @@ use super::auth::Identity;
 use super::telemetry::{ConnectionStamp, DeviceMessage};
 use crate::mqtt::{Feeds, Subscription};
 use crate::store::events::{self, TelemetryEvent};
+use crate::store::sessions::{self, StoredSubscription};
 use crate::store::{Store, StoreError};
 
 /// Capacity of the live feed; slow subscribers see `RecvError::Lagged`.
@@ -82,7 +83,6 @@ struct Inner {
     last_activity: Mutex<HashMap<Identity, i64>>,
     deliveries: broadcast::Sender<Delivery>,
     connections: Mutex<HashMap<Identity, Live>>,
-    sessions: Mutex<HashMap<Identity, Vec<Subscription>>>,
     next_id: AtomicU64,
 }
 
@@ -98,7 +98,6 @@ impl Hub {
                 last_activity: Mutex::new(HashMap::new()),
                 deliveries: broadcast::channel(LIVE_FEED_CAPACITY).0,
                 connections: Mutex::new(HashMap::new()),
-                sessions: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
             }),
         }
@@ -377,22 +376,32 @@ impl Hub {
         });
     }
 
-    /// Takes the stored persistent session (clean session 0) of an identity.
-    pub(crate) fn stored_session(&self, identity: &Identity) -> Option<Vec<Subscription>> {
-        lock(&self.inner.sessions).get(identity).cloned()
-    }
-
-    /// Stores (`Some`) or discards (`None`) the persistent session of an identity.
-    pub(crate) fn store_session(
-        &self,
-        identity: &Identity,
-        subscriptions: Option<Vec<Subscription>>,
-    ) {
-        let mut map = lock(&self.inner.sessions);
-        match subscriptions {
-            Some(s) => map.insert(identity.clone(), s),
-            None => map.remove(identity),
-        };
+    /// Stores the persistent session (clean session 0) of an identity: its subscriptions, read
+    /// back at its next CONNECT (also after a restart). Queued on the store in call order, so
+    /// a later CONNECT of the same identity sees it; not awaited (the SUBACK does not wait:
+    /// a session lost to a crash reads as session-present 0, and the client subscribes again,
+    /// as MQTT 3.1.1 §3.2.2.2 requires of it).
+    pub(crate) fn save_session(&self, identity: &Identity, subscriptions: &[Subscription]) {
+        let Identity {
+            device_id,
+            module_id,
+        } = identity.clone();
+        let stored: Vec<StoredSubscription> = subscriptions
+            .iter()
+            .map(|s| StoredSubscription {
+                filter: s.filter.clone(),
+                qos: s.qos as u8,
+            })
+            .collect();
+        let saved = self
+            .inner
+            .store
+            .queue(move |tx| sessions::save(tx, &device_id, module_id.as_deref(), &stored));
+        tokio::spawn(async move {
+            if let Err(e) = saved.await {
+                tracing::warn!(error = %e, "could not store a persistent session");
+            }
+        });
     }
 }
 

@@ -18,14 +18,14 @@ use tokio::sync::watch;
 use tokio_util::codec::{Decoder, Framed};
 
 use super::codec::{CodecError, HubCodec};
-use super::session::{Action, AuthResult, Feeds, Inbound, Principal, Session};
+use super::session::{Action, AuthResult, Feeds, Inbound, Principal, Session, Subscription};
 use crate::hub::auth::{
     self, AuthFailure, AuthMethod, Authenticated, ConnectCredentials, Identity,
 };
 use crate::hub::dispatch::Domains;
 use crate::hub::telemetry::{ConnectionStamp, DeviceMessage, Origin, Sender};
 use crate::hub::{Hub, Outbound};
-use crate::store::registry;
+use crate::store::{registry, sessions};
 
 type AckFuture = Pin<Box<dyn Future<Output = Completion> + Send>>;
 
@@ -416,6 +416,7 @@ async fn authenticate(
     let username = connect.login.as_ref().map(|l| l.username.clone());
     let password = connect.login.as_ref().map(|l| l.password.clone());
     let thumbs = thumbprints.cloned();
+    let clean_session = connect.clean_session;
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -429,25 +430,29 @@ async fn authenticate(
                 thumbprints: thumbs.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
             };
             let result = auth::authenticate(tx, &names, creds, now)?;
-            let generation = match &result {
-                Ok(a) => {
-                    registry::find(tx, &a.identity.device_id, a.identity.module_id.as_deref())?
-                        .map(|r| r.generation_id)
-                }
-                Err(_) => None,
+            let Ok(a) = &result else {
+                return Ok((result, None, None));
             };
-            Ok((result, generation))
+            let (device_id, module_id) = (&a.identity.device_id, a.identity.module_id.as_deref());
+            let generation = registry::find(tx, device_id, module_id)?.map(|r| r.generation_id);
+            // The persistent session (PROTOCOL.md §1.5); clean session 1 discards it (only a
+            // session that exists is deleted: a CONNECT that changes nothing needs no sync).
+            let session = sessions::load(tx, device_id, module_id)?;
+            if clean_session && session.is_some() {
+                sessions::delete(tx, device_id, module_id)?;
+            }
+            Ok((result, generation, session))
         })
         .await;
-    let (authed, generation_id): (Authenticated, String) = match outcome {
-        Ok((Ok(a), g)) => (a, g.unwrap_or_default()),
-        Ok((Err(AuthFailure::Disabled), _)) => {
+    let (authed, generation_id, stored): (Authenticated, String, _) = match outcome {
+        Ok((Ok(a), g, session)) => (a, g.unwrap_or_default(), session),
+        Ok((Err(AuthFailure::Disabled), ..)) => {
             return (
                 AuthResult::Refused(ConnectReturnCode::ServiceUnavailable),
                 None,
             );
         }
-        Ok((Err(AuthFailure::NotAuthorized), _)) => {
+        Ok((Err(AuthFailure::NotAuthorized), ..)) => {
             return (AuthResult::Refused(ConnectReturnCode::NotAuthorized), None);
         }
         Err(e) => {
@@ -460,10 +465,6 @@ async fn authenticate(
         }
     };
     let identity = authed.identity.clone();
-    let restored = hub.stored_session(&identity);
-    if connect.clean_session {
-        hub.store_session(&identity, None);
-    }
     let (conn_id, outbound) = hub.attach(&identity);
     let expires = authed.expires_at.map(|se| {
         let left = se.saturating_add(auth::MAX_SKEW_SECS).saturating_sub(now);
@@ -473,6 +474,19 @@ async fn authenticate(
         device_id: identity.device_id.clone(),
         module_id: identity.module_id.clone(),
     };
+    let restored = stored.map(|subscriptions| {
+        subscriptions
+            .into_iter()
+            .filter_map(|s| {
+                let qos = if s.qos == 0 {
+                    QoS::AtMostOnce
+                } else {
+                    QoS::AtLeastOnce
+                };
+                Subscription::restore(&principal, s.filter, qos)
+            })
+            .collect()
+    });
     let stamp = Arc::new(ConnectionStamp::new(&Sender {
         identity: &identity,
         method: &authed.method,
@@ -579,7 +593,7 @@ fn publish_feeds(hub: &Hub, domains: &Domains, peer: &Option<Peer>, session: &Se
             && matches!(session.principal(), Some(Principal::Device { .. }))
             && hub.is_current(p.identity(), p.conn_id)
         {
-            hub.store_session(p.identity(), Some(session.subscriptions().to_vec()));
+            hub.save_session(p.identity(), session.subscriptions());
         }
         domains.subscribed(p.identity(), p.conn_id);
     }

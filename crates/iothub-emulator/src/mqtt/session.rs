@@ -72,6 +72,15 @@ pub(crate) struct Subscription {
     pub(crate) qos: QoS,
 }
 
+impl Subscription {
+    /// A stored subscription of `principal` read back, its feeds worked out again; `None` if
+    /// the filter is not (any more) one the principal may use.
+    pub(crate) fn restore(principal: &Principal, filter: String, qos: QoS) -> Option<Self> {
+        let feeds = filter_feeds(principal, &filter)?;
+        Some(Self { filter, feeds, qos })
+    }
+}
+
 /// A PUBLISH from the client, classified and authorised.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Inbound {

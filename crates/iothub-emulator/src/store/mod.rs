@@ -24,6 +24,7 @@ mod commit;
 pub mod enrollments;
 pub mod events;
 pub mod registry;
+pub mod sessions;
 pub mod twins;
 
 /// Errors from the persistence layer.
@@ -239,6 +240,7 @@ const MIGRATIONS: &[fn(&Transaction<'_>) -> rusqlite::Result<()>] = &[
     |tx| tx.execute_batch(c2d::SCHEMA),
     |tx| tx.execute_batch(enrollments::SCHEMA),
     |tx| tx.execute_batch(events::SCHEMA_STAMPS),
+    |tx| tx.execute_batch(sessions::SCHEMA),
 ];
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

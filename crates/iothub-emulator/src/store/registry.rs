@@ -232,6 +232,7 @@ pub fn list(conn: &Connection) -> Result<Vec<IdentityRecord>, StoreError> {
 }
 
 /// Deletes an identity; deleting a device also deletes its modules. Returns how many rows went.
+/// Their persistent MQTT sessions go with them.
 ///
 /// # Errors
 /// [`StoreError::Sqlite`].
@@ -240,6 +241,7 @@ pub fn delete(
     device_id: &str,
     module_id: Option<&str>,
 ) -> Result<usize, StoreError> {
+    super::sessions::delete(conn, device_id, module_id)?;
     let n = match module_id {
         None => conn.execute(
             "DELETE FROM identities WHERE device_id = ?1",
@@ -400,6 +402,7 @@ mod tests {
     fn db() -> Connection {
         let c = Connection::open_in_memory().unwrap();
         c.execute_batch(SCHEMA).unwrap();
+        c.execute_batch(crate::store::sessions::SCHEMA).unwrap();
         c
     }
 
@@ -447,8 +450,24 @@ mod tests {
         insert(&c, &device("d1", None)).unwrap();
         insert(&c, &device("d1", Some("m1"))).unwrap();
         insert(&c, &device("d2", None)).unwrap();
+        let sub = [crate::store::sessions::StoredSubscription {
+            filter: "#".into(),
+            qos: 1,
+        }];
+        crate::store::sessions::save(&c, "d1", Some("m1"), &sub).unwrap();
+        crate::store::sessions::save(&c, "d2", None, &sub).unwrap();
         assert_eq!(delete(&c, "d1", None).unwrap(), 2);
         assert_eq!(list(&c).unwrap().len(), 1);
+        assert_eq!(
+            crate::store::sessions::load(&c, "d1", Some("m1")).unwrap(),
+            None,
+            "a deleted identity's persistent session goes with it"
+        );
+        assert!(
+            crate::store::sessions::load(&c, "d2", None)
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[test]

@@ -387,3 +387,83 @@ async fn a_reconnect_that_takes_over_a_half_open_connection_keeps_the_persistent
     assert_eq!(p.payload.as_ref(), b"to the new one");
     drop((client, events));
 }
+
+#[tokio::test]
+async fn a_persistent_session_survives_an_emulator_restart_and_clean_session_1_discards_it() {
+    use iothub_emulator::{Config, RunningEmulator};
+    const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: Some(dir.path().into()),
+        ..Config::ephemeral()
+    };
+    let connect = |emu: &RunningEmulator, clean: bool| {
+        let addr = emu.plain_addr.unwrap();
+        let mut o = MqttOptions::new("keeper", addr.ip().to_string(), addr.port());
+        o.set_credentials(
+            username("localhost", "keeper"),
+            device_token("localhost", "keeper", KEY, now() + 3600),
+        );
+        o.set_clean_session(clean);
+        AsyncClient::new(o, 10)
+    };
+    let connack = |p: Packet| match p {
+        Packet::ConnAck(a) => a.session_present,
+        _ => unreachable!(),
+    };
+
+    let first = RunningEmulator::start(config.clone()).await.unwrap();
+    let new = iothub_emulator::hub::registry::NewIdentity {
+        device_id: "keeper".into(),
+        primary_key: Some(KEY.into()),
+        ..Default::default()
+    };
+    first
+        .hub
+        .store()
+        .call(move |tx| Ok(iothub_emulator::hub::registry::create(tx, new, 0).is_ok()))
+        .await
+        .unwrap();
+    let (client, mut events) = connect(&first, false);
+    let p = wait_for(&mut events, |p| matches!(p, Packet::ConnAck(_))).await;
+    assert!(!connack(p), "no session yet");
+    client
+        .subscribe("devices/keeper/messages/devicebound/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    wait_for(&mut events, |p| matches!(p, Packet::SubAck(_))).await;
+    client.disconnect().await.unwrap();
+    while events.poll().await.is_ok() {}
+    first.shutdown().await;
+
+    // A new emulator process on the same data dir: the device reconnects with clean session 0
+    // and does NOT subscribe again, yet its C2D subscription is there.
+    let second = RunningEmulator::start(config.clone()).await.unwrap();
+    let (_client, mut events) = connect(&second, false);
+    let p = wait_for(&mut events, |p| matches!(p, Packet::ConnAck(_))).await;
+    assert!(connack(p), "session-present after the restart");
+    let who = Identity {
+        device_id: "keeper".into(),
+        module_id: None,
+    };
+    let message = iothub_emulator::hub::c2d::OutgoingMessage {
+        body: b"after restart".to_vec(),
+        ..Default::default()
+    };
+    second.domains.send_c2d(&who, message).await.unwrap();
+    let p = next_publish(&mut events).await;
+    assert_eq!(p.payload.as_ref(), b"after restart");
+    drop((_client, events));
+
+    // Clean session 1 discards the stored session, also across the next restart.
+    let (_clean, mut events) = connect(&second, true);
+    let p = wait_for(&mut events, |p| matches!(p, Packet::ConnAck(_))).await;
+    assert!(!connack(p));
+    drop((_clean, events));
+    second.shutdown().await;
+    let third = RunningEmulator::start(config).await.unwrap();
+    let (_client, mut events) = connect(&third, false);
+    let p = wait_for(&mut events, |p| matches!(p, Packet::ConnAck(_))).await;
+    assert!(!connack(p), "the clean-session-1 connect discarded it");
+    third.shutdown().await;
+}
