@@ -117,7 +117,7 @@ def pick(server, test):
     return [r for r in rows if r["server"] == server and r["test"] == test]
 print(f"machine: {load}")
 print()
-print("| ingest, QoS 1 over TLS, 100 B bodies | in flight | mosquitto 2.0 (not durable) msg/s | emulator (durable, synchronous=FULL) msg/s | emulator / mosquitto |")
+print("| ingest, QoS 1 over TLS, 100 B bodies | in flight | mosquitto 2.0 (not durable) msg/s | emulator (durable: WAL synced before the PUBACK) msg/s | emulator / mosquitto |")
 print("|---|---:|---:|---:|---:|")
 acked = 0
 for conns in (1, 100):
