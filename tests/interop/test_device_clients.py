@@ -5,18 +5,21 @@ azure-iot-device SDK (telemetry, C2D, twin get/patch, desired patches, methods, 
 Run through scripts/interop.sh (it starts `iothub emulator` and exports IOTHUB_EMULATOR_DIR).
 Identities are made with `iothub hub identity create`, tokens with `iothub sas`, and the
 service side is driven with `iothub hub c2d|invoke|twin update`, so every test goes through
-the real binaries. Telemetry is checked in the emulator's own event log (SQLite, WAL: safe to
-read while the emulator runs), so a test fails when the emulator acknowledges without storing.
+the real binaries. Telemetry is checked in the emulator's durable event log as the service API
+reads it back (`GET /events`, with every property the hub stamped), so a test fails when the
+emulator acknowledges without storing or stamps the wrong thing.
 """
 
+import base64
 import json
 import os
 import queue
-import sqlite3
 import ssl
 import subprocess
 import threading
 import time
+import urllib.parse
+import urllib.request
 import uuid
 
 import paho.mqtt.client as mqtt
@@ -40,6 +43,8 @@ def emu():
         "tls_port": int(endpoints["mqttTls"].rpartition(":")[2]),
         "https_port": int(endpoints["https"].rpartition(":")[2]),
         "ca": endpoints["caFile"],
+        "http": endpoints["http"],
+        "service": endpoints["serviceConnectionString"],
     }
 
 
@@ -63,15 +68,16 @@ def new_device(emu):
 
 
 def stored_events(emu, device_id):
-    db = sqlite3.connect(os.path.join(emu["dir"], "hub.db"), timeout=10)
-    try:
-        rows = db.execute(
-            "SELECT body, system_properties, application_properties FROM events WHERE device_id = ? ORDER BY seq",
-            (device_id,),
-        ).fetchall()
-    finally:
-        db.close()
-    return [(bytes(b), json.loads(s), json.loads(a)) for b, s, a in rows]
+    """`device_id`'s messages in the event log: (body, system properties, application properties)."""
+    token = iothub(emu, "sas", "--connection-string", emu["service"], "--duration", "600").stdout.strip()
+    url = "http://%s/events?device=%s&limit=1000" % (emu["http"], urllib.parse.quote(device_id))
+    request = urllib.request.Request(url, headers={"Authorization": token})
+    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+        events = json.load(response)["events"]
+    return [
+        (base64.b64decode(e["body"]), e["systemProperties"], e["applicationProperties"])
+        for e in events
+    ]
 
 
 def username(emu, device_id):
