@@ -37,13 +37,7 @@ async fn acknowledged_telemetry_is_in_the_log_stamped_and_on_the_live_feed() {
         Event::Incoming(Packet::PubAck(_))
     ) {}
     // The PUBACK came after the append: the log already holds it.
-    let stored = hub
-        .emulator
-        .hub
-        .store()
-        .call(|tx| iothub_emulator::store::events::read_after(tx, 0, 10))
-        .await
-        .unwrap();
+    let stored = logged(&hub).await;
     assert_eq!(stored.len(), 1);
     let e = &stored[0];
     assert_eq!(e.body.as_ref(), br#"{"temperature":21.5}"#);
@@ -181,13 +175,7 @@ async fn a_module_sends_on_its_own_topic_and_is_stamped_with_its_module_id() {
             .unwrap(),
         Event::Incoming(Packet::PubAck(_))
     ) {}
-    let stored = hub
-        .emulator
-        .hub
-        .store()
-        .call(|tx| iothub_emulator::store::events::read_after(tx, 0, 10))
-        .await
-        .unwrap();
+    let stored = logged(&hub).await;
     assert_eq!(stored[0].module_id.as_deref(), Some("filter"));
     assert_eq!(
         stored[0].system_properties["iothub-connection-module-id"],
@@ -199,6 +187,36 @@ async fn a_module_sends_on_its_own_topic_and_is_stamped_with_its_module_id() {
     );
 }
 
+/// Everything in the hub's event log, oldest first.
+async fn logged(
+    hub: &iothub_emulator::testing::TestHub,
+) -> Vec<iothub_emulator::store::events::TelemetryEvent> {
+    hub.emulator
+        .hub
+        .store()
+        .call(|tx| iothub_emulator::store::events::read_after(tx, 0, 10_000))
+        .await
+        .unwrap()
+}
+
+/// QoS 1 telemetry PUBLISHes from dev1 with these packet ids, encoded back to back (one write).
+fn telemetry_burst(
+    pkids: std::ops::RangeInclusive<u16>,
+    body: impl Fn(u16) -> String,
+) -> bytes::BytesMut {
+    let mut burst = bytes::BytesMut::new();
+    for pkid in pkids {
+        let mut p = rumqttc::mqttbytes::v4::Publish::new(
+            "devices/dev1/messages/events/",
+            QoS::AtLeastOnce,
+            body(pkid),
+        );
+        p.pkid = pkid;
+        Packet::Publish(p).write(&mut burst, 1 << 20).unwrap();
+    }
+    burst
+}
+
 #[tokio::test]
 async fn a_pipelined_burst_is_acknowledged_in_order_and_only_after_each_append() {
     // 300 QoS 1 PUBLISHes in ONE write: several group commits complete while PUBACKs are
@@ -206,29 +224,14 @@ async fn a_pipelined_burst_is_acknowledged_in_order_and_only_after_each_append()
     // and never before their own append is in the log (issue 3 point 6).
     let (hub, mut raw) = logged_in().await;
     let n: u16 = 300;
-    let mut burst = bytes::BytesMut::new();
-    for pkid in 1..=n {
-        let mut p = rumqttc::mqttbytes::v4::Publish::new(
-            "devices/dev1/messages/events/",
-            QoS::AtLeastOnce,
-            format!("m{pkid}"),
-        );
-        p.pkid = pkid;
-        Packet::Publish(p).write(&mut burst, 1 << 20).unwrap();
-    }
-    raw.send_bytes(&burst).await;
+    raw.send_bytes(&telemetry_burst(1..=n, |pkid| format!("m{pkid}")))
+        .await;
     for expected in 1..=n {
         let Some(Packet::PubAck(ack)) = raw.recv().await else {
             panic!("no PUBACK for {expected}");
         };
         assert_eq!(ack.pkid, expected, "PUBACKs out of order");
-        let logged = hub
-            .emulator
-            .hub
-            .store()
-            .call(|tx| iothub_emulator::store::events::read_after(tx, 0, 1000))
-            .await
-            .unwrap();
+        let logged = logged(&hub).await;
         let body = format!("m{expected}");
         assert!(
             logged.iter().any(|e| e.body.as_ref() == body.as_bytes()),
@@ -243,27 +246,12 @@ async fn publishes_read_together_with_a_malformed_frame_are_stored_before_the_cl
     // three PUBLISHes before the bad frame are appended (their PUBACKs may not make it out,
     // so the client resends: at least once), then the connection closes (issue 3 point 5).
     let (hub, mut raw) = logged_in().await;
-    let mut burst = bytes::BytesMut::new();
-    for pkid in 1..=3u16 {
-        let mut p = rumqttc::mqttbytes::v4::Publish::new(
-            "devices/dev1/messages/events/",
-            QoS::AtLeastOnce,
-            format!("before-{pkid}"),
-        );
-        p.pkid = pkid;
-        Packet::Publish(p).write(&mut burst, 1 << 20).unwrap();
-    }
+    let mut burst = telemetry_burst(1..=3, |pkid| format!("before-{pkid}"));
     // PUBLISH with QoS bits 3: a reserved value (MQTT 3.1.1 §3.3.1.2), malformed.
     burst.extend_from_slice(&[0x36, 0x02, 0x00, 0x00]);
     raw.send_bytes(&burst).await;
     raw.assert_closed().await;
-    let logged = hub
-        .emulator
-        .hub
-        .store()
-        .call(|tx| iothub_emulator::store::events::read_after(tx, 0, 10))
-        .await
-        .unwrap();
+    let logged = logged(&hub).await;
     let bodies: Vec<&[u8]> = logged.iter().map(|e| e.body.as_ref()).collect();
     assert_eq!(bodies, [&b"before-1"[..], b"before-2", b"before-3"]);
 }
