@@ -133,11 +133,8 @@ impl Hub {
     }
 
     /// Appends `events` durably in one store job, all or none and in order, then publishes
-    /// them on the live feed. Returns their `seq`s, in the same order.
-    ///
-    /// A connection hands over every PUBLISH it has already read as one batch: one job, one
-    /// wake-up and one reply for the lot instead of one per message, and they still share the
-    /// group commit with every other connection's appends (issue 3 point 6).
+    /// them on the live feed. Returns their `seq`s, in the same order. (MQTT connections use
+    /// [`Hub::queue_messages`], which does the same from the parts a connection has.)
     ///
     /// # Errors
     /// [`StoreError`] when the append could not be committed; then none of them is stored.
@@ -189,12 +186,39 @@ impl Hub {
     }
 
     /// Appends the messages one connection received (stamped by `connection`), queued right
-    /// away as [`Hub::queue_telemetry`]: the ingest path. Only the device's own properties
-    /// are encoded per message; the connection's part is stored once, and whole events are
-    /// built for the live feed only while someone listens to it.
+    /// away as [`Hub::queue_telemetry`]: the ingest path. A connection hands over every
+    /// PUBLISH it has already read at once: one job and one reply for the lot, sharing the
+    /// group commit with every other connection's appends (issue 3 point 6). Only the
+    /// device's own properties are encoded per message; the connection's part is stored once,
+    /// and whole events are built for the live feed only while someone listens to it.
     ///
     /// # Errors
     /// As [`Hub::append_telemetry_batch`].
+    ///
+    /// # Example
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::SystemTime;
+    /// use iothub_emulator::hub::Hub;
+    /// use iothub_emulator::hub::auth::{AuthMethod, Identity};
+    /// use iothub_emulator::hub::telemetry::{ConnectionStamp, Origin, Sender};
+    /// use iothub_emulator::store::Store;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let hub = Hub::new(Store::open_in_memory().unwrap(), vec!["localhost".into()]);
+    /// let id = Identity { device_id: "d1".into(), module_id: None };
+    /// let sender = Sender { identity: &id, method: &AuthMethod::IdentityKey, model_id: None, generation_id: "1" };
+    /// let connection = Arc::new(ConnectionStamp::new(&sender));
+    /// let mut live = hub.live_feed();
+    /// let now = SystemTime::now();
+    /// let messages = ["%24.mid=a", "%24.mid=b"]
+    ///     .map(|bag| connection.message(bag, "{}".into(), Origin::Publish { retain: false }, now));
+    /// let seqs = hub.queue_messages(&connection, messages.to_vec()).await.unwrap();
+    /// assert_eq!(seqs.len(), 2);
+    /// let first = live.recv().await.unwrap();
+    /// assert_eq!((first.seq, first.system_properties["message-id"].as_str()), (seqs[0], "a"));
+    /// assert_eq!(first.system_properties["iothub-connection-device-id"], "d1");
+    /// # });
+    /// ```
     pub fn queue_messages(
         &self,
         connection: &Arc<ConnectionStamp>,

@@ -71,8 +71,26 @@ pub fn stamp(
 ///
 /// A message is then stamped in two parts: what the device sent ([`ConnectionStamp::message`],
 /// per message, cheap) and the connection's part, which the event log stores once
-/// ([`ConnectionStamp::stored`]) and the live feed adds only when someone listens
-/// ([`ConnectionStamp::event`]).
+/// ([`ConnectionStamp::stored`], [`ConnectionStamp::encode`]) and the live feed adds only when
+/// someone listens ([`ConnectionStamp::event`]).
+///
+/// # Example
+/// ```
+/// use iothub_emulator::hub::auth::{AuthMethod, Identity};
+/// use iothub_emulator::hub::telemetry::{ConnectionStamp, Origin, Sender};
+/// let id = Identity { device_id: "d1".into(), module_id: None };
+/// let sender = Sender { identity: &id, method: &AuthMethod::IdentityKey, model_id: Some("dtmi:x;1"), generation_id: "7" };
+/// let connection = ConnectionStamp::new(&sender);
+/// let m = connection.message("%24.ct=application%2Fjson&k=v", "{}".into(), Origin::Publish { retain: false }, std::time::SystemTime::UNIX_EPOCH);
+/// // Per message: only what the device sent.
+/// assert_eq!(m.system_properties.len(), 1);
+/// assert!(connection.stored().contains("dtmi:x;1"));
+/// let event = connection.event(m);
+/// assert_eq!(event.system_properties["content-type"], "application/json");
+/// assert_eq!(event.system_properties["dt-dataschema"], "dtmi:x;1");
+/// assert_eq!(event.system_properties["iothub-enqueuedtime"], "1970-01-01T00:00:00.000Z");
+/// assert_eq!(event.application_properties["k"].as_deref(), Some("v"));
+/// ```
 #[derive(Debug)]
 pub struct ConnectionStamp {
     identity: Identity,
