@@ -140,53 +140,33 @@ impl Hub {
     /// [`StoreError`] when the append could not be committed; then none of them is stored.
     pub async fn append_telemetry_batch(
         &self,
-        events: Vec<TelemetryEvent>,
-    ) -> Result<Vec<i64>, StoreError> {
-        self.queue_telemetry(events).await
-    }
-
-    /// [`Hub::append_telemetry_batch`] whose append is queued right away (in call order),
-    /// not when the returned future is first polled (see [`Store::queue`]).
-    ///
-    /// # Errors
-    /// As [`Hub::append_telemetry_batch`].
-    pub fn queue_telemetry(
-        &self,
         mut events: Vec<TelemetryEvent>,
-    ) -> impl Future<Output = Result<Vec<i64>, StoreError>> + Send + use<> {
-        // Encoded here, on the connection's task: the database thread only runs the INSERTs,
-        // and the property maps are not cloned for it.
+    ) -> Result<Vec<i64>, StoreError> {
         let rows = events
             .iter()
             .map(events::EncodedEvent::encode)
-            .collect::<Result<Vec<_>, _>>();
-        let appended = rows.map(|rows| self.queue_rows(rows));
-        let hub = self.clone();
-        async move {
-            let seqs = appended?.await?;
-            for (event, seq) in events.iter_mut().zip(&seqs) {
-                event.seq = *seq;
-            }
-            for run in
-                events.chunk_by(|a, b| a.device_id == b.device_id && a.module_id == b.module_id)
-            {
-                if let Some(last) = run.last() {
-                    hub.record_activity(
-                        &Identity {
-                            device_id: last.device_id.clone(),
-                            module_id: last.module_id.clone(),
-                        },
-                        last.enqueued_ms,
-                    );
-                }
-            }
-            hub.publish_live(events.into_iter().map(Arc::new));
-            Ok(seqs)
+            .collect::<Result<Vec<_>, _>>()?;
+        let seqs = self.queue_rows(rows).await?;
+        for (event, seq) in events.iter_mut().zip(&seqs) {
+            event.seq = *seq;
         }
+        for run in events.chunk_by(|a, b| a.device_id == b.device_id && a.module_id == b.module_id)
+        {
+            if let Some(last) = run.last() {
+                let identity = Identity {
+                    device_id: last.device_id.clone(),
+                    module_id: last.module_id.clone(),
+                };
+                self.record_activity(&identity, last.enqueued_ms);
+            }
+        }
+        self.publish_live(events.into_iter().map(Arc::new));
+        Ok(seqs)
     }
 
     /// Appends the messages one connection received (stamped by `connection`), queued right
-    /// away as [`Hub::queue_telemetry`]: the ingest path. A connection hands over every
+    /// away (in call order, not when the returned future is first polled; see
+    /// [`Store::queue`]): the ingest path. A connection hands over every
     /// PUBLISH it has already read at once: one job and one reply for the lot, sharing the
     /// group commit with every other connection's appends (issue 3 point 6). Only the
     /// device's own properties are encoded per message; the connection's part is stored once,

@@ -11,9 +11,9 @@ use bytes::Bytes;
 use iothub_proto::properties::PropertyBag;
 
 use super::auth::{AuthMethod, Identity};
-use super::timestamp::{from_unix_millis, iso8601_millis, unix_millis};
+use super::timestamp::unix_millis;
 use crate::store::StoreError;
-use crate::store::events::{EncodedEvent, TelemetryEvent};
+use crate::store::events::{self, EncodedEvent, TelemetryEvent};
 
 /// How the message reached the hub.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -232,18 +232,14 @@ impl ConnectionStamp {
         } = message;
         let identity = &self.identity;
         system_properties.extend(self.fixed());
-        system_properties.insert(
-            "iothub-connection-device-id".into(),
-            identity.device_id.clone(),
+        // The same derivation the event log's readers get (a device's `$.` properties never
+        // have these names, so nothing of its own is overridden).
+        events::add_derived(
+            &mut system_properties,
+            &identity.device_id,
+            identity.module_id.as_deref(),
+            enqueued_ms,
         );
-        if let Some(m) = &identity.module_id {
-            system_properties.insert("iothub-connection-module-id".into(), m.clone());
-        }
-        system_properties.insert(
-            "iothub-enqueuedtime".into(),
-            iso8601_millis(from_unix_millis(enqueued_ms)),
-        );
-        system_properties.insert("iothub-message-source".into(), "Telemetry".into());
         TelemetryEvent {
             seq: 0,
             device_id: identity.device_id.clone(),

@@ -179,6 +179,18 @@ where
     serde_json::to_string(map).map_err(|_| StoreError::Corrupt("unencodable properties"))
 }
 
+/// Adds the system properties a row implies (device and module id, enqueued time, message
+/// source) to `map` where it has none of its own: what the read path rebuilds, and what the
+/// live feed adds to a connection's messages, written once.
+pub(crate) fn add_derived(
+    map: &mut BTreeMap<String, String>,
+    device_id: &str,
+    module_id: Option<&str>,
+    enqueued_ms: i64,
+) {
+    Derived::of(device_id, module_id, enqueued_ms).fill(map);
+}
+
 /// The system properties a row implies.
 struct Derived<'a> {
     device_id: &'a str,
@@ -316,7 +328,7 @@ pub fn read_after(
                         system.entry(k).or_insert(v);
                     }
                 }
-                Derived::of(&device_id, module_id.as_deref(), enqueued_ms).fill(&mut system);
+                add_derived(&mut system, &device_id, module_id.as_deref(), enqueued_ms);
                 Ok(TelemetryEvent {
                     seq,
                     device_id,
