@@ -11,9 +11,8 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::hub::Hub;
-use crate::hub::dispatch::Domains;
-use crate::hub::provisioning::DpsConfig;
 use crate::hub::registry as reg;
+use crate::mqtt::Link;
 use crate::store::{Store, StoreError, events, registry};
 use crate::tls::{TlsError, TlsMaterial};
 
@@ -111,10 +110,8 @@ pub struct RunningEmulator {
     pub ca_pem: String,
     /// Path of that CA file (`None` in memory).
     pub ca_path: Option<PathBuf>,
-    /// The shared hub (registry, live feed, connections).
+    /// The hub every transport calls (registry, telemetry, C2D, twins, methods, DPS, feed).
     pub hub: Hub,
-    /// The hub domains (twins, C2D, methods, DPS) shared by sessions and the service API.
-    pub domains: Domains,
     /// The `iothubowner` service connection string.
     pub service_connection_string: String,
     shutdown: watch::Sender<bool>,
@@ -144,13 +141,6 @@ impl RunningEmulator {
             .call(move |tx| registry::set_setting(tx, "host_name", &primary))
             .await?;
         let hub = Hub::new(store.clone(), names);
-        let domains = Domains::new(
-            hub.clone(),
-            DpsConfig {
-                assigned_hub: hub.host().to_string(),
-                retry_after_secs: 1,
-            },
-        );
         let tls = match &config.tls_files {
             Some((cert, key, ca)) => TlsMaterial::from_files(cert, key, ca.as_deref())?,
             None => {
@@ -166,24 +156,13 @@ impl RunningEmulator {
         let mqtt = bind(SocketAddr::new(config.bind, config.mqtt_port)).await?;
         let mqtt_addr = local(&mqtt)?;
         let acceptor = TlsAcceptor::from(tls.server_config(&[])?);
-        tasks.spawn(accept_tls(
-            mqtt,
-            acceptor,
-            hub.clone(),
-            domains.clone(),
-            shutdown_rx.clone(),
-        ));
+        tasks.spawn(accept_tls(mqtt, acceptor, hub.clone(), shutdown_rx.clone()));
 
         let plain_addr = match config.plain_port {
             Some(port) => {
                 let l = bind(SocketAddr::new(config.bind, port)).await?;
                 let addr = local(&l)?;
-                tasks.spawn(accept_plain(
-                    l,
-                    hub.clone(),
-                    domains.clone(),
-                    shutdown_rx.clone(),
-                ));
+                tasks.spawn(accept_plain(l, hub.clone(), shutdown_rx.clone()));
                 Some(addr)
             }
             None => None,
@@ -213,7 +192,6 @@ impl RunningEmulator {
                     l,
                     acceptor,
                     hub.clone(),
-                    domains.clone(),
                     shutdown_rx.clone(),
                 ));
                 Some(addr)
@@ -225,12 +203,8 @@ impl RunningEmulator {
             Some(port) => {
                 let l = bind(SocketAddr::new(config.bind, port)).await?;
                 let addr = local(&l)?;
-                let app = crate::http::api::router_with_shutdown(
-                    hub.clone(),
-                    domains.clone(),
-                    shutdown_rx.clone(),
-                )
-                .merge(crate::http::dashboard::router(hub.clone()));
+                let app = crate::http::api::router_with_shutdown(hub.clone(), shutdown_rx.clone())
+                    .merge(crate::http::dashboard::router(hub.clone()));
                 tasks.spawn(serve_http(l, app, shutdown_rx.clone()));
                 Some(addr)
             }
@@ -258,7 +232,6 @@ impl RunningEmulator {
             ca_pem: tls.ca_pem.clone(),
             ca_path: tls.ca_path.clone(),
             hub,
-            domains,
             service_connection_string,
             shutdown,
             tasks,
@@ -309,20 +282,16 @@ fn local(l: &TcpListener) -> Result<SocketAddr, StartError> {
     l.local_addr().map_err(StartError::Endpoints)
 }
 
-async fn accept_plain(
-    listener: TcpListener,
-    hub: Hub,
-    domains: Domains,
-    mut shutdown: watch::Receiver<bool>,
-) {
+async fn accept_plain(listener: TcpListener, hub: Hub, mut shutdown: watch::Receiver<bool>) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, peer)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
-                conns.spawn(crate::mqtt::serve(hub.clone(), domains.clone(), stream, None, shutdown.clone()));
+                let link = Link { transport: "mqtt", peer: Some(peer) };
+                conns.spawn(crate::mqtt::serve(hub.clone(), stream, link, None, shutdown.clone()));
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
@@ -334,7 +303,6 @@ async fn accept_tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     hub: Hub,
-    domains: Domains,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut conns = JoinSet::new();
@@ -342,8 +310,8 @@ async fn accept_tls(
         tokio::select! {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                conns.spawn(tls_connection(stream, acceptor.clone(), hub.clone(), domains.clone(), shutdown.clone()));
+                let Ok((stream, peer)) = accepted else { continue };
+                conns.spawn(tls_connection(stream, peer, acceptor.clone(), hub.clone(), shutdown.clone()));
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
@@ -353,21 +321,35 @@ async fn accept_tls(
 
 async fn tls_connection(
     stream: TcpStream,
+    peer: SocketAddr,
     acceptor: TlsAcceptor,
     hub: Hub,
-    domains: Domains,
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
     let handshake = tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream)).await;
-    let Ok(Ok(tls)) = handshake else { return };
+    let tls = match handshake {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::info!(transport = "mqtt+tls", %peer, "TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(transport = "mqtt+tls", %peer, "TLS handshake not finished within 30 s");
+            return;
+        }
+    };
     let thumbprints = tls
         .get_ref()
         .1
         .peer_certificates()
         .and_then(|c| c.first())
         .map(|leaf| crate::tls::thumbprints(leaf.as_ref()));
-    crate::mqtt::serve(hub, domains, tls, thumbprints, shutdown).await;
+    let link = Link {
+        transport: "mqtt+tls",
+        peer: Some(peer),
+    };
+    crate::mqtt::serve(hub, tls, link, thumbprints, shutdown).await;
 }
 
 /// Serves plain HTTP (REST API, dashboard) with the peer address available to handlers.

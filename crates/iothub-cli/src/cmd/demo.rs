@@ -282,7 +282,6 @@ impl Demo {
     /// A C2D message is delivered to the device and completed (the queue goes back to 0).
     async fn c2d(&mut self) -> anyhow::Result<()> {
         let hub = self.emulator.hub.clone();
-        let domains = self.emulator.domains.clone();
         let identity = self.identity.clone();
         let c2d_rx = &mut self.c2d;
         let wait = async {
@@ -291,8 +290,7 @@ impl Demo {
                 message_id: Some("demo-c2d-1".into()),
                 ..OutgoingMessage::default()
             };
-            domains
-                .send_c2d(&identity, message)
+            hub.send_c2d(&identity, message)
                 .await
                 .context("the hub refused the message")?;
             let received = c2d_rx
@@ -325,11 +323,10 @@ impl Demo {
     /// A desired `targetTemperature` is acknowledged by the device, read back from the twin.
     async fn twin(&mut self) -> anyhow::Result<()> {
         let hub = self.emulator.hub.clone();
-        let domains = self.emulator.domains.clone();
         let identity = self.identity.clone();
         let events = &mut self.events;
         let wait = async {
-            let update = domains
+            let update = hub
                 .patch_twin(
                     &identity,
                     json!({"properties": {"desired": {"targetTemperature": TARGET}}}),
@@ -371,7 +368,7 @@ impl Demo {
 
     /// The `getMaxMinReport` command is answered.
     async fn method(&mut self) -> anyhow::Result<()> {
-        let domains = self.emulator.domains.clone();
+        let hub = self.emulator.hub.clone();
         let identity = self.identity.clone();
         let wait = async {
             let call = MethodCall::from_json(&json!({
@@ -380,7 +377,7 @@ impl Demo {
                 "responseTimeoutInSeconds": 10,
             }))
             .map_err(|e| anyhow!("{e}"))?;
-            let result = domains
+            let result = hub
                 .invoke_method(&identity, call)
                 .await
                 .map_err(|e| anyhow!("the call failed: {e}"))?;

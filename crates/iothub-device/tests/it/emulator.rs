@@ -282,11 +282,11 @@ async fn c2d_direct_methods_and_desired_properties_from_the_service_side() {
         })
         .await
         .unwrap();
-    let domains = &hub.emulator.domains;
+    let service = &hub.emulator.hub;
     // Subscriptions go out after CONNACK; give them a moment to be acknowledged.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    domains
+    service
         .send_c2d(
             &identity("dev1"),
             iothub_emulator::hub::c2d::OutgoingMessage {
@@ -310,7 +310,7 @@ async fn c2d_direct_methods_and_desired_properties_from_the_service_side() {
         "methodName": "getMaxMinReport", "payload": {"since": "2026-01-01"}, "responseTimeoutInSeconds": 5
     }))
     .unwrap();
-    let result = domains
+    let result = service
         .invoke_method(&identity("dev1"), call)
         .await
         .unwrap();
@@ -321,7 +321,7 @@ async fn c2d_direct_methods_and_desired_properties_from_the_service_side() {
     }))
     .unwrap();
     assert_eq!(
-        domains
+        service
             .invoke_method(&identity("dev1"), unknown)
             .await
             .unwrap()
@@ -329,7 +329,7 @@ async fn c2d_direct_methods_and_desired_properties_from_the_service_side() {
         501
     );
 
-    domains
+    service
         .patch_twin(
             &identity("dev1"),
             serde_json::json!({"properties": {"desired": {"targetTemperature": 23}}}),
@@ -397,7 +397,7 @@ async fn c2d_example_receives_a_message_sent_by_the_service() {
     let cs = hub.create_device("dev1").await.unwrap();
     // Queued before the device connects: delivered once it subscribes.
     hub.emulator
-        .domains
+        .hub
         .send_c2d(
             &identity("dev1"),
             iothub_emulator::hub::c2d::OutgoingMessage {
@@ -424,7 +424,7 @@ async fn pnp_thermostat_example_answers_the_service_against_the_emulator() {
         "pnp_thermostat",
         &["--count", "6", "--interval-ms", "300"],
     );
-    let domains = &hub.emulator.domains;
+    let service = &hub.emulator.hub;
     let call = || {
         iothub_emulator::hub::methods::MethodCall::from_json(&serde_json::json!({
             "methodName": "getMaxMinReport", "payload": {"since": "2026-01-01"},
@@ -432,7 +432,7 @@ async fn pnp_thermostat_example_answers_the_service_against_the_emulator() {
         }))
         .unwrap()
     };
-    let result = domains
+    let result = service
         .invoke_method(&identity("thermo"), call())
         .await
         .unwrap();
@@ -442,7 +442,7 @@ async fn pnp_thermostat_example_answers_the_service_against_the_emulator() {
         "{:?}",
         result.payload
     );
-    domains
+    service
         .patch_twin(
             &identity("thermo"),
             serde_json::json!({"properties": {"desired": {"targetTemperature": 30}}}),

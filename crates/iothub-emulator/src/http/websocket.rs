@@ -25,7 +25,6 @@ use crate::hub::Hub;
 #[derive(Clone)]
 struct AppState {
     hub: Hub,
-    domains: crate::hub::dispatch::Domains,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -34,7 +33,6 @@ pub(crate) async fn serve_https(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     hub: Hub,
-    domains: crate::hub::dispatch::Domains,
     shutdown: watch::Receiver<bool>,
 ) {
     let Ok(addr) = listener.local_addr() else {
@@ -46,12 +44,10 @@ pub(crate) async fn serve_https(
         .route("/$iothub/websocket", get(upgrade))
         .with_state(AppState {
             hub: hub.clone(),
-            domains: domains.clone(),
             shutdown: shutdown.clone(),
         })
         .merge(crate::http::api::router_with_shutdown(
             hub,
-            domains,
             shutdown.clone(),
         ));
     let mut stop = shutdown.clone();
@@ -74,7 +70,11 @@ async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Respons
 async fn bridge(socket: WebSocket, state: AppState) {
     let (mqtt_side, ws_side) = tokio::io::duplex(64 * 1024);
     let pump = tokio::spawn(pump(socket, ws_side));
-    crate::mqtt::serve(state.hub, state.domains, mqtt_side, None, state.shutdown).await;
+    let link = crate::mqtt::Link {
+        transport: "mqtt+ws",
+        peer: None,
+    };
+    crate::mqtt::serve(state.hub, mqtt_side, link, None, state.shutdown).await;
     // Closing the MQTT side ends the pump (its reads see EOF).
     let _ = pump.await;
 }

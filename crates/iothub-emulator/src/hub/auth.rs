@@ -1,9 +1,10 @@
 //! Authentication at CONNECT (issue 3 point 4; PROTOCOL.md §1.2-1.8, §2).
 //!
-//! Pure functions over a database connection: the caller runs [`authenticate`] inside
-//! [`crate::store::Store::call`]. Every identity or credential problem is
-//! [`AuthFailure::NotAuthorized`] (CONNACK 5); a disabled identity is [`AuthFailure::Disabled`]
-//! (CONNACK 3, PROTOCOL.md §1.7 "emulator suggestion").
+//! Pure functions over a database connection: the hub runs [`authenticate`] inside
+//! [`crate::store::Store::call`]. A refusal says which rule failed and with which values
+//! ([`AuthFailure`]), so the emulator can log why; a transport maps a disabled identity to
+//! "server unavailable" (CONNACK 3, PROTOCOL.md §1.7 "emulator suggestion") and everything
+//! else to "not authorized" (CONNACK 5).
 
 use iothub_proto::credentials::ParsedUsername;
 use iothub_proto::sas::{HmacSha256Signer, ParsedSasToken, VerifyRequest};
@@ -40,6 +41,16 @@ impl Identity {
         match &self.module_id {
             Some(m) => format!("{}/{m}", self.device_id),
             None => self.device_id.clone(),
+        }
+    }
+}
+
+/// Names the identity as the emulator's log does: device `d1`, module `d1/m1`.
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.module_id {
+            Some(m) => write!(f, "module `{}/{m}`", self.device_id),
+            None => write!(f, "device `{}`", self.device_id),
         }
     }
 }
@@ -85,15 +96,88 @@ pub struct Authenticated {
     pub model_id: Option<String>,
 }
 
-/// Why a CONNECT was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+/// Why a CONNECT was refused: the rule and the values that failed, for the emulator's log
+/// (docs/protocol.md §1.7). Never holds a key, a signature or a token.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuthFailure {
-    /// The identity is disabled: CONNACK 3.
-    #[error("identity disabled")]
-    Disabled,
-    /// Any identity or credential problem: CONNACK 5.
-    #[error("not authorized")]
-    NotAuthorized,
+    /// The identity is disabled (CONNACK 3).
+    #[error("identity {0} is disabled")]
+    Disabled(String),
+    /// No username, or one that is not `{host}/{device}[/{module}]/?api-version=…`.
+    #[error("username is missing or not `{{host}}/{{device}}/?api-version=…`")]
+    MalformedUsername,
+    /// The username names a host this hub does not answer to.
+    #[error("username names host `{host}`, which this hub does not answer to")]
+    UnknownHost {
+        /// The host in the username.
+        host: String,
+    },
+    /// The client id is not the username's identity (compared ordinally).
+    #[error("client id `{client_id}` is not the username's identity `{expected}`")]
+    ClientIdMismatch {
+        /// The CONNECT's client id.
+        client_id: String,
+        /// The identity named by the username.
+        expected: String,
+    },
+    /// No such device or module in the registry.
+    #[error("no identity `{0}` in the registry")]
+    UnknownIdentity(String),
+    /// Neither a password nor a client certificate was offered.
+    #[error("no SAS token and no client certificate for `{0}`")]
+    NoCredentials(String),
+    /// The password is not a SAS token.
+    #[error("the password is not a SAS token (`SharedAccessSignature sr=…&sig=…&se=…`)")]
+    MalformedToken,
+    /// The token expired more than the allowed skew ago.
+    #[error(
+        "SAS token expired at {expired_at} (Unix seconds; {skew_secs} s skew allowed), now {now}"
+    )]
+    TokenExpired {
+        /// The token's `se`.
+        expired_at: u64,
+        /// The allowed clock skew.
+        skew_secs: u64,
+        /// The hub's time.
+        now: u64,
+    },
+    /// The token's `sr` does not cover the identity.
+    #[error("SAS token audience does not cover `{resource}`")]
+    OutOfScope {
+        /// The resource the identity needs.
+        resource: String,
+    },
+    /// The token is signed for a policy that cannot connect devices, or an unknown one.
+    #[error("SAS token policy `{0}` cannot connect devices")]
+    PolicyNotAllowed(String),
+    /// The signature matches neither key.
+    #[error("signature does not match the primary or secondary key of {0}")]
+    SignatureMismatch(String),
+    /// The identity authenticates with certificates, and the token or certificate does not fit.
+    #[error("{identity} authenticates with an X.509 certificate: {problem}")]
+    CertificateRequired {
+        /// The identity.
+        identity: String,
+        /// What was wrong.
+        problem: &'static str,
+    },
+    /// A DPS registration was refused.
+    #[error("DPS registration `{registration_id}` refused: {reason}")]
+    Registration {
+        /// The registration id.
+        registration_id: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl AuthFailure {
+    /// Whether the identity exists but is disabled (CONNACK 3 rather than 5).
+    #[must_use]
+    pub fn is_disabled(&self) -> bool {
+        matches!(self, Self::Disabled(_))
+    }
 }
 
 /// What the connection offers at CONNECT.
@@ -121,16 +205,17 @@ pub fn authenticate(
     creds: ConnectCredentials<'_>,
     now: u64,
 ) -> Result<Result<Authenticated, AuthFailure>, StoreError> {
-    use AuthFailure::NotAuthorized;
     // Lenient parse (PROTOCOL.md §1.4): unknown parameters ignored, api-version optional.
     let Some(user) = creds.username.and_then(|u| ParsedUsername::parse(u).ok()) else {
-        return Ok(Err(NotAuthorized));
+        return Ok(Err(AuthFailure::MalformedUsername));
     };
     if !hub_names
         .iter()
         .any(|n| n.eq_ignore_ascii_case(user.host()))
     {
-        return Ok(Err(NotAuthorized));
+        return Ok(Err(AuthFailure::UnknownHost {
+            host: user.host().to_owned(),
+        }));
     }
     let identity = Identity {
         device_id: user.device_id().to_string(),
@@ -138,14 +223,17 @@ pub fn authenticate(
     };
     // The protocol gateway compares client id and username identity ordinally (§1.7).
     if creds.client_id != identity.client_id() {
-        return Ok(Err(NotAuthorized));
+        return Ok(Err(AuthFailure::ClientIdMismatch {
+            client_id: creds.client_id.to_owned(),
+            expected: identity.client_id(),
+        }));
     }
     let Some(record) = registry::find(conn, user.device_id(), user.module_id())? else {
-        return Ok(Err(NotAuthorized));
+        return Ok(Err(AuthFailure::UnknownIdentity(identity.client_id())));
     };
     let password = creds.password.filter(|p| !p.is_empty());
     let outcome = match (password, &record.authentication) {
-        (Some(password), auth) => verify_sas(conn, &user, auth, password, now)?,
+        (Some(password), auth) => verify_sas(conn, &user, &identity, auth, password, now)?,
         (
             None,
             Authentication::SelfSigned {
@@ -161,9 +249,13 @@ pub fn authenticate(
             {
                 Ok((AuthMethod::X509, None))
             }
-            _ => Err(NotAuthorized),
+            Some(_) => Err(AuthFailure::CertificateRequired {
+                identity: identity.to_string(),
+                problem: "the client certificate's thumbprint is not registered",
+            }),
+            None => Err(AuthFailure::NoCredentials(identity.to_string())),
         },
-        (None, Authentication::Sas { .. }) => Err(NotAuthorized),
+        (None, Authentication::Sas { .. }) => Err(AuthFailure::NoCredentials(identity.to_string())),
     };
     let (method, expires_at) = match outcome {
         Ok(v) => v,
@@ -171,7 +263,7 @@ pub fn authenticate(
     };
     // Credentials first, then status: a stranger learns nothing about a disabled device.
     if record.status == Status::Disabled {
-        return Ok(Err(AuthFailure::Disabled));
+        return Ok(Err(AuthFailure::Disabled(identity.to_string())));
     }
     let model_id = user.model_id().and_then(|m| m.decode().ok());
     Ok(Ok(Authenticated {
@@ -187,18 +279,19 @@ pub fn authenticate(
 fn verify_sas(
     conn: &Connection,
     user: &ParsedUsername<'_>,
+    identity: &Identity,
     auth: &Authentication,
     password: &str,
     now: u64,
 ) -> Result<Result<(AuthMethod, Option<u64>), AuthFailure>, StoreError> {
     let Ok(token) = ParsedSasToken::parse(password) else {
-        return Ok(Err(AuthFailure::NotAuthorized));
+        return Ok(Err(AuthFailure::MalformedToken));
     };
     let resource = match user.module_id() {
         Some(m) => format!("{}/devices/{}/modules/{m}", user.host(), user.device_id()),
         None => format!("{}/devices/{}", user.host(), user.device_id()),
     };
-    let (keys, policy, method) = match token.policy() {
+    let (keys, policy, method, whose) = match token.policy() {
         None => match auth {
             Authentication::Sas {
                 primary_key,
@@ -207,26 +300,41 @@ fn verify_sas(
                 vec![primary_key.clone(), secondary_key.clone()],
                 None,
                 AuthMethod::IdentityKey,
+                identity.to_string(),
             ),
-            Authentication::SelfSigned { .. } => return Ok(Err(AuthFailure::NotAuthorized)),
+            Authentication::SelfSigned { .. } => {
+                return Ok(Err(AuthFailure::CertificateRequired {
+                    identity: identity.to_string(),
+                    problem: "a SAS token signed with a device key was offered",
+                }));
+            }
         },
         Some(name) => {
-            let Ok(name) = name.decode() else {
-                return Ok(Err(AuthFailure::NotAuthorized));
-            };
+            let name = name.decode().unwrap_or_else(|_| name.raw().to_owned());
             if !DEVICE_CONNECT_POLICIES.contains(&name.as_str()) {
-                return Ok(Err(AuthFailure::NotAuthorized));
+                return Ok(Err(AuthFailure::PolicyNotAllowed(name)));
             }
             let Some(p) = registry::policy(conn, &name)? else {
-                return Ok(Err(AuthFailure::NotAuthorized));
+                return Ok(Err(AuthFailure::PolicyNotAllowed(name)));
             };
             (
                 vec![p.primary_key, p.secondary_key],
-                Some(name),
+                Some(name.clone()),
                 AuthMethod::Policy(p.name),
+                format!("policy `{name}`"),
             )
         }
     };
+    if !token.covers(&resource) {
+        return Ok(Err(AuthFailure::OutOfScope { resource }));
+    }
+    if token.is_expired(now, MAX_SKEW_SECS) {
+        return Ok(Err(AuthFailure::TokenExpired {
+            expired_at: token.expiry(),
+            skew_secs: MAX_SKEW_SECS,
+            now,
+        }));
+    }
     let request = VerifyRequest {
         resource: &resource,
         policy: policy.as_deref(),
@@ -241,5 +349,5 @@ fn verify_sas(
             return Ok(Ok((method, Some(token.expiry()))));
         }
     }
-    Ok(Err(AuthFailure::NotAuthorized))
+    Ok(Err(AuthFailure::SignatureMismatch(whose)))
 }

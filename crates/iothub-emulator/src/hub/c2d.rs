@@ -9,12 +9,10 @@
 //! message that keeps coming back without a PUBACK is the only way to reach the limit).
 //!
 //! Sans-IO: functions take a SQLite connection or transaction and `now`, and return the
-//! publishes to make as [`Delivery`] values; the session glue sends them and reports PUBACKs.
+//! publishes to make as [`C2dDelivery`] values; a transport sends them and reports their completion.
 
 use std::time::{Duration, SystemTime};
 
-use iothub_proto::properties::{PropertyWriter, SystemProperty};
-use iothub_proto::topic::C2dTopic;
 use rusqlite::Connection;
 use serde_json::{Value, json};
 
@@ -133,20 +131,49 @@ pub struct Enqueued {
     pub queue_depth: usize,
 }
 
-/// One publish to make to the device session.
+/// One delivery of a queued message to the identity's connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Delivery {
-    /// Report it back with [`complete`] when the device PUBACKs (or right after sending at
-    /// QoS 0).
+pub struct C2dDelivery {
+    /// Report it back with [`complete`] when the device acknowledges it (or right after
+    /// sending, when the device does not acknowledge).
     pub lock_token: i64,
-    /// `devices/{id}[/modules/{m}]/messages/devicebound/{property bag}`.
-    pub topic: String,
-    /// Body bytes.
-    pub payload: Vec<u8>,
-    /// Set the MQTT DUP flag: the message was delivered before without completion.
-    pub dup: bool,
-    /// The message id, for logs.
+    /// The message was delivered before without completion (MQTT sends it with DUP set).
+    pub redelivery: bool,
+    /// The message.
+    pub message: C2dMessage,
+}
+
+/// A cloud-to-device message as the device receives it (docs/protocol.md §5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct C2dMessage {
+    /// Addressed device.
+    pub device_id: String,
+    /// Addressed module, if any.
+    pub module_id: Option<String>,
+    /// `$.mid`.
     pub message_id: String,
+    /// `$.to`: `/devices/{id}[/modules/{m}]/messages/devicebound`.
+    pub to: String,
+    /// `$.ce`.
+    pub content_encoding: Option<String>,
+    /// `$.ct`.
+    pub content_type: Option<String>,
+    /// `$.cid`.
+    pub correlation_id: Option<String>,
+    /// `$.uid`.
+    pub user_id: Option<String>,
+    /// `iothub-ack`.
+    pub ack: AckMode,
+    /// Application properties, in the order they were sent.
+    pub properties: Vec<(String, String)>,
+    /// Body.
+    pub body: bytes::Bytes,
+    /// When it was enqueued, Unix ms.
+    pub enqueued_ms: i64,
+    /// When it expires, Unix ms.
+    pub expiry_ms: i64,
+    /// How many times it has been handed to a connection, this delivery included.
+    pub delivery_count: i64,
 }
 
 /// A feedback outcome.
@@ -271,10 +298,9 @@ impl C2dError {
 /// let msg = OutgoingMessage { body: b"hello".to_vec(), message_id: Some("m1".into()), ack: AckMode::Full, ..Default::default() };
 /// c2d::enqueue(&conn, "dev3", None, msg, &C2dLimits::DEFAULT, now).unwrap();
 /// let out = c2d::next_deliveries(&conn, "dev3", None, 10, &C2dLimits::DEFAULT, now).unwrap();
-/// assert_eq!(
-///     out[0].topic,
-///     "devices/dev3/messages/devicebound/%24.mid=m1&%24.to=%2Fdevices%2Fdev3%2Fmessages%2Fdevicebound&iothub-ack=full"
-/// );
+/// assert_eq!(out[0].message.message_id, "m1");
+/// assert_eq!(out[0].message.to, "/devices/dev3/messages/devicebound");
+/// assert_eq!(out[0].message.ack, AckMode::Full);
 /// ```
 pub fn enqueue(
     conn: &Connection,
@@ -347,7 +373,7 @@ pub fn next_deliveries(
     max: usize,
     limits: &C2dLimits,
     now: SystemTime,
-) -> Result<Vec<Delivery>, C2dError> {
+) -> Result<Vec<C2dDelivery>, C2dError> {
     expire_due(conn, now)?;
     let now_ms = unix_millis(now);
     let locked_until = unix_millis(now + limits.lock_duration);
@@ -498,58 +524,38 @@ fn record(
     Ok(())
 }
 
-/// Builds the delivery publish with `iothub-proto`'s writer, in the order real hubs use
-/// (SDK-WIRE.md "Cloud-to-device"): `$.mid`, `$.to`, `$.ce`, `$.ct`, `$.cid`, `$.uid`,
-/// `iothub-ack`, then application properties.
-fn delivery(m: &StoredMessage) -> Result<Delivery, C2dError> {
-    let app: Vec<(String, String)> = serde_json::from_str::<Vec<(String, String)>>(&m.properties)
-        .map_err(|_| C2dError::Corrupt)?;
-    let app: Vec<(&str, &str)> = app.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let module = (!m.module_id.is_empty()).then_some(m.module_id.as_str());
-    let to = match module {
+/// The delivery of a stored message that was just locked (its stored count is the count
+/// before this delivery).
+fn delivery(m: &StoredMessage) -> Result<C2dDelivery, C2dError> {
+    let properties: Vec<(String, String)> =
+        serde_json::from_str(&m.properties).map_err(|_| C2dError::Corrupt)?;
+    let module_id = (!m.module_id.is_empty()).then(|| m.module_id.clone());
+    let to = match &module_id {
         Some(module) => format!(
             "/devices/{}/modules/{module}/messages/devicebound",
             m.device_id
         ),
         None => format!("/devices/{}/messages/devicebound", m.device_id),
     };
-    // PropertyWriter has one fixed order for system properties; the hub's order differs
-    // (`$.ce` and `$.ct` before `$.cid`), so the bag is written as consecutive segments.
-    let mut segments = vec![
-        PropertyWriter::new()
-            .message_id(&m.message_id)
-            .system(SystemProperty::To, &to),
-    ];
-    if let Some(ce) = &m.content_encoding {
-        segments.push(PropertyWriter::new().content_encoding(ce));
-    }
-    if let Some(ct) = &m.content_type {
-        segments.push(PropertyWriter::new().content_type(ct));
-    }
-    let mut ids = PropertyWriter::new();
-    if let Some(cid) = &m.correlation_id {
-        ids = ids.correlation_id(cid);
-    }
-    if let Some(uid) = &m.user_id {
-        ids = ids.user_id(uid);
-    }
-    segments.push(ids);
-    segments.push(PropertyWriter::new().ack(&m.ack).application(&app));
-    let bag: Vec<String> = segments
-        .iter()
-        .filter(|s| !s.is_empty())
-        .map(ToString::to_string)
-        .collect();
-    let mut topic = C2dTopic::new(&m.device_id);
-    if let Some(module) = module {
-        topic = topic.module(module);
-    }
-    Ok(Delivery {
+    Ok(C2dDelivery {
         lock_token: m.seq,
-        topic: format!("{topic}{}", bag.join("&")),
-        payload: m.body.clone(),
-        dup: m.delivery_count > 0,
-        message_id: m.message_id.clone(),
+        redelivery: m.delivery_count > 0,
+        message: C2dMessage {
+            device_id: m.device_id.clone(),
+            module_id,
+            message_id: m.message_id.clone(),
+            to,
+            content_encoding: m.content_encoding.clone(),
+            content_type: m.content_type.clone(),
+            correlation_id: m.correlation_id.clone(),
+            user_id: m.user_id.clone(),
+            ack: AckMode::parse(&m.ack).unwrap_or_default(),
+            properties,
+            body: bytes::Bytes::from(m.body.clone()),
+            enqueued_ms: m.enqueued_ms,
+            expiry_ms: m.expiry_ms,
+            delivery_count: m.delivery_count + 1,
+        },
     })
 }
 

@@ -16,8 +16,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use iothub_proto::RequestId;
-use iothub_proto::topic::MethodRequestTopic;
 use serde_json::{Value, json};
 
 mod invoker;
@@ -169,13 +167,15 @@ impl MethodError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallId(u64);
 
-/// A request to publish at QoS 0 on the given connection.
+/// A request to send (fire and forget: QoS 0 on MQTT) on the given connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outbound {
-    /// The connection to publish on.
+    /// The connection to send it on.
     pub connection: ConnectionId,
-    /// `$iothub/methods/POST/{name}/?$rid={rid}`.
-    pub topic: String,
+    /// The method's name.
+    pub method: String,
+    /// The request id the device answers with.
+    pub request_id: String,
     /// The JSON payload.
     pub payload: Vec<u8>,
 }
@@ -364,14 +364,13 @@ impl Methods {
         let counter = self.request_ids.entry(connection).or_insert(0);
         *counter += 1;
         let rid = counter.to_string();
-        let topic =
-            MethodRequestTopic::new(&pending.call.method_name, RequestId::new(&rid)).to_string();
         pending.deadline = now + pending.call.response_timeout;
         pending.sent = Some((connection, rid.clone()));
-        self.by_request.insert((connection, rid), id);
+        self.by_request.insert((connection, rid.clone()), id);
         self.transmits.push_back(Outbound {
             connection,
-            topic,
+            method: pending.call.method_name.clone(),
+            request_id: rid,
             payload: pending.call.payload.clone(),
         });
     }

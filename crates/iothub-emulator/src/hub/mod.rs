@@ -1,14 +1,39 @@
-//! The hub domain: identities and authentication, telemetry, and (helper H3b) twins, C2D,
-//! direct methods and DPS. No sockets here.
+//! The hub: IoT Hub's behaviour — registry and authentication, telemetry with its durable
+//! acknowledgement, C2D queues, twins, direct methods, DPS, connection state and the live
+//! event feed — behind the typed operations of [`Hub`]. Nothing here names a transport: the
+//! MQTT, HTTP (and AMQP) adapters parse and build wire shapes at the edge and call these
+//! operations. Time comes from an injected [`Clock`].
+//!
+//! The domain rules themselves are sans-IO functions over a database transaction and `now`
+//! (`auth`, `c2d`, `twin`, `provisioning`, `registry`, `telemetry`) and a sans-IO correlator
+//! (`methods`); [`Hub`] runs them on the store and routes their results to connections.
+
 pub mod auth;
 pub mod c2d;
-pub mod dispatch;
+mod c2d_pump;
+mod clock;
+mod connections;
+mod device_side;
+mod handle;
 pub mod ids;
+mod ingest;
 pub mod methods;
 pub mod provisioning;
 pub mod registry;
-mod state;
+mod service_side;
 pub mod telemetry;
 pub mod timestamp;
+mod to_device;
 pub mod twin;
-pub use state::{Delivery, Hub, Outbound};
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use connections::ConnectionRef;
+pub use device_side::{ConnectError, DeviceConnection, DeviceLogin, DeviceRequest, DpsLogin};
+pub use handle::{Hub, HubError, HubOptions};
+pub use to_device::{CloseReason, Interests, ToDevice};
+
+/// Locks a mutex, recovering from poisoning (every map the hub keeps stays consistent per
+/// operation, so a panicked holder leaves nothing half-done).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

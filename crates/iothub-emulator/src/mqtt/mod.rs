@@ -1,7 +1,14 @@
-//! The MQTT side of the hub: framing, per-client sessions, connection tasks and listeners.
+//! The MQTT adapter: framing (`codec`), the hub's wire shapes (`topics`), the sans-IO
+//! per-connection session (`session`), CONNECT to the hub (`login`), and the I/O loop
+//! (`connection`). rumqttc's packet types never leave this module.
 
 mod codec;
 mod connection;
+mod login;
 mod session;
+mod topics;
+
 pub(crate) use connection::serve;
-pub(crate) use session::{Feeds, Inbound, Subscription};
+pub(crate) use login::Link;
+#[cfg(test)]
+pub(crate) use topics::outgoing;

@@ -1,8 +1,9 @@
-//! The per-client MQTT session as a sans-IO state machine: packets in, [`Action`]s out, time
-//! passed in explicitly. The connection task (`connection.rs`) does all I/O and the async work
-//! the actions ask for (authentication, durable appends, routing to the hub domain).
+//! The per-client MQTT session as a sans-IO state machine: packets and hub messages in,
+//! [`Action`]s out, time passed in explicitly. The connection task (`connection.rs`) does all
+//! I/O and the async work the actions ask for (authentication, durable appends, hub calls).
+//! Outbound QoS 1 bookkeeping (packet ids, what each PUBACK completes) lives here too.
 //!
-//! Rules enforced here (issue 3 point 5; PROTOCOL.md §1.5-1.6, §4, §11):
+//! Rules enforced here (PROTOCOL.md §1.5-1.6, §4, §11):
 //! - the first packet must be CONNECT, a second CONNECT closes, CONNECT must come within 30 s;
 //! - a device may publish and subscribe only its own topics; anything else closes;
 //! - PUBLISH with QoS 2 closes; SUBACK grants at most QoS 1; at most 5 subscriptions;
@@ -10,16 +11,19 @@
 //! - D2C messages over 256 KB close the connection;
 //! - the connection is closed when the SAS token expires.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use iothub_proto::percent::Decoded;
-use iothub_proto::topic::HubIncoming;
 use rumqttc::mqttbytes::QoS;
 use rumqttc::mqttbytes::v4::{
     ConnAck, Connect, ConnectReturnCode, LastWill, Packet, Publish, SubAck, Subscribe,
     SubscribeReasonCode, UnsubAck, Unsubscribe,
 };
+
+use super::topics::{self, Incoming, Publisher};
+use crate::hub::{DeviceRequest, Interests, ToDevice};
+use crate::store::sessions::StoredSubscription;
 
 /// Time allowed between the transport being up and CONNECT (the MQTT 5 doc's 30 s; §1.5).
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -27,29 +31,6 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) const KEEP_ALIVE_CAP: Duration = Duration::from_secs(1767);
 /// Maximum subscriptions per device (§1.5).
 pub(crate) const MAX_SUBSCRIPTIONS: usize = 5;
-/// Maximum D2C message size: body plus properties (§4, §11).
-pub(crate) const MAX_D2C: usize = 256 * 1024;
-
-/// What a connection is allowed to see, derived from its subscriptions.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Feeds(u8);
-
-impl Feeds {
-    pub(crate) const C2D: Self = Self(1);
-    pub(crate) const TWIN_RESPONSES: Self = Self(2);
-    pub(crate) const DESIRED: Self = Self(4);
-    pub(crate) const METHODS: Self = Self(8);
-    pub(crate) const DPS: Self = Self(16);
-    const DEVICE_ALL: Self = Self(1 | 2 | 4 | 8);
-
-    pub(crate) fn contains(self, other: Self) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    pub(crate) fn union(self, other: Self) -> Self {
-        Self(self.0 | other.0)
-    }
-}
 
 /// Who the session belongs to after CONNECT.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,51 +40,16 @@ pub(crate) enum Principal {
         device_id: String,
         module_id: Option<String>,
     },
-    /// A DPS registration (PROTOCOL.md §9); constructed once DPS auth (helper H3b) is wired.
-    #[allow(dead_code)]
-    Dps { registration_id: String },
+    /// A DPS registration (PROTOCOL.md §9).
+    Dps,
 }
 
 /// One subscription kept by the session (and across reconnects with clean session 0).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Subscription {
     pub(crate) filter: String,
-    pub(crate) feeds: Feeds,
+    pub(crate) feeds: Interests,
     pub(crate) qos: QoS,
-}
-
-impl Subscription {
-    /// A stored subscription of `principal` read back, its feeds worked out again; `None` if
-    /// the filter is not (any more) one the principal may use.
-    pub(crate) fn restore(principal: &Principal, filter: String, qos: QoS) -> Option<Self> {
-        let feeds = filter_feeds(principal, &filter)?;
-        Some(Self { filter, feeds, qos })
-    }
-}
-
-/// A PUBLISH from the client, classified and authorised.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Inbound {
-    /// D2C telemetry: raw property bag and body.
-    Telemetry {
-        properties: String,
-        body: Bytes,
-        retain: bool,
-    },
-    /// `$iothub/twin/GET/?$rid=`.
-    TwinGet { rid: String },
-    /// `$iothub/twin/PATCH/properties/reported/?$rid=`.
-    ReportedPatch { rid: String, body: Bytes },
-    /// `$iothub/methods/res/{status}/?$rid=`.
-    MethodResponse {
-        rid: String,
-        status: i32,
-        body: Bytes,
-    },
-    /// `$dps/registrations/PUT/iotdps-register/?$rid=`.
-    DpsRegister { rid: String, body: Bytes },
-    /// `$dps/registrations/GET/iotdps-get-operationstatus/?$rid=&operationId=`.
-    DpsPoll { rid: String, operation_id: String },
 }
 
 /// What the connection must do next.
@@ -113,13 +59,27 @@ pub(crate) enum Action {
     Authenticate(Box<Connect>),
     /// Write a packet.
     Send(Packet),
-    /// Process an inbound publish; if `ack` holds a packet id, send its PUBACK afterwards
-    /// (in order with every other PUBACK; for telemetry only once the append is durable).
-    Inbound { ack: Option<u16>, inbound: Inbound },
-    /// The client acknowledged our QoS 1 publish `pkid` (C2D completion).
-    Acked(u16),
-    /// The subscriptions changed (the hub tracks method subscribers and C2D delivery).
-    Subscribed,
+    /// Append telemetry; if `ack` holds a packet id, send its PUBACK once the append is
+    /// durable (in order with every other PUBACK).
+    Telemetry {
+        ack: Option<u16>,
+        properties: String,
+        body: bytes::Bytes,
+        retain: bool,
+    },
+    /// Hand a request to the hub; if `ack` holds a packet id, send its PUBACK (in order).
+    Request {
+        ack: Option<u16>,
+        request: DeviceRequest,
+    },
+    /// The device has C2D delivery `lock_token` (it acknowledged it, or it went out at QoS 0).
+    C2dDelivered(i64),
+    /// What the connection receives changed; `save` is the persistent session to store
+    /// (clean session 0 only).
+    Subscribed {
+        interests: Interests,
+        save: Option<Vec<StoredSubscription>>,
+    },
     /// Close the connection; `will` says whether the Will message must be published.
     Close { reason: &'static str, will: bool },
 }
@@ -131,7 +91,7 @@ pub(crate) enum AuthResult {
     /// and the token expiry as an instant.
     Accepted {
         principal: Principal,
-        restored: Option<Vec<Subscription>>,
+        restored: Option<Vec<StoredSubscription>>,
         expires: Option<Instant>,
     },
     /// Refused with this CONNACK code.
@@ -157,6 +117,9 @@ pub(crate) struct Session {
     clean_session: bool,
     will: Option<LastWill>,
     subscriptions: Vec<Subscription>,
+    /// Our QoS 1 publishes not yet acknowledged, by packet id, with their C2D lock tokens.
+    in_flight: HashMap<u16, Option<i64>>,
+    last_pkid: u16,
 }
 
 impl Session {
@@ -171,31 +134,9 @@ impl Session {
             clean_session: true,
             will: None,
             subscriptions: Vec::new(),
+            in_flight: HashMap::new(),
+            last_pkid: 0,
         }
-    }
-
-    /// The authenticated principal, once connected.
-    pub(crate) fn principal(&self) -> Option<&Principal> {
-        self.principal.as_ref()
-    }
-
-    /// Whether the client asked for a clean session.
-    pub(crate) fn clean_session(&self) -> bool {
-        self.clean_session
-    }
-
-    /// Current subscriptions.
-    pub(crate) fn subscriptions(&self) -> &[Subscription] {
-        &self.subscriptions
-    }
-
-    /// The union of every subscription's feeds, with the QoS to deliver at.
-    pub(crate) fn feed_qos(&self, feed: Feeds) -> Option<QoS> {
-        self.subscriptions
-            .iter()
-            .filter(|s| s.feeds.contains(feed))
-            .map(|s| s.qos)
-            .max_by_key(|q| *q as u8)
     }
 
     /// The Will message, taken (it is published at most once).
@@ -247,8 +188,14 @@ impl Session {
         self.idle_deadline = now + self.keep_alive;
         match packet {
             Packet::Connect(_) => self.close("second CONNECT", true),
-            Packet::Publish(publish) => self.on_publish(publish),
-            Packet::PubAck(ack) => vec![Action::Acked(ack.pkid)],
+            Packet::Publish(publish) => self.on_publish(&publish),
+            Packet::PubAck(ack) => self
+                .in_flight
+                .remove(&ack.pkid)
+                .flatten()
+                .map(Action::C2dDelivered)
+                .into_iter()
+                .collect(),
             Packet::Subscribe(subscribe) => self.on_subscribe(subscribe),
             Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe),
             Packet::PingReq => vec![Action::Send(Packet::PingResp)],
@@ -282,11 +229,12 @@ impl Session {
                     !self.clean_session && matches!(principal, Principal::Device { .. });
                 let session_present = persistent && restored.is_some();
                 if persistent {
-                    self.subscriptions = restored.unwrap_or_default();
+                    self.subscriptions = restore(&principal, restored.unwrap_or_default());
                 }
                 // A Will IoT Hub could not route is dropped, not fatal (UNCONFIRMED).
                 if self.will.as_ref().is_some_and(|will| {
-                    !own_telemetry_topic(&principal, &will.topic) || will.qos == QoS::ExactlyOnce
+                    !topics::own_telemetry_topic(publisher(&principal), &will.topic)
+                        || will.qos == QoS::ExactlyOnce
                 }) {
                     self.will = None;
                 }
@@ -297,9 +245,66 @@ impl Session {
                 let ack = ConnAck::new(ConnectReturnCode::Success, session_present);
                 let mut out = vec![Action::Send(Packet::ConnAck(ack))];
                 if !self.subscriptions.is_empty() {
-                    out.push(Action::Subscribed);
+                    out.push(self.subscribed(false));
                 }
                 out
+            }
+        }
+    }
+
+    /// A message from the hub: published if the subscriptions ask for it (at most at the
+    /// granted QoS), or the close it asks for.
+    pub(crate) fn handle_to_device(&mut self, message: ToDevice) -> Vec<Action> {
+        if self.phase != Phase::Connected {
+            return Vec::new();
+        }
+        if let ToDevice::Close(reason) = message {
+            return self.close(reason.as_str(), false);
+        }
+        let Some(granted) = message.interest().and_then(|i| self.granted_qos(i)) else {
+            return Vec::new();
+        };
+        let Some(out) = topics::outgoing(message) else {
+            return Vec::new();
+        };
+        let qos = if out.qos == QoS::AtMostOnce || granted == QoS::AtMostOnce {
+            QoS::AtMostOnce
+        } else {
+            QoS::AtLeastOnce
+        };
+        let mut publish = Publish::from_bytes(out.topic, qos, out.payload);
+        let mut actions = Vec::with_capacity(2);
+        if qos == QoS::AtLeastOnce {
+            // DUP is only meaningful (and only allowed) at QoS 1 (MQTT 3.1.1 §3.3.1.1).
+            publish.dup = out.redelivery;
+            publish.pkid = self.next_pkid();
+            self.in_flight.insert(publish.pkid, out.lock_token);
+            actions.push(Action::Send(Packet::Publish(publish)));
+        } else {
+            actions.push(Action::Send(Packet::Publish(publish)));
+            // At QoS 0 a C2D message is complete once sent (PROTOCOL.md §5).
+            actions.extend(out.lock_token.map(Action::C2dDelivered));
+        }
+        actions
+    }
+
+    /// The QoS the subscriptions grant for `interest`, if any asks for it.
+    fn granted_qos(&self, interest: Interests) -> Option<QoS> {
+        self.subscriptions
+            .iter()
+            .filter(|s| s.feeds.contains(interest))
+            .map(|s| s.qos)
+            .max_by_key(|q| *q as u8)
+    }
+
+    /// Next free packet id (1..=65535) not in flight.
+    fn next_pkid(&mut self) -> u16 {
+        let mut id = self.last_pkid;
+        loop {
+            id = id.checked_add(1).unwrap_or(1);
+            if !self.in_flight.contains_key(&id) || id == self.last_pkid {
+                self.last_pkid = id;
+                return id;
             }
         }
     }
@@ -312,7 +317,7 @@ impl Session {
         vec![Action::Authenticate(Box::new(connect))]
     }
 
-    fn on_publish(&mut self, publish: Publish) -> Vec<Action> {
+    fn on_publish(&mut self, publish: &Publish) -> Vec<Action> {
         let ack = match publish.qos {
             QoS::AtMostOnce => None,
             QoS::AtLeastOnce => Some(publish.pkid),
@@ -322,8 +327,18 @@ impl Session {
         let Some(principal) = &self.principal else {
             return self.close("publish before CONNECT", true);
         };
-        match classify(principal, &publish) {
-            Ok(inbound) => vec![Action::Inbound { ack, inbound }],
+        match topics::incoming(publisher(principal), publish) {
+            Ok(Incoming::Telemetry {
+                properties,
+                body,
+                retain,
+            }) => vec![Action::Telemetry {
+                ack,
+                properties,
+                body,
+                retain,
+            }],
+            Ok(Incoming::Request(request)) => vec![Action::Request { ack, request }],
             Err(reason) => self.close(reason, true),
         }
     }
@@ -365,7 +380,7 @@ impl Session {
         }
         vec![
             Action::Send(Packet::SubAck(SubAck::new(subscribe.pkid, codes))),
-            Action::Subscribed,
+            self.subscribed(true),
         ]
     }
 
@@ -376,8 +391,29 @@ impl Session {
             Action::Send(Packet::UnsubAck(UnsubAck {
                 pkid: unsubscribe.pkid,
             })),
-            Action::Subscribed,
+            self.subscribed(true),
         ]
+    }
+
+    /// What the subscriptions now ask for; with `changed`, the persistent session to store
+    /// (clean session 0 keeps subscriptions across reconnects, §1.5; DPS has none, §9).
+    fn subscribed(&self, changed: bool) -> Action {
+        let interests = self
+            .subscriptions
+            .iter()
+            .fold(Interests::default(), |all, s| all.union(s.feeds));
+        let persistent =
+            !self.clean_session && matches!(self.principal, Some(Principal::Device { .. }));
+        let save = (changed && persistent).then(|| {
+            self.subscriptions
+                .iter()
+                .map(|s| StoredSubscription {
+                    filter: s.filter.clone(),
+                    qos: s.qos as u8,
+                })
+                .collect()
+        });
+        Action::Subscribed { interests, save }
     }
 
     fn close(&mut self, reason: &'static str, will: bool) -> Vec<Action> {
@@ -386,6 +422,40 @@ impl Session {
             reason,
             will: will && self.will.is_some(),
         }]
+    }
+}
+
+/// Stored subscriptions read back, their interests worked out again; a filter the principal
+/// may no longer use is dropped.
+fn restore(principal: &Principal, stored: Vec<StoredSubscription>) -> Vec<Subscription> {
+    stored
+        .into_iter()
+        .filter_map(|s| {
+            let qos = if s.qos == 0 {
+                QoS::AtMostOnce
+            } else {
+                QoS::AtLeastOnce
+            };
+            let feeds = filter_feeds(principal, &s.filter)?;
+            Some(Subscription {
+                filter: s.filter,
+                feeds,
+                qos,
+            })
+        })
+        .collect()
+}
+
+fn publisher(principal: &Principal) -> Publisher<'_> {
+    match principal {
+        Principal::Device {
+            device_id,
+            module_id,
+        } => Publisher::Device {
+            device_id,
+            module_id: module_id.as_deref(),
+        },
+        Principal::Dps => Publisher::Dps,
     }
 }
 
@@ -402,76 +472,12 @@ fn segment_is(segment: &str, id: &str) -> bool {
     segment == id || Decoded::new(segment).eq_str(id)
 }
 
-fn own_telemetry_topic(principal: &Principal, topic: &str) -> bool {
-    match (principal, HubIncoming::parse(topic)) {
-        (
-            Principal::Device {
-                device_id,
-                module_id,
-            },
-            Ok(HubIncoming::Telemetry(t)),
-        ) => {
-            t.device_id().eq_str(device_id)
-                && match (module_id, t.module_id()) {
-                    (None, None) => true,
-                    (Some(m), Some(tm)) => tm.eq_str(m),
-                    _ => false,
-                }
-        }
-        _ => false,
-    }
-}
-
-/// Classifies and authorises a publish; `Err` is the reason the connection closes.
-fn classify(principal: &Principal, publish: &Publish) -> Result<Inbound, &'static str> {
-    let incoming = HubIncoming::parse(&publish.topic).map_err(|_| "publish to an unknown topic")?;
-    let body = publish.payload.clone();
-    let rid = |r: iothub_proto::RequestId<'_>| r.to_string();
-    match (principal, incoming) {
-        (Principal::Device { .. }, HubIncoming::Telemetry(t)) => {
-            if !own_telemetry_topic(principal, &publish.topic) {
-                return Err("telemetry on another identity's topic");
-            }
-            let properties = t.properties().raw().to_string();
-            if body.len() + properties.len() > MAX_D2C {
-                return Err("D2C message over 256 KB");
-            }
-            Ok(Inbound::Telemetry {
-                properties,
-                body,
-                retain: publish.retain,
-            })
-        }
-        (Principal::Device { .. }, HubIncoming::TwinGet(r)) => Ok(Inbound::TwinGet {
-            rid: rid(r.request_id()),
-        }),
-        (Principal::Device { .. }, HubIncoming::ReportedPatch(r)) => Ok(Inbound::ReportedPatch {
-            rid: rid(r.request_id()),
-            body,
-        }),
-        (Principal::Device { .. }, HubIncoming::MethodResponse(r)) => Ok(Inbound::MethodResponse {
-            rid: rid(r.request_id()),
-            status: i32::from(r.status().code()),
-            body,
-        }),
-        (Principal::Dps { .. }, HubIncoming::DpsRegister(r)) => Ok(Inbound::DpsRegister {
-            rid: rid(r.request_id()),
-            body,
-        }),
-        (Principal::Dps { .. }, HubIncoming::DpsPoll(p)) => Ok(Inbound::DpsPoll {
-            rid: rid(p.request_id()),
-            operation_id: p.operation_id().to_string(),
-        }),
-        _ => Err("publish to a topic the identity may not use"),
-    }
-}
-
 /// Which feeds a subscription filter grants, or `None` when the identity may not use it
 /// (§1.3, §1.5, §5-§7, §9; broad filters `#` and `devices/{id}/messages/#` are accepted).
-fn filter_feeds(principal: &Principal, filter: &str) -> Option<Feeds> {
+fn filter_feeds(principal: &Principal, filter: &str) -> Option<Interests> {
     match principal {
-        Principal::Dps { .. } => match filter {
-            "$dps/registrations/res/#" | "#" => Some(Feeds::DPS),
+        Principal::Dps => match filter {
+            "$dps/registrations/res/#" | "#" => Some(Interests::DPS),
             _ => None,
         },
         Principal::Device {
@@ -479,11 +485,13 @@ fn filter_feeds(principal: &Principal, filter: &str) -> Option<Feeds> {
             module_id,
         } => {
             match filter {
-                "#" => return Some(Feeds::DEVICE_ALL),
-                "$iothub/twin/res/#" => return Some(Feeds::TWIN_RESPONSES),
-                "$iothub/twin/PATCH/properties/desired/#" => return Some(Feeds::DESIRED),
-                "$iothub/twin/#" => return Some(Feeds::TWIN_RESPONSES.union(Feeds::DESIRED)),
-                "$iothub/methods/POST/#" => return Some(Feeds::METHODS),
+                "#" => return Some(Interests::DEVICE_ALL),
+                "$iothub/twin/res/#" => return Some(Interests::TWIN_RESPONSES),
+                "$iothub/twin/PATCH/properties/desired/#" => return Some(Interests::DESIRED),
+                "$iothub/twin/#" => {
+                    return Some(Interests::TWIN_RESPONSES.union(Interests::DESIRED));
+                }
+                "$iothub/methods/POST/#" => return Some(Interests::METHODS),
                 _ => {}
             }
             let parts: Vec<&str> = filter.split('/').collect();
@@ -494,14 +502,14 @@ fn filter_feeds(principal: &Principal, filter: &str) -> Option<Feeds> {
                 | (None, ["devices", d, "#"])
                     if dev_ok(d) =>
                 {
-                    Some(Feeds::C2D)
+                    Some(Interests::C2D)
                 }
                 (Some(m), ["devices", d, "modules", mm, "#"])
                 | (Some(m), ["devices", d, "modules", mm, "inputs", "#"])
                 | (Some(m), ["devices", d, "modules", mm, "messages", "devicebound", "#"])
                     if dev_ok(d) && segment_is(mm, m) =>
                 {
-                    Some(Feeds::C2D)
+                    Some(Interests::C2D)
                 }
                 _ => None,
             }

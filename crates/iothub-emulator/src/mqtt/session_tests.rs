@@ -1,4 +1,8 @@
+use bytes::Bytes;
+
 use super::*;
+use crate::mqtt::topics::MAX_D2C;
+use rumqttc::mqttbytes::v4::PubAck;
 
 fn t0() -> Instant {
     Instant::now()
@@ -103,13 +107,11 @@ fn telemetry_on_own_topic_is_accepted_with_its_ack() {
     );
     assert_eq!(
         out,
-        vec![Action::Inbound {
+        vec![Action::Telemetry {
             ack: Some(1),
-            inbound: Inbound::Telemetry {
-                properties: "a=1".into(),
-                body: Bytes::from_static(b"x"),
-                retain: false
-            }
+            properties: "a=1".into(),
+            body: Bytes::from_static(b"x"),
+            retain: false
         }]
     );
 }
@@ -169,8 +171,8 @@ fn suback_grants_at_most_qos_1_and_broad_filters_map_to_c2d() {
             ]
         )))
     );
-    assert_eq!(s.feed_qos(Feeds::C2D), Some(QoS::AtLeastOnce));
-    assert_eq!(s.feed_qos(Feeds::METHODS), Some(QoS::AtMostOnce));
+    assert_eq!(s.granted_qos(Interests::C2D), Some(QoS::AtLeastOnce));
+    assert_eq!(s.granted_qos(Interests::METHODS), Some(QoS::AtMostOnce));
 }
 
 #[test]
@@ -206,7 +208,7 @@ fn sixth_subscription_is_refused() {
         SubscribeReasonCode::Success(QoS::AtLeastOnce)
     );
     assert_eq!(ack.return_codes[5], SubscribeReasonCode::Failure);
-    assert_eq!(s.subscriptions().len(), 5);
+    assert_eq!(s.subscriptions.len(), 5);
 }
 
 #[test]
@@ -248,10 +250,9 @@ fn persistent_session_restores_subscriptions_and_sets_session_present() {
     let now = t0();
     let mut s = Session::new(now);
     s.handle_packet(connect("dev1", 60, false), now);
-    let restored = Some(vec![Subscription {
+    let restored = Some(vec![StoredSubscription {
         filter: "#".into(),
-        feeds: Feeds::DEVICE_ALL,
-        qos: QoS::AtLeastOnce,
+        qos: 1,
     }]);
     let out = s.handle_auth(
         AuthResult::Accepted {
@@ -268,7 +269,7 @@ fn persistent_session_restores_subscriptions_and_sets_session_present() {
             true
         )))
     );
-    assert_eq!(s.feed_qos(Feeds::C2D), Some(QoS::AtLeastOnce));
+    assert_eq!(s.granted_qos(Interests::C2D), Some(QoS::AtLeastOnce));
 }
 
 #[test]
@@ -276,10 +277,9 @@ fn clean_session_ignores_stored_subscriptions() {
     let now = t0();
     let mut s = Session::new(now);
     s.handle_packet(connect("dev1", 60, true), now);
-    let restored = Some(vec![Subscription {
+    let restored = Some(vec![StoredSubscription {
         filter: "#".into(),
-        feeds: Feeds::DEVICE_ALL,
-        qos: QoS::AtLeastOnce,
+        qos: 1,
     }]);
     let out = s.handle_auth(
         AuthResult::Accepted {
@@ -296,7 +296,7 @@ fn clean_session_ignores_stored_subscriptions() {
             false
         )))
     );
-    assert!(s.subscriptions().is_empty());
+    assert!(s.subscriptions.is_empty());
 }
 
 #[test]
@@ -357,9 +357,11 @@ fn twin_and_method_topics_are_classified() {
     );
     assert_eq!(
         out,
-        vec![Action::Inbound {
+        vec![Action::Request {
             ack: None,
-            inbound: Inbound::TwinGet { rid: "1".into() }
+            request: DeviceRequest::TwinGet {
+                request_id: "1".into()
+            }
         }]
     );
     let out = s.handle_packet(
@@ -368,9 +370,161 @@ fn twin_and_method_topics_are_classified() {
     );
     assert!(matches!(
         &out[0],
-        Action::Inbound {
-            inbound: Inbound::MethodResponse { status: 200, .. },
+        Action::Request {
+            request: DeviceRequest::MethodResponse { status: 200, .. },
             ..
         }
     ));
+}
+
+fn subscribe(s: &mut Session, filter: &str, qos: QoS, now: Instant) -> Vec<Action> {
+    s.handle_packet(Packet::Subscribe(Subscribe::new(filter, qos)), now)
+}
+
+fn c2d(lock_token: i64, redelivery: bool) -> ToDevice {
+    use crate::hub::c2d::{AckMode, C2dDelivery, C2dMessage};
+    ToDevice::C2d(Box::new(C2dDelivery {
+        lock_token,
+        redelivery,
+        message: C2dMessage {
+            device_id: "dev1".into(),
+            module_id: None,
+            message_id: format!("m{lock_token}"),
+            to: "/devices/dev1/messages/devicebound".into(),
+            content_encoding: None,
+            content_type: None,
+            correlation_id: None,
+            user_id: None,
+            ack: AckMode::None,
+            properties: Vec::new(),
+            body: Bytes::from_static(b"hi"),
+            enqueued_ms: 0,
+            expiry_ms: 0,
+            delivery_count: 1,
+        },
+    }))
+}
+
+fn sent_publish(actions: &[Action]) -> &Publish {
+    match actions.first() {
+        Some(Action::Send(Packet::Publish(p))) => p,
+        other => panic!("expected a publish, got {other:?}"),
+    }
+}
+
+#[test]
+fn hub_messages_nobody_subscribed_to_are_not_sent() {
+    let now = t0();
+    let mut s = connected(now);
+    assert!(s.handle_to_device(c2d(1, false)).is_empty());
+    let patch = ToDevice::DesiredPatch {
+        version: 2,
+        body: Bytes::from_static(b"{}"),
+    };
+    assert!(s.handle_to_device(patch).is_empty());
+}
+
+#[test]
+fn c2d_at_qos_1_is_completed_by_the_devices_puback() {
+    let now = t0();
+    let mut s = connected(now);
+    subscribe(
+        &mut s,
+        "devices/dev1/messages/devicebound/#",
+        QoS::AtLeastOnce,
+        now,
+    );
+    let out = s.handle_to_device(c2d(41, false));
+    let publish = sent_publish(&out).clone();
+    assert_eq!((publish.qos, publish.dup), (QoS::AtLeastOnce, false));
+    assert_eq!(out.len(), 1, "nothing is complete before the PUBACK");
+    let second = sent_publish(&s.handle_to_device(c2d(42, true))).clone();
+    assert_ne!(publish.pkid, second.pkid);
+    assert!(second.dup, "a redelivery carries DUP at QoS 1");
+    assert_eq!(
+        s.handle_packet(Packet::PubAck(PubAck::new(second.pkid)), now),
+        vec![Action::C2dDelivered(42)]
+    );
+    assert_eq!(
+        s.handle_packet(Packet::PubAck(PubAck::new(publish.pkid)), now),
+        vec![Action::C2dDelivered(41)]
+    );
+    // A PUBACK for nothing in flight completes nothing.
+    assert!(
+        s.handle_packet(Packet::PubAck(PubAck::new(publish.pkid)), now)
+            .is_empty()
+    );
+}
+
+#[test]
+fn c2d_to_a_qos_0_subscription_goes_out_at_qos_0_and_is_complete_once_sent() {
+    let now = t0();
+    let mut s = connected(now);
+    subscribe(
+        &mut s,
+        "devices/dev1/messages/devicebound/#",
+        QoS::AtMostOnce,
+        now,
+    );
+    let out = s.handle_to_device(c2d(7, true));
+    let publish = sent_publish(&out);
+    assert_eq!((publish.qos, publish.dup), (QoS::AtMostOnce, false));
+    assert_eq!(out[1], Action::C2dDelivered(7));
+}
+
+#[test]
+fn packet_ids_skip_those_still_in_flight_and_wrap_after_65535() {
+    let now = t0();
+    let mut s = connected(now);
+    subscribe(&mut s, "#", QoS::AtLeastOnce, now);
+    let first = sent_publish(&s.handle_to_device(c2d(1, false))).pkid;
+    assert_eq!(first, 1);
+    s.last_pkid = u16::MAX - 1;
+    assert_eq!(
+        sent_publish(&s.handle_to_device(c2d(2, false))).pkid,
+        u16::MAX
+    );
+    // 1 is still in flight: the next id after the wrap is 2.
+    assert_eq!(sent_publish(&s.handle_to_device(c2d(3, false))).pkid, 2);
+}
+
+#[test]
+fn the_hub_closing_a_connection_closes_it_without_the_will() {
+    let now = t0();
+    let mut s = connected(now);
+    let out = s.handle_to_device(ToDevice::Close(crate::hub::CloseReason::TakenOver));
+    assert!(matches!(out[..], [Action::Close { will: false, .. }]));
+}
+
+#[test]
+fn subscribing_with_clean_session_0_asks_to_store_the_session() {
+    let now = t0();
+    let mut s = Session::new(now);
+    s.handle_packet(connect("dev1", 60, false), now);
+    let accepted = AuthResult::Accepted {
+        principal: device("dev1"),
+        restored: None,
+        expires: None,
+    };
+    s.handle_auth(accepted, now);
+    let out = subscribe(&mut s, "$iothub/methods/POST/#", QoS::AtMostOnce, now);
+    assert_eq!(
+        out[1],
+        Action::Subscribed {
+            interests: Interests::METHODS,
+            save: Some(vec![StoredSubscription {
+                filter: "$iothub/methods/POST/#".into(),
+                qos: 0
+            }])
+        }
+    );
+    let mut clean = connected(now);
+    let out = subscribe(&mut clean, "$iothub/methods/POST/#", QoS::AtMostOnce, now);
+    assert_eq!(
+        out[1],
+        Action::Subscribed {
+            interests: Interests::METHODS,
+            save: None
+        }
+    );
 }

@@ -96,7 +96,7 @@ async fn c2d_reaches_a_broad_subscription_with_its_property_bag() {
         device_id: "c2d1".into(),
         module_id: None,
     };
-    hub.emulator.domains.send_c2d(&who, message).await.unwrap();
+    hub.emulator.hub.send_c2d(&who, message).await.unwrap();
     let p = next_publish(&mut events).await;
     assert!(p.topic.starts_with("devices/c2d1/messages/devicebound/%24.mid=m-1&%24.to=%2Fdevices%2Fc2d1%2Fmessages%2Fdevicebound"), "{}", p.topic);
     assert!(p.topic.ends_with("property1=value%201"), "{}", p.topic);
@@ -113,7 +113,7 @@ async fn a_direct_method_is_routed_to_the_device_and_its_answer_back() {
         .await
         .unwrap();
     wait_for(&mut events, |p| matches!(p, Packet::SubAck(_))).await;
-    let domains = hub.emulator.domains.clone();
+    let domains = hub.emulator.hub.clone();
     let call = iothub_emulator::hub::methods::MethodCall::from_json(
         &serde_json::json!({"methodName":"reboot","payload":{"delay":1}}),
     )
@@ -269,7 +269,7 @@ async fn a_persistent_session_keeps_its_subscription_and_gets_queued_c2d_on_reco
         body: b"queued".to_vec(),
         ..Default::default()
     };
-    hub.emulator.domains.send_c2d(&who, message).await.unwrap();
+    hub.emulator.hub.send_c2d(&who, message).await.unwrap();
 
     // Reconnect with clean session 0 and WITHOUT subscribing again.
     let rec = hub
@@ -329,7 +329,7 @@ async fn an_unacknowledged_c2d_message_is_redelivered_with_dup_after_a_reconnect
         body: b"again".to_vec(),
         ..Default::default()
     };
-    hub.emulator.domains.send_c2d(&who, message).await.unwrap();
+    hub.emulator.hub.send_c2d(&who, message).await.unwrap();
     let first = next_publish(&mut events).await;
     assert!(!first.dup);
     drop((client, events)); // connection lost without acknowledging
@@ -382,7 +382,7 @@ async fn a_reconnect_that_takes_over_a_half_open_connection_keeps_the_persistent
         body: b"to the new one".to_vec(),
         ..Default::default()
     };
-    hub.emulator.domains.send_c2d(&who, message).await.unwrap();
+    hub.emulator.hub.send_c2d(&who, message).await.unwrap();
     let p = next_publish(&mut second_events).await;
     assert_eq!(p.payload.as_ref(), b"to the new one");
     drop((client, events));
@@ -450,7 +450,7 @@ async fn a_persistent_session_survives_an_emulator_restart_and_clean_session_1_d
         body: b"after restart".to_vec(),
         ..Default::default()
     };
-    second.domains.send_c2d(&who, message).await.unwrap();
+    second.hub.send_c2d(&who, message).await.unwrap();
     let p = next_publish(&mut events).await;
     assert_eq!(p.payload.as_ref(), b"after restart");
     drop((_client, events));

@@ -17,7 +17,6 @@ use serde_json::Value;
 use super::body::{if_match, json_object};
 use super::identity::{self, Facts, IdentityBody};
 use super::{ApiError, ApiState, Permission, Route};
-use crate::hub::Outbound;
 use crate::hub::c2d;
 use crate::hub::registry::{self as reg, NewIdentity};
 use crate::hub::timestamp::unix_millis;
@@ -125,7 +124,7 @@ pub(crate) async fn put_identity(
         })
         .await??;
     if record.status == Status::Disabled {
-        s.hub.send(&identity::identity_of(&record), Outbound::Close);
+        s.hub.close_connection(&identity::identity_of(&record));
     }
     Ok(Json(identity::view(
         &record,
@@ -199,7 +198,7 @@ pub(crate) async fn delete_identity(
         })
         .await??;
     for r in &removed {
-        s.hub.send(&identity::identity_of(r), Outbound::Close);
+        s.hub.close_connection(&identity::identity_of(r));
     }
     Ok(StatusCode::NO_CONTENT)
 }

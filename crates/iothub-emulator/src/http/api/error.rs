@@ -12,8 +12,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::hub::HubError;
 use crate::hub::c2d::C2dError;
-use crate::hub::dispatch::DomainError;
 use crate::hub::methods::MethodError;
 use crate::hub::registry::RegistryError;
 use crate::hub::timestamp::iso8601_millis;
@@ -185,12 +185,12 @@ impl From<MethodError> for ApiError {
     }
 }
 
-impl From<DomainError> for ApiError {
-    fn from(e: DomainError) -> Self {
+impl From<HubError> for ApiError {
+    fn from(e: HubError) -> Self {
         match e {
-            DomainError::C2d(e) => e.into(),
-            DomainError::Twin(e) => e.into(),
-            DomainError::Store(e) => e.into(),
+            HubError::C2d(e) => e.into(),
+            HubError::Twin(e) => e.into(),
+            HubError::Store(e) => e.into(),
         }
     }
 }

@@ -93,7 +93,7 @@ async fn send(
     message: OutgoingMessage,
 ) -> Result<c2d::Enqueued, ApiError> {
     exists(s, who).await?;
-    Ok(s.domains.send_c2d(who, message).await?)
+    Ok(s.hub.send_c2d(who, message).await?)
 }
 
 async fn purge(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {

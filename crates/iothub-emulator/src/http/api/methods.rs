@@ -71,6 +71,6 @@ async fn invoke(s: &ApiState, who: Identity, body: &[u8]) -> Result<Json<Value>,
                 .ok_or_else(|| ApiError::not_found(&id.device_id, id.module_id.as_deref())))
         })
         .await??;
-    let result = s.domains.invoke_method(&who, call).await?;
+    let result = s.hub.invoke_method(&who, call).await?;
     Ok(Json(result.to_json()))
 }

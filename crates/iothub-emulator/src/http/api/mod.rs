@@ -32,13 +32,11 @@ use tokio::sync::watch;
 pub(crate) use self::auth::Permission;
 pub(crate) use self::error::ApiError;
 use crate::hub::Hub;
-use crate::hub::dispatch::Domains;
 
 /// What every handler sees; cheap to clone.
 #[derive(Clone, Debug)]
 pub(crate) struct ApiState {
     pub(crate) hub: Hub,
-    pub(crate) domains: Domains,
     /// Becomes `true` when the emulator stops: never-ending responses (SSE) end then, so
     /// graceful shutdown does not wait for them forever. `None`: never.
     pub(crate) shutdown: Option<watch::Receiver<bool>>,
@@ -93,30 +91,22 @@ pub(crate) fn routes() -> Vec<Route> {
     all
 }
 
-/// The API router for `hub`, using the shared `domains` (the same [`Domains`] the MQTT glue
-/// uses, so method responses reach the waiting REST caller). Its event streams never end on their own; a
-/// server with graceful shutdown uses [`router_with_shutdown`].
+/// The API router for `hub` (the same hub the device transports use, so method responses
+/// reach the waiting REST caller). Its event streams never end on their own; a server with
+/// graceful shutdown uses [`router_with_shutdown`].
 #[cfg(test)]
-pub(crate) fn router(hub: Hub, domains: Domains) -> Router {
-    build(hub, domains, None)
+pub(crate) fn router(hub: Hub) -> Router {
+    build(hub, None)
 }
 
 /// [`router`] whose event streams end when `shutdown` becomes `true` (or its sender is
 /// dropped), so graceful shutdown does not wait for them forever.
-pub(crate) fn router_with_shutdown(
-    hub: Hub,
-    domains: Domains,
-    shutdown: watch::Receiver<bool>,
-) -> Router {
-    build(hub, domains, Some(shutdown))
+pub(crate) fn router_with_shutdown(hub: Hub, shutdown: watch::Receiver<bool>) -> Router {
+    build(hub, Some(shutdown))
 }
 
-fn build(hub: Hub, domains: Domains, shutdown: Option<watch::Receiver<bool>>) -> Router {
-    let state = ApiState {
-        hub,
-        domains,
-        shutdown,
-    };
+fn build(hub: Hub, shutdown: Option<watch::Receiver<bool>>) -> Router {
+    let state = ApiState { hub, shutdown };
     let mut router = Router::new();
     for route in routes() {
         let handler = match route.permission {

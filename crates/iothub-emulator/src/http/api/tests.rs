@@ -1,5 +1,5 @@
 //! The REST API end to end over loopback HTTP (in-memory store, fake device connections
-//! attached to the real [`Hub`] and [`Domains`]), plus the OpenAPI conformance check.
+//! attached to the real [`Hub`]), plus the OpenAPI conformance check.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -13,10 +13,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::*;
-use crate::hub::Outbound;
 use crate::hub::auth::Identity;
-use crate::hub::provisioning::DpsConfig;
-use crate::mqtt::Feeds;
+use crate::hub::{ConnectionRef, Interests, ToDevice};
 use crate::store::Store;
 use crate::store::events::TelemetryEvent;
 
@@ -28,7 +26,6 @@ struct Api {
     /// Keeps the API's shutdown signal open (`send(true)` ends SSE streams).
     stop: tokio::sync::watch::Sender<bool>,
     hub: Hub,
-    domains: Domains,
     owner: String,
 }
 
@@ -67,15 +64,8 @@ async fn setup() -> Api {
         store,
         vec!["localhost".into(), "myhub.azure-devices.net".into()],
     );
-    let domains = Domains::new(
-        hub.clone(),
-        DpsConfig {
-            assigned_hub: "localhost".into(),
-            retry_after_secs: 1,
-        },
-    );
     let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let app = router_with_shutdown(hub.clone(), domains.clone(), shutdown);
+    let app = router_with_shutdown(hub.clone(), shutdown);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -84,7 +74,6 @@ async fn setup() -> Api {
         addr,
         stop,
         hub,
-        domains,
         owner,
     }
 }
@@ -147,12 +136,13 @@ impl Api {
         r.json()
     }
 
-    /// A fake MQTT connection of `id` subscribed to `feeds`.
-    fn connect(&self, id: &Identity, feeds: Feeds) -> (u64, UnboundedReceiver<Outbound>) {
-        let (conn, rx) = self.hub.attach(id);
-        self.hub.set_feeds(id, feeds);
-        self.domains.subscribed(id, conn);
-        (conn, rx)
+    /// A fake device connection of `id` that asked for `interests`.
+    fn connect(
+        &self,
+        id: &Identity,
+        interests: Interests,
+    ) -> (ConnectionRef, UnboundedReceiver<ToDevice>) {
+        self.hub.attach_test_connection(id, interests)
     }
 }
 
@@ -245,9 +235,11 @@ fn dev(id: &str) -> Identity {
     }
 }
 
-async fn next_publish(rx: &mut UnboundedReceiver<Outbound>) -> (String, Vec<u8>) {
-    match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
-        Ok(Some(Outbound::Publish { topic, payload, .. })) => (topic, payload.to_vec()),
+/// The next message to the fake connection, as the MQTT topic and payload it goes out as.
+async fn next_publish(rx: &mut UnboundedReceiver<ToDevice>) -> (String, Vec<u8>) {
+    let message = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+    match message.map(|m| m.and_then(crate::mqtt::outgoing)) {
+        Ok(Some(p)) => (p.topic, p.payload.to_vec()),
         other => panic!("expected a publish, got {other:?}"),
     }
 }

@@ -187,11 +187,9 @@ async fn change(
     let body = Value::Object(json_object(body)?);
     let record = find(s, &who).await?;
     let update = if replace {
-        s.domains
-            .replace_twin(&who, body, if_match(headers))
-            .await?
+        s.hub.replace_twin(&who, body, if_match(headers)).await?
     } else {
-        s.domains.patch_twin(&who, body, if_match(headers)).await?
+        s.hub.patch_twin(&who, body, if_match(headers)).await?
     };
     let r = record.clone();
     let depth = s.hub.store().call(move |tx| Ok(c2d_depth(tx, &r))).await?;

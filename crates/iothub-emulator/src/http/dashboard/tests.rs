@@ -7,8 +7,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
-use crate::hub::dispatch::Domains;
-use crate::hub::provisioning::DpsConfig;
 use crate::store::Store;
 
 struct Reply {
@@ -35,14 +33,7 @@ async fn serve(connect_info: bool) -> (SocketAddr, Hub) {
         .await
         .unwrap();
     let hub = Hub::new(store, vec!["localhost".into(), "myhub.example".into()]);
-    let domains = Domains::new(
-        hub.clone(),
-        DpsConfig {
-            assigned_hub: "localhost".into(),
-            retry_after_secs: 1,
-        },
-    );
-    let app = crate::http::api::router(hub.clone(), domains).merge(router(hub.clone()));
+    let app = crate::http::api::router(hub.clone()).merge(router(hub.clone()));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     if connect_info {

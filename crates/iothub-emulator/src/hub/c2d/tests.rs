@@ -34,59 +34,40 @@ fn statuses(conn: &Connection) -> Vec<(String, String)> {
 }
 
 #[test]
-fn delivery_topic_matches_the_golden_property_order() {
-    // SDK-WIRE.md "Cloud-to-device".
+fn delivery_carries_every_field_the_sender_set() {
     let conn = db();
     let m = OutgoingMessage {
         body: b"hello world".to_vec(),
-        message_id: Some("84c08717-2be1-404c-9e5d-62f4565ca58b".into()),
+        message_id: Some("m-1".into()),
         correlation_id: Some("c-9".into()),
+        user_id: Some("svc".into()),
         content_type: Some("text/plain".into()),
         content_encoding: Some("utf-8".into()),
         ack: AckMode::Full,
-        properties: vec![("property1".into(), "value 1".into())],
+        properties: vec![("b".into(), "2".into()), ("a".into(), "1".into())],
         ..Default::default()
     };
-    enqueue(&conn, "dev3", None, m, &L, at(0)).unwrap();
-    let d = next_deliveries(&conn, "dev3", None, 10, &L, at(0)).unwrap();
+    enqueue(&conn, "dev3", Some("m1"), m, &L, at(0)).unwrap();
+    let d = next_deliveries(&conn, "dev3", Some("m1"), 10, &L, at(0)).unwrap();
+    let got = &d[0].message;
+    assert_eq!(got.to, "/devices/dev3/modules/m1/messages/devicebound");
     assert_eq!(
-        d[0].topic,
-        "devices/dev3/messages/devicebound/%24.mid=84c08717-2be1-404c-9e5d-62f4565ca58b\
-         &%24.to=%2Fdevices%2Fdev3%2Fmessages%2Fdevicebound&%24.ce=utf-8&%24.ct=text%2Fplain\
-         &%24.cid=c-9&iothub-ack=full&property1=value%201"
+        (got.device_id.as_str(), got.module_id.as_deref()),
+        ("dev3", Some("m1"))
     );
-    assert_eq!(d[0].payload, b"hello world");
-    assert!(!d[0].dup);
-}
-
-#[test]
-fn delivery_topic_parses_back_with_the_proto_parser() {
-    let conn = db();
-    let m = OutgoingMessage {
-        user_id: Some("svc".into()),
-        properties: vec![("a&b".into(), "x=y".into())],
-        ..msg("m1", AckMode::None)
-    };
-    enqueue(&conn, "dev 1", Some("mod1"), m, &L, at(0)).unwrap();
-    let d = next_deliveries(&conn, "dev 1", Some("mod1"), 1, &L, at(0)).unwrap();
-    let parsed = iothub_proto::topic::C2dMessage::parse(&d[0].topic).unwrap();
-    let bag = parsed.properties();
-    assert!(
-        bag.system(SystemProperty::To)
-            .is_some_and(|v| v.eq_str("/devices/dev 1/modules/mod1/messages/devicebound"))
+    assert_eq!(got.message_id, "m-1");
+    assert_eq!(got.correlation_id.as_deref(), Some("c-9"));
+    assert_eq!(got.user_id.as_deref(), Some("svc"));
+    assert_eq!(got.content_type.as_deref(), Some("text/plain"));
+    assert_eq!(got.content_encoding.as_deref(), Some("utf-8"));
+    assert_eq!(got.ack, AckMode::Full);
+    assert_eq!(
+        got.properties,
+        [("b".into(), "2".into()), ("a".into(), "1".into())]
     );
-    assert!(
-        bag.system(SystemProperty::UserId)
-            .is_some_and(|v| v.eq_str("svc"))
-    );
-    assert!(
-        bag.get("a&b")
-            .is_some_and(|v| v.is_some_and(|v| v.eq_str("x=y")))
-    );
-    assert!(
-        bag.get("iothub-ack")
-            .is_some_and(|v| v.is_some_and(|v| v.eq_str("none")))
-    );
+    assert_eq!(&got.body[..], b"hello world");
+    assert_eq!(got.delivery_count, 1);
+    assert!(!d[0].redelivery);
 }
 
 #[test]
@@ -163,7 +144,7 @@ fn messages_are_delivered_in_order_and_locked_until_completed() {
     assert_eq!(
         first
             .iter()
-            .map(|d| d.message_id.as_str())
+            .map(|d| d.message.message_id.as_str())
             .collect::<Vec<_>>(),
         ["a", "b"]
     );
@@ -171,7 +152,7 @@ fn messages_are_delivered_in_order_and_locked_until_completed() {
     let more = next_deliveries(&conn, "d", None, 10, &L, at(2)).unwrap();
     assert_eq!(
         more.iter()
-            .map(|d| d.message_id.as_str())
+            .map(|d| d.message.message_id.as_str())
             .collect::<Vec<_>>(),
         ["c"]
     );
@@ -204,11 +185,11 @@ fn uncompleted_messages_are_redelivered_with_dup_after_a_reconnect() {
     let conn = db();
     enqueue(&conn, "d", None, msg("a", AckMode::None), &L, at(0)).unwrap();
     let first = next_deliveries(&conn, "d", None, 10, &L, at(0)).unwrap();
-    assert!(!first[0].dup);
+    assert!(!first[0].redelivery);
     assert_eq!(release(&conn, "d", None).unwrap(), 1);
     let again = next_deliveries(&conn, "d", None, 10, &L, at(1)).unwrap();
     assert_eq!(again.len(), 1);
-    assert!(again[0].dup);
+    assert!(again[0].redelivery);
     assert_eq!(again[0].lock_token, first[0].lock_token);
 }
 
@@ -228,7 +209,7 @@ fn an_expired_lock_makes_the_message_deliverable_again() {
             .is_empty()
     );
     let again = next_deliveries(&conn, "d", None, 10, &L, at(60)).unwrap();
-    assert!(again[0].dup);
+    assert!(again[0].redelivery);
 }
 
 #[test]
@@ -285,7 +266,9 @@ fn expired_messages_are_dead_lettered_and_reported_when_asked() {
     assert_eq!(queue_depth(&conn, "d", None, at(10)).unwrap(), 1);
     let d = next_deliveries(&conn, "d", None, 10, &L, at(10)).unwrap();
     assert_eq!(
-        d.iter().map(|d| d.message_id.as_str()).collect::<Vec<_>>(),
+        d.iter()
+            .map(|d| d.message.message_id.as_str())
+            .collect::<Vec<_>>(),
         ["default-ttl"]
     );
     assert_eq!(statuses(&conn), [("short".into(), "Expired".into())]);
@@ -343,7 +326,10 @@ fn queues_survive_a_reopened_database() {
     let conn = Connection::open(&path).unwrap();
     release(&conn, "d", None).unwrap();
     let d = next_deliveries(&conn, "d", None, 1, &L, at(1)).unwrap();
-    assert_eq!((d[0].message_id.as_str(), d[0].dup), ("a", true));
+    assert_eq!(
+        (d[0].message.message_id.as_str(), d[0].redelivery),
+        ("a", true)
+    );
     drop(conn);
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -52,7 +52,7 @@ async fn updates_need_a_current_etag_and_disabling_closes_the_connection() {
     let api = setup().await;
     let created = api.create("dev1").await;
     let etag = created["etag"].as_str().unwrap().to_owned();
-    let (_, mut rx) = api.connect(&dev("dev1"), Feeds::C2D);
+    let (_, mut rx) = api.connect(&dev("dev1"), Interests::C2D);
     let body = json!({"deviceId": "dev1", "status": "disabled",
         "authentication": {"type": "sas", "symmetricKey": {"primaryKey": "a2V5MQ==", "secondaryKey": "a2V5Mg=="}}}).to_string();
     let quoted = format!("\"{etag}\"");
@@ -84,7 +84,10 @@ async fn updates_need_a_current_etag_and_disabling_closes_the_connection() {
     );
     assert_eq!(updated["generationId"], created["generationId"]);
     assert_ne!(updated["etag"], created["etag"]);
-    assert_eq!(rx.recv().await, Some(Outbound::Close));
+    assert_eq!(
+        rx.recv().await,
+        Some(ToDevice::Close(crate::hub::CloseReason::IdentityChanged))
+    );
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::*;
-use crate::mqtt::Inbound;
+use crate::hub::DeviceRequest;
 // ---- twins ------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -22,7 +22,7 @@ async fn twin_patch_pushes_desired_to_the_connected_device_and_honours_etags() {
         .json();
     assert_eq!(twin["properties"]["desired"]["$version"], 1);
     let etag = twin["etag"].as_str().unwrap().to_owned();
-    let (_, mut rx) = api.connect(&dev("dev1"), Feeds::DESIRED);
+    let (_, mut rx) = api.connect(&dev("dev1"), Interests::DESIRED);
 
     let patch =
         json!({"tags": {"site": "lab"}, "properties": {"desired": {"target": 21}}}).to_string();
@@ -88,18 +88,17 @@ async fn method_call_round_trips_through_a_subscribed_device() {
     let api = setup().await;
     api.create("dev1").await;
     let who = dev("dev1");
-    let (conn, mut rx) = api.connect(&who, Feeds::METHODS);
-    let domains = api.domains.clone();
+    let (conn, mut rx) = api.connect(&who, Interests::METHODS);
+    let hub = api.hub.clone();
     let device = tokio::spawn(async move {
         let (topic, payload) = next_publish(&mut rx).await;
         assert_eq!(payload, br#"{"delay":1}"#);
         let rid = topic.rsplit("$rid=").next().unwrap().to_owned();
         assert!(topic.starts_with("$iothub/methods/POST/reboot/"));
-        domains.inbound(
-            &who,
-            conn,
-            Inbound::MethodResponse {
-                rid,
+        hub.device_request(
+            &conn,
+            DeviceRequest::MethodResponse {
+                request_id: rid,
                 status: 201,
                 body: Bytes::from_static(br#"{"ok":true}"#),
             },
@@ -150,7 +149,7 @@ async fn method_on_an_offline_device_is_404103_and_unknown_device_404001() {
 async fn method_that_the_device_never_answers_is_504101() {
     let api = setup().await;
     api.create("dev1").await;
-    let (_conn, _rx) = api.connect(&dev("dev1"), Feeds::METHODS);
+    let (_conn, _rx) = api.connect(&dev("dev1"), Interests::METHODS);
     let r = api
         .call(
             "POST",
@@ -208,7 +207,7 @@ async fn c2d_send_delivers_with_properties_counts_and_purges() {
         "m2 asked for no feedback"
     );
 
-    let (_, mut rx) = api.connect(&dev("dev1"), Feeds::C2D);
+    let (_, mut rx) = api.connect(&dev("dev1"), Interests::C2D);
     api.call(
         "POST",
         "/messages/devicebound",

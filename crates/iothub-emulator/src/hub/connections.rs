@@ -1,0 +1,161 @@
+//! The live connections, one per identity (docs/protocol.md §1.5: a new connection of the same
+//! identity takes over and the old one is closed), with what each asked to receive.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::mpsc;
+
+use super::auth::Identity;
+use super::lock;
+use super::methods::ConnectionId;
+use super::to_device::{CloseReason, Interests, ToDevice};
+
+#[derive(Debug)]
+struct Live {
+    id: ConnectionId,
+    tx: mpsc::UnboundedSender<ToDevice>,
+    interests: Interests,
+}
+
+/// The registry of live connections.
+#[derive(Debug)]
+pub(crate) struct Connections {
+    maps: Mutex<Maps>,
+    next_id: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Maps {
+    by_identity: HashMap<Identity, Live>,
+    /// Whose connection each id is (method requests are addressed by connection).
+    identities: HashMap<ConnectionId, Identity>,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Self {
+            maps: Mutex::new(Maps::default()),
+            next_id: AtomicU64::new(1),
+        }
+    }
+}
+
+/// A connection as the hub knows it: whose it is and which one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionRef {
+    /// Whose connection it is.
+    pub identity: Identity,
+    /// Which of the identity's connections (a takeover gives a new id).
+    pub id: ConnectionId,
+}
+
+impl Connections {
+    /// Registers a new connection of `identity`, closing its previous one. Returns its id and
+    /// the queue of what the hub sends it.
+    pub(crate) fn attach(
+        &self,
+        identity: &Identity,
+    ) -> (ConnectionId, mpsc::UnboundedReceiver<ToDevice>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let live = Live {
+            id,
+            tx,
+            interests: Interests::default(),
+        };
+        let mut maps = lock(&self.maps);
+        maps.identities.insert(id, identity.clone());
+        if let Some(previous) = maps.by_identity.insert(identity.clone(), live) {
+            // The old connection's id stays known until it detaches itself.
+            let _ = previous.tx.send(ToDevice::Close(CloseReason::TakenOver));
+        }
+        (id, rx)
+    }
+
+    /// Removes connection `id` if it is still the identity's current one.
+    pub(crate) fn detach(&self, identity: &Identity, id: ConnectionId) {
+        let mut maps = lock(&self.maps);
+        maps.identities.remove(&id);
+        if maps.by_identity.get(identity).is_some_and(|c| c.id == id) {
+            maps.by_identity.remove(identity);
+        }
+    }
+
+    /// Whether connection `id` is still the identity's current one (not taken over).
+    pub(crate) fn is_current(&self, identity: &Identity, id: ConnectionId) -> bool {
+        lock(&self.maps)
+            .by_identity
+            .get(identity)
+            .is_some_and(|c| c.id == id)
+    }
+
+    /// Records what connection `id` asked to receive, if it is still current.
+    pub(crate) fn set_interests(
+        &self,
+        identity: &Identity,
+        id: ConnectionId,
+        interests: Interests,
+    ) {
+        if let Some(c) = lock(&self.maps)
+            .by_identity
+            .get_mut(identity)
+            .filter(|c| c.id == id)
+        {
+            c.interests = interests;
+        }
+    }
+
+    /// Whether the identity is connected and asked for all of `interests`.
+    pub(crate) fn receives(&self, identity: &Identity, interests: Interests) -> bool {
+        lock(&self.maps)
+            .by_identity
+            .get(identity)
+            .is_some_and(|c| c.interests.contains(interests))
+    }
+
+    /// Whether the identity has a live connection.
+    pub(crate) fn is_connected(&self, identity: &Identity) -> bool {
+        lock(&self.maps).by_identity.contains_key(identity)
+    }
+
+    /// Queues `message` for the identity's connection; false when it is not connected.
+    pub(crate) fn send(&self, identity: &Identity, message: ToDevice) -> bool {
+        lock(&self.maps)
+            .by_identity
+            .get(identity)
+            .is_some_and(|c| c.tx.send(message).is_ok())
+    }
+
+    /// Queues `message` for connection `id` only (a method request belongs to the connection
+    /// that subscribed); false when that connection is gone.
+    pub(crate) fn send_to(&self, id: ConnectionId, message: ToDevice) -> bool {
+        let maps = lock(&self.maps);
+        maps.identities
+            .get(&id)
+            .and_then(|identity| maps.by_identity.get(identity))
+            .filter(|c| c.id == id)
+            .is_some_and(|c| c.tx.send(message).is_ok())
+    }
+}
+
+#[cfg(any(test, feature = "test-util"))]
+impl super::Hub {
+    /// Attaches a connection of `identity` that asked for `interests`, as a transport does
+    /// after [`super::Hub::connect_device`] accepted it: for tests of the service side that
+    /// need a device on the other end without a socket.
+    pub fn attach_test_connection(
+        &self,
+        identity: &Identity,
+        interests: Interests,
+    ) -> (ConnectionRef, mpsc::UnboundedReceiver<ToDevice>) {
+        let (id, rx) = self.inner.connections.attach(identity);
+        let connection = ConnectionRef {
+            identity: identity.clone(),
+            id,
+        };
+        self.interests_changed(&connection, interests);
+        (connection, rx)
+    }
+}

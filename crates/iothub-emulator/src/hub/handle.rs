@@ -1,0 +1,199 @@
+//! The [`Hub`] handle: everything IoT Hub does, shared by every transport. Its operations are
+//! spread over files by who calls them: `device_side.rs` (a device's connection),
+//! `ingest.rs` (telemetry), `service_side.rs` (the service API), `c2d_pump.rs` (C2D delivery).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use tokio::sync::broadcast;
+
+use super::auth::Identity;
+use super::c2d::C2dLimits;
+use super::clock::{Clock, SystemClock};
+use super::connections::Connections;
+use super::methods::MethodInvoker;
+use super::provisioning::{Attestation, DpsConfig};
+use super::to_device::ToDevice;
+use crate::store::events::TelemetryEvent;
+use crate::store::{Store, StoreError};
+
+/// Capacity of the live feed; slow subscribers see `RecvError::Lagged`.
+const LIVE_FEED_CAPACITY: usize = 4096;
+
+/// Errors of the hub's operations that are not a device's or service's own refusal.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HubError {
+    /// A C2D operation failed.
+    #[error(transparent)]
+    C2d(#[from] super::c2d::C2dError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A twin operation failed.
+    #[error(transparent)]
+    Twin(#[from] super::twin::TwinError),
+}
+
+/// How a hub is set up; [`HubOptions::default`] is what `iothub emulator` runs with.
+#[derive(Clone, Debug)]
+pub struct HubOptions {
+    /// Host names the hub answers to; the first is the primary one (connection strings, DPS
+    /// assignments). Empty means `localhost`.
+    pub names: Vec<String>,
+    /// Where the hub reads the time.
+    pub clock: Arc<dyn Clock>,
+    /// C2D queue limits.
+    pub c2d_limits: C2dLimits,
+    /// Seconds a DPS device is told to wait between status polls.
+    pub dps_retry_after_secs: u32,
+}
+
+impl Default for HubOptions {
+    fn default() -> Self {
+        Self {
+            names: vec!["localhost".into()],
+            clock: Arc::new(SystemClock),
+            c2d_limits: C2dLimits::DEFAULT,
+            dps_retry_after_secs: 1,
+        }
+    }
+}
+
+/// The hub: registry and authentication, telemetry, C2D, twins, direct methods, DPS,
+/// connection state and the live event feed, behind typed operations that name no transport.
+/// Cheap to clone; every clone is the same hub.
+#[derive(Clone, Debug)]
+pub struct Hub {
+    pub(super) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(super) struct Inner {
+    pub(super) store: Store,
+    pub(super) names: Vec<String>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) live: broadcast::Sender<Arc<TelemetryEvent>>,
+    /// When each identity's last telemetry was enqueued (ms since the epoch), for the
+    /// registry's `lastActivityTime`; updated on the append path, not by a feed subscriber,
+    /// so that ingest wakes no other task.
+    pub(super) last_activity: Mutex<HashMap<Identity, i64>>,
+    pub(super) connections: Arc<Connections>,
+    pub(super) methods: MethodInvoker,
+    pub(super) dps: DpsConfig,
+    pub(super) c2d_limits: C2dLimits,
+    /// Authenticated DPS registrations, by lower-cased registration id.
+    pub(super) registrations: Mutex<HashMap<String, Attestation>>,
+}
+
+impl Hub {
+    /// A hub over `store` answering to `names` (the first is the primary host name), on the
+    /// system clock.
+    #[must_use]
+    pub fn new(store: Store, names: Vec<String>) -> Self {
+        Self::with_options(
+            store,
+            HubOptions {
+                names,
+                ..HubOptions::default()
+            },
+        )
+    }
+
+    /// A hub over `store` set up by `options` (a test's clock, other limits).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::SystemTime;
+    /// use iothub_emulator::hub::{Hub, HubOptions, ManualClock};
+    /// use iothub_emulator::store::Store;
+    /// let clock = Arc::new(ManualClock::new(SystemTime::UNIX_EPOCH));
+    /// let options = HubOptions { clock: clock.clone(), ..HubOptions::default() };
+    /// let hub = Hub::with_options(Store::open_in_memory().unwrap(), options);
+    /// assert_eq!(hub.now(), SystemTime::UNIX_EPOCH);
+    /// ```
+    #[must_use]
+    pub fn with_options(store: Store, options: HubOptions) -> Self {
+        let HubOptions {
+            mut names,
+            clock,
+            c2d_limits,
+            dps_retry_after_secs,
+        } = options;
+        if names.is_empty() {
+            names.push("localhost".into());
+        }
+        let connections = Arc::new(Connections::default());
+        let methods = {
+            let connections = connections.clone();
+            MethodInvoker::new(move |out| {
+                // Fire and forget: the call's own timeout covers a connection that just went.
+                connections.send_to(
+                    out.connection,
+                    ToDevice::MethodRequest {
+                        method: out.method,
+                        request_id: out.request_id,
+                        payload: out.payload.into(),
+                    },
+                );
+            })
+        };
+        let dps = DpsConfig {
+            assigned_hub: names[0].clone(),
+            retry_after_secs: dps_retry_after_secs,
+        };
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                names,
+                clock,
+                live: broadcast::channel(LIVE_FEED_CAPACITY).0,
+                last_activity: Mutex::new(HashMap::new()),
+                connections,
+                methods,
+                dps,
+                c2d_limits,
+                registrations: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The store (for tools that work on the database directly, and for tests).
+    #[must_use]
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Host names the hub answers to.
+    #[must_use]
+    pub fn names(&self) -> &[String] {
+        &self.inner.names
+    }
+
+    /// The primary host name (used in connection strings).
+    #[must_use]
+    pub fn host(&self) -> &str {
+        &self.inner.names[0]
+    }
+
+    /// The hub's current time (its injected clock).
+    #[must_use]
+    pub fn now(&self) -> SystemTime {
+        self.inner.clock.now()
+    }
+
+    /// The hub's current time in Unix seconds.
+    #[must_use]
+    pub fn now_unix_secs(&self) -> u64 {
+        self.now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    /// Whether the identity has a live connection.
+    #[must_use]
+    pub fn is_connected(&self, identity: &Identity) -> bool {
+        self.inner.connections.is_connected(identity)
+    }
+}
