@@ -18,7 +18,7 @@ pub(crate) use self::device::{
     Connection as DeviceConnection, DeviceArgs, DeviceCommand, ListenArgs, ProvisionArgs,
     ReportArgs, SendArgs,
 };
-pub(crate) use self::emulator::EmulatorArgs;
+pub(crate) use self::emulator::{EmulatorArgs, LogFormat};
 pub(crate) use self::hub::{
     C2dArgs, HubArgs, HubCommand, InvokeArgs, MonitorArgs, Service as HubService, TwinArgs,
     TwinCommand, TwinTarget,

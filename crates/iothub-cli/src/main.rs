@@ -8,6 +8,7 @@
 mod args;
 mod cmd;
 mod errors;
+mod logging;
 
 use std::io;
 use std::process::ExitCode;

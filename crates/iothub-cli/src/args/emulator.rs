@@ -10,6 +10,12 @@ Examples:
   iothub emulator
   iothub emulator --hostname myhub.azure-devices.net --https-port 8443
   iothub emulator --in-memory --mqtt-port 0 --https-port 0 --plain-port 0 --http-port 0
+  iothub emulator --log-level debug --log-format json
+
+Logs go to stderr: each connection accepted and closed (identity, transport, duration,
+reason) and every refusal with the rule that failed, never a key, signature or token.
+`--log-level` takes a level or tracing directives (`info,iothub_emulator=debug`); without it
+RUST_LOG is used, else `info`.
 
 Clients trust <data dir>/ca.pem. Other commands (iothub hub …) find the running emulator
 through <data dir>/endpoints.json.";
@@ -85,4 +91,22 @@ pub(crate) struct EmulatorArgs {
     /// CA file clients should trust with --cert (default: the --cert file).
     #[arg(long, requires = "cert", value_name = "PEM")]
     pub(crate) ca: Option<PathBuf>,
+
+    /// Log level or tracing directives (e.g. `debug`, `info,iothub_emulator=trace`); default
+    /// `$RUST_LOG`, else `info`.
+    #[arg(long, value_name = "LEVEL")]
+    pub(crate) log_level: Option<String>,
+
+    /// Log format: `text` (human-readable) or `json` (one object per line).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub(crate) log_format: LogFormat,
+}
+
+/// How the emulator writes its log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }

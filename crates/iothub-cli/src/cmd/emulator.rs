@@ -12,6 +12,7 @@ use crate::args::EmulatorArgs;
 
 /// Runs the emulator; returns after a clean shutdown.
 pub(crate) fn run(args: &EmulatorArgs, global: Global) -> anyhow::Result<ExitCode> {
+    crate::logging::init(args.log_level.as_deref(), args.log_format)?;
     let data_dir = match &args.data_dir {
         Some(d) => d.clone(),
         None => default_data_dir()?,

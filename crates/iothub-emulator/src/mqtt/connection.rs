@@ -307,7 +307,7 @@ where
     async fn finish(mut self, reason: Cow<'static, str>, publish_will: bool) {
         while self.acks.next().await.is_some() {}
         let Some(p) = self.peer.take() else {
-            tracing::debug!(transport = self.link.transport, peer = ?self.link.peer, %reason, "connection closed before CONNECT was accepted");
+            tracing::debug!(transport = self.link.transport, peer = %self.link.peer(), %reason, "connection closed before CONNECT was accepted");
             return;
         };
         if let Some(will) = publish_will.then(|| self.session.take_will()).flatten() {
@@ -324,7 +324,7 @@ where
         }
         tracing::info!(
             transport = self.link.transport,
-            peer = ?self.link.peer,
+            peer = %self.link.peer(),
             "{} disconnected after {:.1} s: {reason}",
             p.connection.identity,
             self.started.elapsed().as_secs_f64(),

@@ -32,6 +32,13 @@ pub(crate) struct Link {
     pub(crate) peer: Option<SocketAddr>,
 }
 
+impl Link {
+    /// The peer's address for the log (`-` when the transport does not know it).
+    pub(crate) fn peer(&self) -> String {
+        self.peer.map_or_else(|| "-".to_owned(), |a| a.to_string())
+    }
+}
+
 /// Authenticates `connect` with the hub. `thumbprints` are those of the TLS client
 /// certificate, if one was presented.
 pub(crate) async fn login(
@@ -103,7 +110,7 @@ fn accepted(
     });
     tracing::info!(
         transport = link.transport,
-        peer = ?link.peer,
+        peer = %link.peer(),
         "{} connected{}",
         connection.identity,
         if restored_session.is_some() { " (session resumed)" } else { "" },
@@ -128,7 +135,7 @@ fn refused(error: &ConnectError, client_id: &str, link: Link) -> ConnectReturnCo
         ConnectError::Refused(reason) => {
             tracing::info!(
                 transport = link.transport,
-                peer = ?link.peer,
+                peer = %link.peer(),
                 client_id,
                 "refused CONNECT: {reason}"
             );
