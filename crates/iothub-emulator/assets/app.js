@@ -188,6 +188,8 @@ async function select(id) {
   renderDeviceHead();
   renderTable();
   renderC2dList();
+  $('connection-events').replaceChildren();
+  if (!$('panel-connections').hidden) loadConnectionEvents();
   scheduleDraw();
   loadTwin();
   try {
@@ -639,9 +641,53 @@ function renderC2dList() {
   }
 }
 
+// ---------------------------------------------------------------- connection history
+
+async function loadConnectionEvents() {
+  const id = state.selected;
+  if (!id) return;
+  let events;
+  try {
+    events = await api('GET', `/devices/${enc(id)}/connectionEvents`);
+  } catch (e) {
+    showBanner(`Cannot read the connection history: ${e.message}`);
+    return;
+  }
+  if (state.selected !== id) return;
+  const ul = $('connection-events');
+  ul.replaceChildren(...events.slice().reverse().map((e) => {
+    const li = document.createElement('li');
+    const time = document.createElement('span');
+    time.className = 'time';
+    time.textContent = shortTime(e.time);
+    const kind = document.createElement('span');
+    kind.className = `kind ${e.event}`;
+    kind.textContent = e.event + (e.moduleId ? ` (${e.moduleId})` : '');
+    const reason = document.createElement('span');
+    reason.className = 'reason';
+    const after = e.durationMs === undefined ? '' : ` after ${(e.durationMs / 1000).toFixed(1)} s`;
+    reason.textContent = `${e.transport}${after}${e.reason ? ` — ${e.reason}` : ''}`;
+    li.append(time, kind, reason);
+    return li;
+  }));
+  if (!events.length) {
+    const li = document.createElement('li');
+    li.className = 'muted';
+    li.textContent = 'No connection attempts since the emulator started.';
+    ul.append(li);
+  }
+}
+
+async function pollConnectionEvents() {
+  for (;;) {
+    await sleep(DEVICE_POLL_MS);
+    if (state.selected && !$('panel-connections').hidden && !document.hidden) await loadConnectionEvents();
+  }
+}
+
 // ---------------------------------------------------------------- tabs, banner, start
 
-const tabs = ['twin', 'method', 'c2d'];
+const tabs = ['twin', 'method', 'c2d', 'connections'];
 function showTab(name, focus) {
   for (const t of tabs) {
     const on = t === name;
@@ -652,6 +698,7 @@ function showTab(name, focus) {
     if (on && focus) tab.focus();
   }
   if (name === 'twin') loadTwin();
+  if (name === 'connections') loadConnectionEvents();
 }
 tabs.forEach((t, i) => {
   const tab = $(`tab-${t}`);
@@ -687,6 +734,7 @@ async function start() {
   pollDevices();
   streamTelemetry();
   pollTwin();
+  pollConnectionEvents();
   if (wanted) select(wanted);
 }
 

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use super::auth::{self, AuthFailure, AuthMethod, ConnectCredentials, Identity};
 use super::c2d;
+use super::connection_log::{ConnectionEvent, ConnectionEventKind};
 use super::connections::ConnectionRef;
 use super::lock;
 use super::provisioning::{self, Attestation, DpsReply, ProvisionedDevice};
@@ -27,6 +28,8 @@ use crate::store::sessions::{self, StoredSubscription};
 /// certificate).
 #[derive(Clone, Copy, Debug)]
 pub struct DeviceLogin<'a> {
+    /// The transport, for the connection history (`mqtt+tls`, …).
+    pub transport: &'static str,
     /// The credentials.
     pub credentials: ConnectCredentials<'a>,
     /// Start afresh (true) or resume the stored session (false).
@@ -36,6 +39,8 @@ pub struct DeviceLogin<'a> {
 /// A DPS registration connecting (docs/protocol.md §9).
 #[derive(Clone, Copy, Debug)]
 pub struct DpsLogin<'a> {
+    /// The transport, for the log.
+    pub transport: &'static str,
     /// The transport's client id; must be the registration id.
     pub client_id: &'a str,
     /// The ID scope from the username.
@@ -125,6 +130,44 @@ impl Hub {
     /// # Errors
     /// [`ConnectError::Refused`] with the rule that failed, or [`ConnectError::Internal`].
     pub async fn connect_device(
+        &self,
+        login: DeviceLogin<'_>,
+    ) -> Result<DeviceConnection, ConnectError> {
+        let connected = self.authenticate_device(login).await;
+        let (device_id, module_id, kind) = match &connected {
+            Ok(c) => (
+                c.connection.identity.device_id.clone(),
+                c.connection.identity.module_id.clone(),
+                ConnectionEventKind::Connected,
+            ),
+            Err(ConnectError::Refused(reason)) => {
+                // The identity the client claimed: the client id (`{device}[/{module}]`).
+                let (device, module) = match login.credentials.client_id.split_once('/') {
+                    Some((d, m)) => (d, Some(m.to_owned())),
+                    None => (login.credentials.client_id, None),
+                };
+                let reason = reason.to_string();
+                (
+                    device.to_owned(),
+                    module,
+                    ConnectionEventKind::Refused { reason },
+                )
+            }
+            Err(ConnectError::Internal(_)) => return connected,
+        };
+        self.inner.connection_log.record(
+            &device_id,
+            ConnectionEvent {
+                at: self.now(),
+                module_id,
+                transport: login.transport,
+                kind,
+            },
+        );
+        connected
+    }
+
+    async fn authenticate_device(
         &self,
         login: DeviceLogin<'_>,
     ) -> Result<DeviceConnection, ConnectError> {
@@ -339,10 +382,31 @@ impl Hub {
         });
     }
 
-    /// The connection closed: its method calls cannot be sent there any more, and its
-    /// uncompleted C2D deliveries go back to the queue (redelivered next time).
-    pub fn disconnected(&self, connection: &ConnectionRef) {
+    /// The connection closed after `duration`, for `reason`: its method calls cannot be
+    /// sent there any more, and its uncompleted C2D deliveries go back to the queue
+    /// (redelivered next time). `transport` and `reason` go into the connection history.
+    pub fn disconnected(
+        &self,
+        connection: &ConnectionRef,
+        transport: &'static str,
+        reason: &str,
+        duration: Duration,
+    ) {
         let ConnectionRef { identity, id } = connection;
+        if identity.module_id.as_deref() != Some(DPS_SESSION) {
+            self.inner.connection_log.record(
+                &identity.device_id,
+                ConnectionEvent {
+                    at: self.now(),
+                    module_id: identity.module_id.clone(),
+                    transport,
+                    kind: ConnectionEventKind::Disconnected {
+                        reason: reason.to_owned(),
+                        duration,
+                    },
+                },
+            );
+        }
         self.inner.connections.detach(identity, *id);
         self.inner.methods.handle_disconnected(*id);
         let (device, module) = (identity.device_id.clone(), identity.module_id.clone());

@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 use super::auth::Identity;
 use super::c2d::C2dLimits;
 use super::clock::{Clock, SystemClock};
+use super::connection_log::ConnectionLog;
 use super::connections::Connections;
 use super::methods::MethodInvoker;
 use super::provisioning::{Attestation, DpsConfig};
@@ -80,6 +81,8 @@ pub(super) struct Inner {
     /// so that ingest wakes no other task.
     pub(super) last_activity: Mutex<HashMap<Identity, i64>>,
     pub(super) connections: Arc<Connections>,
+    /// Each device's recent connects, disconnects and refusals.
+    pub(super) connection_log: ConnectionLog,
     pub(super) methods: MethodInvoker,
     pub(super) dps: DpsConfig,
     pub(super) c2d_limits: C2dLimits,
@@ -151,6 +154,7 @@ impl Hub {
                 live: broadcast::channel(LIVE_FEED_CAPACITY).0,
                 last_activity: Mutex::new(HashMap::new()),
                 connections,
+                connection_log: ConnectionLog::default(),
                 methods,
                 dps,
                 c2d_limits,
@@ -189,6 +193,13 @@ impl Hub {
         self.now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
+    }
+
+    /// The device's recent connection history (its modules' included), oldest first, at most
+    /// [`super::EVENTS_PER_DEVICE`] events.
+    #[must_use]
+    pub fn connection_events(&self, device_id: &str) -> Vec<super::ConnectionEvent> {
+        self.inner.connection_log.events(device_id)
     }
 
     /// Whether the identity has a live connection.

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod c2d;
 mod c2d_pump;
 mod clock;
+mod connection_log;
 mod connections;
 mod device_side;
 mod handle;
@@ -27,6 +28,7 @@ mod to_device;
 pub mod twin;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use connection_log::{ConnectionEvent, ConnectionEventKind, EVENTS_PER_DEVICE};
 pub use connections::ConnectionRef;
 pub use device_side::{ConnectError, DeviceConnection, DeviceLogin, DeviceRequest, DpsLogin};
 pub use handle::{Hub, HubError, HubOptions};

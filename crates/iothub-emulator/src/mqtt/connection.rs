@@ -322,14 +322,16 @@ where
                 tracing::warn!(error = %e, "could not store the Will message");
             }
         }
+        let duration = self.started.elapsed();
         tracing::info!(
             transport = self.link.transport,
             peer = %self.link.peer(),
             "{} disconnected after {:.1} s: {reason}",
             p.connection.identity,
-            self.started.elapsed().as_secs_f64(),
+            duration.as_secs_f64(),
         );
-        self.hub.disconnected(&p.connection);
+        self.hub
+            .disconnected(&p.connection, self.link.transport, &reason, duration);
     }
 }
 

@@ -56,6 +56,7 @@ pub(crate) async fn login(
     let (outcome, principal) = match dps {
         Some(dps) => {
             let login = DpsLogin {
+                transport: link.transport,
                 client_id: &connect.client_id,
                 id_scope: dps.id_scope(),
                 registration_id: dps.registration_id(),
@@ -65,6 +66,7 @@ pub(crate) async fn login(
         }
         None => {
             let login = DeviceLogin {
+                transport: link.transport,
                 credentials: ConnectCredentials {
                     client_id: &connect.client_id,
                     username,

@@ -11,6 +11,7 @@
 
 mod auth;
 mod body;
+mod connection_events;
 mod devices;
 mod error;
 mod events;
@@ -81,6 +82,7 @@ impl Route {
 pub(crate) fn routes() -> Vec<Route> {
     let mut all = Vec::new();
     all.extend(devices::routes());
+    all.extend(connection_events::routes());
     all.extend(modules::routes());
     all.extend(query::routes());
     all.extend(twins::routes());

@@ -18,6 +18,7 @@ use crate::hub::{ConnectionRef, Interests, ToDevice};
 use crate::store::Store;
 use crate::store::events::TelemetryEvent;
 
+mod connection_events;
 mod registry;
 mod service;
 
