@@ -5,6 +5,7 @@ mod demo;
 mod device;
 mod device_hub;
 mod emulator_cli;
+mod emulator_log;
 mod errors;
 mod help;
 mod hub;
