@@ -6,6 +6,10 @@
 # Both servers serve the same throwaway ECDSA P-256 certificate; the same client
 # (bench/emulator/load, one core) drives both. The emulator's data dir is on disk, not tmpfs.
 #
+# With BASELINE_BIN=path/to/an/older/iothub, that build runs as a third server in the same
+# run (its own data dir and devices, rounds alternating), and the report adds new / baseline
+# ratios: how a change moved the emulator, side by side on the same machine state.
+#
 # Usage: bench/emulator/run.sh
 # Env: IDLE (10000), CONCURRENCY (100 connects in progress), MESSAGES_1 (200000),
 #      MESSAGES_100 (300000), WINDOW_1 (100 in flight), WINDOW_100 (10 in flight per connection),
@@ -32,9 +36,11 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 (( $(ulimit -n) > idle_n + 200 )) || { echo "ulimit -n $(ulimit -n) is too low for IDLE=$idle_n" >&2; exit 2; }
 work=$(mktemp -d -p /var/tmp bench-emulator.XXXXXX)
 emu=
+base=
 BENCH_MOSQUITTO_PID=
+baseline=${BASELINE_BIN:-}
 cleanup() {
-  for p in "$emu" "$BENCH_MOSQUITTO_PID"; do [[ -n "$p" ]] && kill "$p" 2>/dev/null; done
+  for p in "$emu" "$base" "$BENCH_MOSQUITTO_PID"; do [[ -n "$p" ]] && kill "$p" 2>/dev/null; done
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -48,15 +54,27 @@ load=target/release/emulator-load
 bench_tls "$work"
 mosq_port=$(bench_free_port)
 bench_mosquitto "$work" "$mosq_port"
-"$iothub" --json emulator --data-dir "$work/emu" --cert "$work/server.pem" --key "$work/server.key" \
-  --ca "$work/ca.pem" --mqtt-port 0 --https-port 0 --no-plain --http-port 0 \
-  > "$work/banner" 2>"$work/emulator.log" &
-emu=$!
-for _ in $(seq 1 100); do [[ -s "$work/banner" ]] && break; sleep 0.1; done
-field() { python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())[sys.argv[2]])' "$work/banner" "$1"; }
-emu_addr=$(field mqttTls)
+# Starts an emulator build ($1) on data dir $2, banner in $2.banner; prints its pid.
+start_emulator() {
+  "$1" --json emulator --data-dir "$2" --cert "$work/server.pem" --key "$work/server.key" \
+    --ca "$work/ca.pem" --mqtt-port 0 --https-port 0 --no-plain --http-port 0 \
+    > "$2.banner" 2>"$2.log" &
+  echo $!
+}
+field() { python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())[sys.argv[2]])' "$1" "$2"; }
+wait_banner() { for _ in $(seq 1 100); do [[ -s "$1" ]] && break; sleep 0.1; done; }
+emu=$(start_emulator "$iothub" "$work/emu")
+wait_banner "$work/emu.banner"
+emu_addr=$(field "$work/emu.banner" mqttTls)
 echo "creating $idle_n devices in the emulator's registry..." >&2
-python3 bench/emulator/devices.py "$(field http)" "$(field serviceConnectionString)" d "$idle_n" "$work/creds.emu"
+python3 bench/emulator/devices.py "$(field "$work/emu.banner" http)" "$(field "$work/emu.banner" serviceConnectionString)" d "$idle_n" "$work/creds.emu"
+if [[ -n "$baseline" ]]; then
+  base=$(start_emulator "$baseline" "$work/base")
+  wait_banner "$work/base.banner"
+  base_addr=$(field "$work/base.banner" mqttTls)
+  echo "creating $idle_n devices in the baseline's registry..." >&2
+  python3 bench/emulator/devices.py "$(field "$work/base.banner" http)" "$(field "$work/base.banner" serviceConnectionString)" d "$idle_n" "$work/creds.base"
+fi
 # mosquitto allows anonymous clients: same client ids, no credentials.
 cut -f1 "$work/creds.emu" | sed 's/$/\t\t/' > "$work/creds.mosq"
 
@@ -84,6 +102,7 @@ idle_run() {
 }
 idle_run mosquitto "127.0.0.1:$mosq_port" "$work/creds.mosq" "$BENCH_MOSQUITTO_PID"
 idle_run emulator "$emu_addr" "$work/creds.emu" "$emu"
+if [[ -n "$baseline" ]]; then idle_run baseline "$base_addr" "$work/creds.base" "$base"; fi
 
 # 1. Ingest, alternating the servers in every round.
 ingest_run() {
@@ -98,7 +117,9 @@ for round in $(seq 1 "$rounds"); do
     if (( round % 2 )); then
       ingest_run mosquitto "127.0.0.1:$mosq_port" "$work/creds.mosq" "$conns" "$m" "$w"
       ingest_run emulator "$emu_addr" "$work/creds.emu" "$conns" "$m" "$w"
+      if [[ -n "$baseline" ]]; then ingest_run baseline "$base_addr" "$work/creds.base" "$conns" "$m" "$w"; fi
     else
+      if [[ -n "$baseline" ]]; then ingest_run baseline "$base_addr" "$work/creds.base" "$conns" "$m" "$w"; fi
       ingest_run emulator "$emu_addr" "$work/creds.emu" "$conns" "$m" "$w"
       ingest_run mosquitto "127.0.0.1:$mosq_port" "$work/creds.mosq" "$conns" "$m" "$w"
     fi
@@ -144,4 +165,18 @@ for server in ("mosquitto", "emulator"):
 print()
 print(f"RSS per idle connection, emulator / mosquitto: {per['emulator']/max(per['mosquitto'],1e-9):.2f}x (target at most 2x); "
       f"set-up rate, emulator / mosquitto: {per['emulatorrate']/per['mosquittorate']:.2f}x (target at least 1x)")
+if pick("baseline", "idle"):
+    print()
+    print("| this build / BASELINE_BIN, same run | median | per round |")
+    print("|---|---:|---|")
+    for conns in (1, 100):
+        e, b = pick("emulator", f"ingest{conns}"), pick("baseline", f"ingest{conns}")
+        by_round = {r["round"]: r["msgPerSec"] for r in b}
+        ratios = [r["msgPerSec"] / by_round[r["round"]] for r in e]
+        em, bm = (statistics.median(r["msgPerSec"] for r in x) for x in (e, b))
+        print(f"| ingest, {conns} connection{'s' if conns > 1 else ''}: {em:,.0f} / {bm:,.0f} msg/s | {em/bm:.2f}x | {'/'.join(f'{x:.2f}' for x in ratios)} |")
+    (r,) = pick("baseline", "idle")
+    base_per = (r["rssAfterKib"] - r["rssBeforeKib"]) / max(r["connected"], 1)
+    print(f"| RSS per idle TLS connection: {per['emulator']:.1f} / {base_per:.1f} KiB | {per['emulator']/max(base_per,1e-9):.2f}x | |")
+    print(f"| idle connection set-up: {per['emulatorrate']:,.0f} / {r['connPerSec']:,.0f} per s | {per['emulatorrate']/r['connPerSec']:.2f}x | |")
 PY

@@ -1,6 +1,6 @@
 //! Twins: `GET/PATCH/PUT /twins/{id}` and `/twins/{id}/modules/{mid}` (PROTOCOL.md §10
 //! "Twins"). The merge/replace, ETag and desired-notification logic is the twin domain's
-//! ([`crate::hub::dispatch::Domains::patch_twin`]); a changed desired section is pushed to a
+//! ([`crate::hub::Hub::patch_twin`]); a changed desired section is pushed to a
 //! connected, subscribed device there. Unknown identities are 404 (the domain would create a
 //! fresh twin for any id).
 
