@@ -633,12 +633,15 @@ function renderC2dList() {
     li.append(tag, body, mid);
     return li;
   }));
-  if (!list.length) {
-    const li = document.createElement('li');
-    li.className = 'muted';
-    li.textContent = 'Nothing sent from this page yet.';
-    ul.append(li);
-  }
+  if (!list.length) ul.append(placeholder('Nothing sent from this page yet.'));
+}
+
+/** A muted list item standing in for an empty list. */
+function placeholder(text) {
+  const li = document.createElement('li');
+  li.className = 'muted';
+  li.textContent = text;
+  return li;
 }
 
 // ---------------------------------------------------------------- connection history
@@ -670,12 +673,7 @@ async function loadConnectionEvents() {
     li.append(time, kind, reason);
     return li;
   }));
-  if (!events.length) {
-    const li = document.createElement('li');
-    li.className = 'muted';
-    li.textContent = 'No connection attempts since the emulator started.';
-    ul.append(li);
-  }
+  if (!events.length) ul.append(placeholder('No connection attempts since the emulator started.'));
 }
 
 async function pollConnectionEvents() {
