@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use iothub_proto::credentials::ParsedUsername;
 use tokio::sync::mpsc;
 
 use super::auth::{self, AuthFailure, AuthMethod, ConnectCredentials, Identity};
@@ -141,17 +142,9 @@ impl Hub {
                 ConnectionEventKind::Connected,
             ),
             Err(ConnectError::Refused(reason)) => {
-                // The identity the client claimed: the client id (`{device}[/{module}]`).
-                let (device, module) = match login.credentials.client_id.split_once('/') {
-                    Some((d, m)) => (d, Some(m.to_owned())),
-                    None => (login.credentials.client_id, None),
-                };
+                let (device, module) = claimed_identity(&login.credentials);
                 let reason = reason.to_string();
-                (
-                    device.to_owned(),
-                    module,
-                    ConnectionEventKind::Refused { reason },
-                )
+                (device, module, ConnectionEventKind::Refused { reason })
             }
             Err(ConnectError::Internal(_)) => return connected,
         };
@@ -495,6 +488,24 @@ impl Hub {
         lock(&self.inner.registrations)
             .get(&registration_id.to_ascii_lowercase())
             .cloned()
+    }
+}
+
+/// The identity a refused client claimed, for its history: the username's
+/// (`{host}/{device}[/{module}]/…`), else the client id's (`{device}[/{module}]`).
+fn claimed_identity(credentials: &ConnectCredentials<'_>) -> (String, Option<String>) {
+    if let Some(user) = credentials
+        .username
+        .and_then(|u| ParsedUsername::parse(u).ok())
+    {
+        return (
+            user.device_id().to_owned(),
+            user.module_id().map(str::to_owned),
+        );
+    }
+    match credentials.client_id.split_once('/') {
+        Some((d, m)) => (d.to_owned(), Some(m.to_owned())),
+        None => (credentials.client_id.to_owned(), None),
     }
 }
 

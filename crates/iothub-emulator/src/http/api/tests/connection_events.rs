@@ -7,10 +7,18 @@ use crate::hub::auth::ConnectCredentials;
 use crate::hub::{ConnectError, DeviceLogin};
 
 async fn connect(api: &Api, password: &str) -> Result<crate::hub::DeviceConnection, ConnectError> {
+    connect_as(api, "dev1", password).await
+}
+
+async fn connect_as(
+    api: &Api,
+    client_id: &str,
+    password: &str,
+) -> Result<crate::hub::DeviceConnection, ConnectError> {
     let login = DeviceLogin {
         transport: "mqtt+tls",
         credentials: ConnectCredentials {
-            client_id: "dev1",
+            client_id,
             username: Some("localhost/dev1/?api-version=2021-04-12"),
             password: Some(password),
             thumbprints: None,
@@ -91,4 +99,22 @@ async fn the_history_needs_a_service_token() {
         .call_with("GET", "/devices/dev1/connectionEvents", None, &[], None)
         .await;
     assert_eq!(r.status, 401);
+}
+
+#[tokio::test]
+async fn a_refusal_is_filed_under_the_identity_the_username_claims() {
+    let api = setup().await;
+    api.create("dev1").await;
+    assert!(connect_as(&api, "dev2", "x").await.is_err());
+    let r = api
+        .call("GET", "/devices/dev1/connectionEvents", None)
+        .await;
+    assert_eq!(
+        r.json()[0]["reason"],
+        "client id `dev2` is not the username's identity `dev1`"
+    );
+    let r = api
+        .call("GET", "/devices/dev2/connectionEvents", None)
+        .await;
+    assert_eq!(r.json(), json!([]));
 }
