@@ -26,6 +26,9 @@ pub mod timestamp;
 mod to_device;
 pub mod twin;
 
+#[cfg(test)]
+mod tests;
+
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connections::ConnectionRef;
 pub use device_side::{ConnectError, DeviceConnection, DeviceLogin, DeviceRequest, DpsLogin};
