@@ -27,6 +27,9 @@ pub mod timestamp;
 mod to_device;
 pub mod twin;
 
+#[cfg(test)]
+mod tests;
+
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connection_log::{ConnectionEvent, ConnectionEventKind, EVENTS_PER_DEVICE};
 pub use connections::ConnectionRef;

@@ -528,3 +528,103 @@ fn subscribing_with_clean_session_0_asks_to_store_the_session() {
         }
     );
 }
+
+#[test]
+fn connect_must_arrive_within_30_seconds() {
+    let now = t0();
+    let mut s = Session::new(now);
+    assert_eq!(s.poll_timeout(), now + CONNECT_TIMEOUT);
+    assert!(s.handle_timeout(now + Duration::from_secs(29)).is_empty());
+    assert_eq!(
+        s.handle_timeout(now + Duration::from_secs(30)),
+        vec![Action::Close {
+            reason: "no CONNECT in time",
+            will: false
+        }]
+    );
+    assert!(
+        s.handle_timeout(now + Duration::from_secs(31)).is_empty(),
+        "closed once"
+    );
+
+    // A CONNECT in time: from then on the keep-alive deadline counts (60 s x 1.5 here).
+    let mut s = Session::new(now);
+    s.handle_packet(connect("dev1", 60, true), now + Duration::from_secs(29));
+    s.handle_auth(
+        AuthResult::Accepted {
+            principal: device("dev1"),
+            restored: None,
+            expires: None,
+        },
+        now + Duration::from_secs(29),
+    );
+    assert_eq!(s.poll_timeout(), now + Duration::from_secs(29 + 90));
+    assert!(s.handle_timeout(now + Duration::from_secs(30)).is_empty());
+}
+
+#[test]
+fn every_packet_from_the_device_pushes_the_keep_alive_deadline() {
+    let now = t0();
+    let mut s = connected(now);
+    let ping_at = now + Duration::from_secs(80);
+    assert_eq!(
+        s.handle_packet(Packet::PingReq, ping_at),
+        vec![Action::Send(Packet::PingResp)]
+    );
+    assert_eq!(s.poll_timeout(), ping_at + Duration::from_secs(90));
+    assert!(s.handle_timeout(now + Duration::from_secs(169)).is_empty());
+    let publish_at = now + Duration::from_secs(169);
+    s.handle_packet(
+        publish("devices/dev1/messages/events/", QoS::AtMostOnce, b"{}"),
+        publish_at,
+    );
+    assert!(
+        s.handle_timeout(ping_at + Duration::from_secs(90))
+            .is_empty()
+    );
+    assert_eq!(
+        s.handle_timeout(publish_at + Duration::from_secs(90)),
+        vec![Action::Close {
+            reason: "keep-alive timeout",
+            will: false
+        }]
+    );
+}
+
+#[test]
+fn token_expiry_closes_the_connection_and_publishes_the_will() {
+    let now = t0();
+    let mut s = Session::new(now);
+    let mut c = Connect::new("dev1");
+    c.keep_alive = 600;
+    c.last_will = Some(LastWill::new(
+        "devices/dev1/messages/events/",
+        "gone",
+        QoS::AtLeastOnce,
+        false,
+    ));
+    s.handle_packet(Packet::Connect(c), now);
+    s.handle_auth(
+        AuthResult::Accepted {
+            principal: device("dev1"),
+            restored: None,
+            expires: Some(now + Duration::from_secs(10)),
+        },
+        now,
+    );
+    // Activity does not extend a token.
+    s.handle_packet(Packet::PingReq, now + Duration::from_secs(9));
+    assert_eq!(s.poll_timeout(), now + Duration::from_secs(10));
+    assert_eq!(
+        s.handle_timeout(now + Duration::from_secs(10)),
+        vec![Action::Close {
+            reason: "token expired",
+            will: true
+        }]
+    );
+    let will = s
+        .take_will()
+        .expect("the Will is published on an expiry close");
+    assert_eq!(will.topic, "devices/dev1/messages/events/");
+    assert_eq!(will.message, Bytes::from_static(b"gone"));
+}
