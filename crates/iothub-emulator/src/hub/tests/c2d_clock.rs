@@ -1,5 +1,7 @@
 //! C2D expiry, locks and delivery counts on the hub's clock, moved by hand: no sleeping.
 
+use std::time::Duration;
+
 use super::*;
 use crate::hub::Interests;
 use crate::hub::c2d::{AckMode, C2dLimits, OutgoingMessage};
@@ -68,7 +70,7 @@ async fn expired_c2d_messages_are_never_delivered_and_reported_as_asked() {
 
     // Delivered but not completed when its TTL runs out: dead-lettered at the next delivery
     // (here: the reconnect), not handed out again; its late completion completes nothing.
-    hub.disconnected(&conn);
+    hub.disconnected(&conn, "mqtt", "test", Duration::ZERO);
     clock.advance(Duration::from_secs(3600));
     settle(&hub).await;
     let (conn, mut rx) = hub.attach_test_connection(&dev, Interests::C2D);

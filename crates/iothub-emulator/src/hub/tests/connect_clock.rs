@@ -1,5 +1,7 @@
 //! SAS token expiry at connect, on the hub's clock moved by hand.
 
+use std::time::Duration;
+
 use super::*;
 use crate::hub::auth::{AuthFailure, ConnectCredentials, MAX_SKEW_SECS};
 use crate::hub::{ConnectError, DeviceConnection, DeviceLogin};
@@ -7,6 +9,7 @@ use crate::hub::{ConnectError, DeviceConnection, DeviceLogin};
 async fn connect(hub: &Hub, id: &str, password: &str) -> Result<DeviceConnection, ConnectError> {
     let username = format!("localhost/{id}/?api-version=2021-04-12");
     hub.connect_device(DeviceLogin {
+        transport: "mqtt",
         credentials: ConnectCredentials {
             client_id: id,
             username: Some(&username),
@@ -65,13 +68,13 @@ async fn an_accepted_connection_expires_at_se_plus_the_skew_and_the_token_then_f
         accepted.expires_at,
         Some(SystemTime::UNIX_EPOCH + Duration::from_secs(se + 300))
     );
-    hub.disconnected(&accepted.connection);
+    hub.disconnected(&accepted.connection, "mqtt", "test", Duration::ZERO);
 
     // The same token keeps working up to and including se + 300 on the hub's clock...
     clock.advance(Duration::from_secs(3900));
     let last = connect(&hub, "dev1", &token).await.unwrap();
     assert_eq!(last.expires_at, Some(hub.now()));
-    hub.disconnected(&last.connection);
+    hub.disconnected(&last.connection, "mqtt", "test", Duration::ZERO);
     // ...and not a second later.
     clock.advance(Duration::from_secs(1));
     let refused = connect(&hub, "dev1", &token).await;

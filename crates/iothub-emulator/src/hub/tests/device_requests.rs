@@ -139,7 +139,7 @@ async fn c2d_is_delivered_completed_by_ack_and_redelivered_after_a_reconnect() {
     );
 
     // not acknowledged: the connection drops, the next one gets it again
-    hub.disconnected(&conn);
+    hub.disconnected(&conn, "mqtt", "test", Duration::ZERO);
     settle(&hub).await;
     assert!(!hub.is_connected(&dev));
     assert!(feedback(&hub).await.is_empty(), "nothing completed yet");

@@ -1,6 +1,8 @@
 //! DPS through the hub's connect and request operations: registration assigns and creates the
 //! device, re-registration re-keys it, and registration tokens and times follow the hub's clock.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use serde_json::Value;
 
@@ -54,6 +56,7 @@ async fn connect_dps(
     password: &str,
 ) -> Result<DeviceConnection, ConnectError> {
     hub.connect_dps(DpsLogin {
+        transport: "mqtt",
         client_id: id,
         id_scope: scope,
         registration_id: id,
@@ -110,6 +113,7 @@ async fn registry_record(hub: &Hub, id: &str) -> IdentityRecord {
 async fn connect_device(hub: &Hub, id: &str, password: &str) -> Result<(), ConnectError> {
     let username = format!("localhost/{id}/?api-version=2021-04-12");
     hub.connect_device(DeviceLogin {
+        transport: "mqtt",
         credentials: ConnectCredentials {
             client_id: id,
             username: Some(&username),
@@ -119,7 +123,7 @@ async fn connect_device(hub: &Hub, id: &str, password: &str) -> Result<(), Conne
         clean_session: true,
     })
     .await
-    .map(|connection| hub.disconnected(&connection.connection))
+    .map(|connection| hub.disconnected(&connection.connection, "mqtt", "test", Duration::ZERO))
 }
 
 #[tokio::test]

@@ -2,6 +2,8 @@
 //! connections. They run on tokio's monotonic clock, paused here and advanced by tokio
 //! whenever every task waits on a timer: the elapsed times below are exact.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use serde_json::json;
 use tokio::time::Instant;
@@ -120,7 +122,7 @@ async fn a_call_whose_connection_drops_after_the_request_ends_at_the_response_ti
     tokio::time::sleep(Duration::from_secs(2)).await;
     // Gone before answering: nothing fails the call early (the request was sent), its
     // response timeout ends it.
-    hub.disconnected(&conn);
+    hub.disconnected(&conn, "mqtt", "test", Duration::ZERO);
     let err = invocation.await.unwrap().unwrap_err();
     assert_eq!(err, MethodError::Timeout);
     assert_eq!(start.elapsed(), Duration::from_secs(10));
