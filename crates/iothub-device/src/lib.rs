@@ -72,7 +72,10 @@ pub use client::{
     C2dReceiver, ConnectionState, DesiredPatch, DesiredReceiver, DeviceClient, DisconnectReason,
     MethodCall, MethodHandler, MethodResponse,
 };
-pub use error::{ConnectRefusal, Error};
+pub use error::{
+    ConfigError, ConnectRefusal, CredentialError, Error, NetworkError, PemItem, ProtocolError,
+    Request,
+};
 pub use message::{C2dMessage, MAX_TELEMETRY_SIZE, Message};
 pub use options::{Auth, ClientOptions};
 pub use pnp::WritableResponse;
