@@ -332,9 +332,6 @@ pub enum ProtocolError {
     /// An outgoing packet could not be encoded (larger than the MQTT packet limit).
     #[error("cannot encode an outgoing packet")]
     Encode(#[source] Arc<dyn std::error::Error + Send + Sync>),
-    /// DPS answered with an outcome this client does not know.
-    #[error("unknown DPS outcome")]
-    UnknownDpsOutcome,
     /// A twin response that should carry JSON does not.
     #[error("the twin document is not JSON")]
     InvalidTwin(#[source] Arc<serde_json::Error>),
@@ -348,6 +345,9 @@ pub enum ProtocolError {
     /// time (a CONNECT, a second CONNACK, a DISCONNECT).
     #[error("unexpected packet from the server")]
     UnexpectedPacket,
+    /// DPS answered with an outcome this client does not know.
+    #[error("unknown DPS outcome")]
+    UnknownDpsOutcome,
 }
 
 impl PartialEq for ProtocolError {
