@@ -202,17 +202,28 @@ fn tls_reason(e: &NetworkError) -> String {
 
 /// The rustls error somewhere in `error`'s chain, if TLS is what failed.
 ///
-/// rustls errors travel inside an [`io::Error`] (tokio-rustls, hyper), whose `source()`
-/// skips the wrapped error itself, so each `io::Error` is opened too.
+/// rustls errors travel inside [`io::Error`]s (tokio-rustls, hyper, reqwest), sometimes one
+/// inside another, and `io::Error::source()` skips the wrapped error itself, so each
+/// `io::Error` is opened too.
 fn tls_failure(error: &anyhow::Error) -> Option<&rustls::Error> {
-    error.chain().find_map(|cause| {
-        cause.downcast_ref::<rustls::Error>().or_else(|| {
-            cause
-                .downcast_ref::<io::Error>()
-                .and_then(io::Error::get_ref)
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        })
-    })
+    error.chain().find_map(rustls_inside)
+}
+
+/// `error` itself, or what it wraps, as a rustls error.
+fn rustls_inside<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
+    if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let wrapped = error.downcast_ref::<io::Error>()?.get_ref()?;
+    // Walk what the `io::Error` wraps (and that error's own sources).
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(wrapped);
+    while let Some(e) = cause {
+        if let Some(tls) = rustls_inside(e) {
+            return Some(tls);
+        }
+        cause = e.source();
+    }
+    None
 }
 
 /// Validates a connection string and names the offending field, with a "did you mean".
