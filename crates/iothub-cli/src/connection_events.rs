@@ -7,8 +7,7 @@
 //! never a key, a signature or a token.
 
 use iothub_device::{
-    ConnectRefusal, ConnectionState, CredentialError, DeviceClient, DisconnectReason,
-    NetworkError,
+    ConnectRefusal, ConnectionState, CredentialError, DeviceClient, DisconnectReason, NetworkError,
 };
 
 /// Prints every later change of `client`'s connection (call it once connected).

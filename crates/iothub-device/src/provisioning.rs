@@ -25,9 +25,7 @@ use crate::session::{
     ConnectRequest, OutgoingPublish, Qos, Session, SessionConfig, SessionEvent, encode_disconnect,
 };
 use crate::transport::{Connection, Endpoint};
-use crate::{
-    Auth, ClientOptions, CredentialError, DisconnectReason, Error, NetworkError, Request,
-};
+use crate::{Auth, ClientOptions, CredentialError, DisconnectReason, Error, NetworkError, Request};
 
 /// How the device attests to DPS.
 #[derive(Clone)]
@@ -313,11 +311,9 @@ async fn register(options: &ProvisioningOptions) -> Result<Provisioned, Error> {
                 payload: Bytes::copy_from_slice(tx.payload),
                 qos: Qos::AtLeastOnce,
             };
-            session
-                .publish(publish)
-                .map_err(|full| Error::OutboxFull {
-                    capacity: full.capacity,
-                })?;
+            session.publish(publish).map_err(|full| Error::OutboxFull {
+                capacity: full.capacity,
+            })?;
         }
         let mut bytes = BytesMut::new();
         session

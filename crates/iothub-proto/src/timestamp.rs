@@ -175,10 +175,13 @@ mod tests {
         let text = Iso8601::millis(u64::MAX).write(&mut buf);
         assert_eq!(text.len(), Iso8601::MAX_LEN);
         assert_eq!(text, "584556019-04-03T14:25:51.615Z");
-        assert_eq!(Iso8601::seconds(u64::MAX), Iso8601 {
-            unix_millis: u64::MAX,
-            with_millis: false
-        });
+        assert_eq!(
+            Iso8601::seconds(u64::MAX),
+            Iso8601 {
+                unix_millis: u64::MAX,
+                with_millis: false
+            }
+        );
     }
 
     #[test]

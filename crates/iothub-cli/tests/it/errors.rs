@@ -287,7 +287,14 @@ fn a_lost_connection_is_printed_with_its_reason_and_no_secret() {
     let cs = create(data, &["r1"]);
     let key = cs.split("SharedAccessKey=").nth(1).unwrap().to_owned();
     let listen = std::process::Command::new(env!("CARGO_BIN_EXE_iothub"))
-        .args(["device", "listen", "--timeout", "8", "--connection-string", &cs])
+        .args([
+            "device",
+            "listen",
+            "--timeout",
+            "8",
+            "--connection-string",
+            &cs,
+        ])
         .args(["--port", &tls, "--ca-file", ca.to_str().unwrap()])
         .env_remove("IOTHUB_DEVICE_CONNECTION_STRING")
         .stdout(std::process::Stdio::null())

@@ -9,10 +9,10 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::{Command, Driver, PendingRequest, RequestKind, fail_request};
-use crate::{Error, ProtocolError};
 use crate::client::{DesiredPatch, MethodCall, MethodHandler, MethodResponse};
 use crate::message::C2dMessage;
 use crate::session::AckToken;
+use crate::{Error, ProtocolError};
 
 impl Driver {
     pub(super) fn twin_request(&mut self, kind: RequestKind, patch: Option<Bytes>) {

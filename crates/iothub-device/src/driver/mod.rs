@@ -27,8 +27,8 @@ use crate::backoff::Backoff;
 use crate::client::{DesiredPatch, Methods};
 use crate::message::C2dMessage;
 use crate::session::{
-    AckToken, ConnectRequest, OutgoingPublish, PublishId, Qos, Session,
-    SessionConfig, SessionEvent, encode_disconnect,
+    AckToken, ConnectRequest, OutgoingPublish, PublishId, Qos, Session, SessionConfig,
+    SessionEvent, encode_disconnect,
 };
 use crate::store::DurableOutbox;
 use crate::transport::{Connection, Endpoint};

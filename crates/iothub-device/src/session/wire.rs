@@ -65,8 +65,8 @@ pub(crate) fn encode_disconnect(buf: &mut BytesMut) {
 mod tests {
     use std::time::Duration;
 
-    use rumqttc::mqttbytes::v4::{ConnAck, ConnectReturnCode, Publish};
     use rumqttc::mqttbytes::QoS;
+    use rumqttc::mqttbytes::v4::{ConnAck, ConnectReturnCode, Publish};
 
     use super::*;
     use crate::session::{ConnectRequest, SessionConfig, SessionEvent};

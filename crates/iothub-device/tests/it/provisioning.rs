@@ -102,7 +102,10 @@ async fn provisioning_times_out_with_a_typed_error() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, Error::Timeout(Request::Provisioning)), "{err:?}");
+    assert!(
+        matches!(err, Error::Timeout(Request::Provisioning)),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
