@@ -1,4 +1,4 @@
-//! ISO-8601 UTC timestamps (the RFC 3339 profile IoT Hub writes), from Unix time.
+//! ISO-8601 UTC timestamps (the RFC 3339 profile IoT Hub writes), to and from Unix time.
 //!
 //! IoT Hub writes times as `2016-08-23T08:19:23.042Z`: twin `$metadata.$lastUpdated`, message
 //! `iothub-enqueuedtime`, registry records; devices write `$.ctime` and Plug and Play report
@@ -50,6 +50,93 @@ impl Iso8601 {
             unix_millis: unix_secs.saturating_mul(1000),
             with_millis: false,
         }
+    }
+
+    /// Parses `YYYY-MM-DDTHH:MM:SS[.f…]Z` (or `+00:00` for `Z`): UTC only, as service clients
+    /// send `expiryTimeUtc`. Digits past milliseconds are dropped; a leap second (`:60`)
+    /// counts as the first second of the next minute. The result keeps millisecond precision
+    /// when the text had a fraction.
+    ///
+    /// # Errors
+    ///
+    /// [`Iso8601Error`] says whether the text is not this format, names an impossible date or
+    /// time, or lies before 1970 or beyond what `u64` milliseconds hold.
+    ///
+    /// ```
+    /// use iothub_proto::{Iso8601, Iso8601Error};
+    ///
+    /// let t = Iso8601::parse("2016-08-23T08:19:23.0429Z").unwrap();
+    /// assert_eq!(t.unix_millis(), 1_471_940_363_042);
+    /// assert_eq!(t, Iso8601::millis(1_471_940_363_042));
+    /// assert_eq!(Iso8601::parse("2016-08-23T08:19:23+00:00"), Ok(Iso8601::seconds(1_471_940_363)));
+    /// assert_eq!(Iso8601::parse("2023-02-29T00:00:00Z"), Err(Iso8601Error::InvalidDate));
+    /// assert_eq!(Iso8601::parse("yesterday"), Err(Iso8601Error::Malformed));
+    /// ```
+    pub fn parse(text: &str) -> Result<Self, Iso8601Error> {
+        let text = match text.strip_suffix('Z') {
+            Some(rest) => rest,
+            None => text.strip_suffix("+00:00").ok_or(Iso8601Error::Malformed)?,
+        };
+        let (date, time) = split(text, b'T')?;
+        let (year, month_day) = split(date, b'-')?;
+        let (month, day) = split(month_day, b'-')?;
+        let (hms, fraction) = match crate::text::split_once_byte(time, b'.') {
+            Some((_, "")) => return Err(Iso8601Error::Malformed),
+            Some((hms, fraction)) => (hms, Some(fraction)),
+            None => (time, None),
+        };
+        let (hour, minute_second) = split(hms, b':')?;
+        let (minute, second) = split(minute_second, b':')?;
+        if year.len() < 4 {
+            return Err(Iso8601Error::Malformed);
+        }
+        let year = digits(year)?;
+        let [month, day, hour, minute, second] = [month, day, hour, minute, second].map(two_digits);
+        let (month, day, hour, minute, second) = (month?, day?, hour?, minute?, second?);
+        let millis = match fraction {
+            Some(f) => {
+                digits(f)?;
+                // The first three digits, scaled to milliseconds: ".5" is 500, ".0429" 42.
+                let mut millis = 0;
+                let mut places = 0;
+                for b in f.bytes().take(3) {
+                    millis = millis * 10 + u64::from(b - b'0');
+                    places += 1;
+                }
+                for _ in places..3 {
+                    millis *= 10;
+                }
+                millis
+            }
+            None => 0,
+        };
+        if !(1..=12).contains(&month)
+            || day == 0
+            || day > days_in_month(year, month)
+            || hour > 23
+            || minute > 59
+            || second > 60
+        {
+            return Err(Iso8601Error::InvalidDate);
+        }
+        if year < 1970 {
+            return Err(Iso8601Error::OutOfRange);
+        }
+        let unix_millis = days_from_civil(year, month, day)
+            .and_then(|days| days.checked_mul(86_400))
+            .and_then(|secs| secs.checked_add(hour * 3600 + minute * 60 + second))
+            .and_then(|secs| secs.checked_mul(1000))
+            .and_then(|ms| ms.checked_add(millis))
+            .ok_or(Iso8601Error::OutOfRange)?;
+        Ok(Self {
+            unix_millis,
+            with_millis: fraction.is_some(),
+        })
+    }
+
+    /// Milliseconds since 1970-01-01T00:00:00Z.
+    pub const fn unix_millis(&self) -> u64 {
+        self.unix_millis
     }
 
     /// Writes the text into `buf` (always large enough) and returns it.
@@ -105,6 +192,81 @@ impl WriteTo for Iso8601 {
         let mut buf = [0u8; Self::MAX_LEN];
         out.put(self.write(&mut buf));
     }
+}
+
+/// Why [`Iso8601::parse`] refused a text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Iso8601Error {
+    /// A month, day, hour, minute or second that does not exist (`2023-02-29`, `24:00`).
+    InvalidDate,
+    /// Not `YYYY-MM-DDTHH:MM:SS[.f…]Z` (or `+00:00`).
+    Malformed,
+    /// Before 1970 or beyond the year 584 million.
+    OutOfRange,
+}
+
+impl Display for Iso8601Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::InvalidDate => "timestamp names a date or time that does not exist",
+            Self::Malformed => "timestamp is not YYYY-MM-DDTHH:MM:SS[.fff]Z",
+            Self::OutOfRange => "timestamp is before 1970 or too far in the future",
+        })
+    }
+}
+
+impl core::error::Error for Iso8601Error {}
+
+/// `text` around the first `separator`.
+fn split(text: &str, separator: u8) -> Result<(&str, &str), Iso8601Error> {
+    crate::text::split_once_byte(text, separator).ok_or(Iso8601Error::Malformed)
+}
+
+/// All-digit text as a number.
+fn digits(text: &str) -> Result<u64, Iso8601Error> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Iso8601Error::Malformed);
+    }
+    text.bytes().try_fold(0u64, |n, b| {
+        n.checked_mul(10)
+            .and_then(|n| n.checked_add(u64::from(b - b'0')))
+            .ok_or(Iso8601Error::OutOfRange)
+    })
+}
+
+/// Exactly two digits as a number.
+fn two_digits(text: &str) -> Result<u64, Iso8601Error> {
+    if text.len() != 2 {
+        return Err(Iso8601Error::Malformed);
+    }
+    digits(text)
+}
+
+/// Days in `month` of `year` (proleptic Gregorian).
+fn days_in_month(year: u64, month: u64) -> u64 {
+    match month {
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a date on or after it, after Howard Hinnant's
+/// `days_from_civil`; `None` when the count overflows.
+fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y / 400;
+    let yoe = y % 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era.checked_mul(146_097)?
+        .checked_add(doe)?
+        .checked_sub(719_468)
 }
 
 /// Writes `value` in decimal, zero-padded to at least `width` digits, at the start of `out`;
@@ -196,7 +358,64 @@ mod tests {
         assert_eq!(&exact, b"1970-01-01T00:00:00Z");
     }
 
+    #[test]
+    fn parses_what_service_clients_send() {
+        let parsed = |text| Iso8601::parse(text).map(|t| t.unix_millis());
+        assert_eq!(parsed("2026-11-27T23:04:05.678Z"), Ok(1_795_820_645_678));
+        assert_eq!(parsed("2026-11-27T23:04:05.6Z"), Ok(1_795_820_645_600));
+        assert_eq!(parsed("2026-11-27T23:04:05.678999Z"), Ok(1_795_820_645_678));
+        assert_eq!(parsed("2000-02-29T00:00:00Z"), Ok(951_782_400_000));
+        assert_eq!(parsed("1970-01-01T00:00:00+00:00"), Ok(0));
+        // A leap second is the first second of the next minute.
+        assert_eq!(
+            parsed("2016-12-31T23:59:60Z"),
+            parsed("2017-01-01T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn refuses_what_is_not_an_utc_instant() {
+        for (text, error) in [
+            ("yesterday", Iso8601Error::Malformed),
+            ("", Iso8601Error::Malformed),
+            ("2026-11-27T23:04:05", Iso8601Error::Malformed),
+            ("2026-11-27T23:04:05+01:00", Iso8601Error::Malformed),
+            ("2026-11-27 23:04:05Z", Iso8601Error::Malformed),
+            ("2026-1-27T23:04:05Z", Iso8601Error::Malformed),
+            ("26-11-27T23:04:05Z", Iso8601Error::Malformed),
+            ("2026-11-27T23:04:05.Z", Iso8601Error::Malformed),
+            ("2026-11-27T23:04:05.1xZ", Iso8601Error::Malformed),
+            ("+2026-11-27T23:04:05Z", Iso8601Error::Malformed),
+            ("2026-13-01T00:00:00Z", Iso8601Error::InvalidDate),
+            ("2023-02-29T00:00:00Z", Iso8601Error::InvalidDate),
+            ("2026-04-31T00:00:00Z", Iso8601Error::InvalidDate),
+            ("2026-11-27T24:00:00Z", Iso8601Error::InvalidDate),
+            ("2026-11-27T23:60:00Z", Iso8601Error::InvalidDate),
+            ("1969-12-31T23:59:59Z", Iso8601Error::OutOfRange),
+            ("99999999999-01-01T00:00:00Z", Iso8601Error::OutOfRange),
+            (
+                "99999999999999999999999-01-01T00:00:00Z",
+                Iso8601Error::OutOfRange,
+            ),
+        ] {
+            assert_eq!(Iso8601::parse(text), Err(error), "{text}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn parses_back_what_it_writes(ms in proptest::num::u64::ANY, secs in 0..u64::MAX / 1000) {
+            prop_assert_eq!(Iso8601::parse(&Iso8601::millis(ms).to_string()), Ok(Iso8601::millis(ms)));
+            prop_assert_eq!(Iso8601::parse(&Iso8601::seconds(secs).to_string()), Ok(Iso8601::seconds(secs)));
+        }
+
+        #[test]
+        fn never_panics_on_near_miss_text(text in "[0-9]{1,6}-[0-9]{1,3}-[0-9]{1,3}T[0-9]{1,3}:[0-9]{1,3}:[0-9]{1,3}(\\.[0-9]{0,5})?(Z|\\+00:00)?") {
+            if let Ok(t) = Iso8601::parse(&text) {
+                prop_assert_eq!(Iso8601::parse(&Iso8601::millis(t.unix_millis()).to_string()).map(|t| t.unix_millis()), Ok(t.unix_millis()));
+            }
+        }
+
         #[test]
         fn matches_the_padded_core_format_for_any_instant(ms in proptest::num::u64::ANY) {
             let secs = ms / 1000;
