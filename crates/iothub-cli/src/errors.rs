@@ -1,15 +1,19 @@
-//! Errors a person can act on (issue 6 point 3).
+//! Errors a person can act on.
 //!
 //! Two pieces: [`connect_device`] connects like `DeviceClient::connect` but ends at the first
 //! failed attempt with a message naming the cause and the fix (a command line tool must not
 //! sit in the client's reconnect backoff), and [`hint`] adds a `hint:` line to any error the
-//! commands return (malformed connection strings, throttling, refusals).
+//! commands return (malformed connection strings, throttling, refusals). Both choose by the
+//! errors' types (`iothub_device`'s typed reasons, the hub's HTTP status, the rustls error
+//! inside a failed request), never by searching error text.
 
+use std::io;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::anyhow;
 use iothub_device::{
-    ClientOptions, ConnectRefusal, ConnectionState, DeviceClient, DisconnectReason,
+    ClientOptions, ConnectRefusal, ConnectionState, CredentialError, DeviceClient,
+    DisconnectReason, NetworkError,
 };
 use iothub_proto::connection_string::{ConnectionString, ConnectionStringError, Credential};
 use iothub_proto::sas::ParsedSasToken;
@@ -94,7 +98,10 @@ pub(crate) async fn connect_device(
     })
     .await;
     match outcome {
-        Ok(Ok(())) => Ok(client),
+        Ok(Ok(())) => {
+            crate::connection_events::print_changes(&client);
+            Ok(client)
+        }
         Ok(Err(e)) => {
             client.close().await;
             Err(e)
@@ -111,29 +118,35 @@ pub(crate) async fn connect_device(
     }
 }
 
-/// The message for a failed connection attempt.
+/// The message for a failed connection attempt, chosen by the reason's type.
 fn explain(reason: &DisconnectReason, t: &Target) -> anyhow::Error {
     let at = format!("{}:{}", t.host, t.port);
     match reason {
-        DisconnectReason::Network(text) if is_tls(text) => {
+        DisconnectReason::Network(e @ NetworkError::Tls { .. }) => {
             let ca = if t.ca_file {
                 "the --ca-file you passed does not contain the CA that signed the hub's certificate"
             } else {
                 "no CA given"
             };
             anyhow!(
-                "TLS with {at} failed: {text} ({ca}). For the local emulator pass its CA: \
+                "TLS with {at} failed: {} ({ca}). For the local emulator pass its CA: \
                  --ca-file ~/.local/share/iothub/emulator/ca.pem (or <data dir>/ca.pem; `iothub emulator` prints the path). \
                  For Azure IoT Hub no --ca-file is needed (the DigiCert Global Root G2 and Microsoft roots are built in) \
-                 unless a TLS-inspecting proxy sits in between: then pass that proxy's CA."
+                 unless a TLS-inspecting proxy sits in between: then pass that proxy's CA.",
+                tls_reason(e)
             )
         }
-        DisconnectReason::Network(text) => anyhow!(
-            "cannot reach {at}: {text}. Check HostName in the connection string and --port; \
+        DisconnectReason::Network(_) => anyhow!(
+            "cannot reach {at}: {reason}. Check HostName in the connection string and --port; \
              for the local emulator start it with `iothub emulator` (MQTT/TLS listens on 8883 by default)."
         ),
-        DisconnectReason::Credentials(text) => anyhow!(
-            "the device cannot sign in: {text}. Mint a fresh token with `iothub sas --connection-string ...` \
+        DisconnectReason::Credentials(CredentialError::TokenExpired { expiry }) => anyhow!(
+            "the device cannot sign in: the SharedAccessSignature in the connection string expired (se={expiry}). \
+             Mint a fresh token with `iothub sas --connection-string ...` \
+             or put the device's SharedAccessKey in the connection string so tokens are renewed automatically."
+        ),
+        DisconnectReason::Credentials(_) => anyhow!(
+            "the device cannot sign in: {reason}. Mint a fresh token with `iothub sas --connection-string ...` \
              or put the device's SharedAccessKey in the connection string so tokens are renewed automatically."
         ),
         DisconnectReason::Refused(ConnectRefusal::NotAuthorized) => {
@@ -170,25 +183,47 @@ fn explain(reason: &DisconnectReason, t: &Target) -> anyhow::Error {
             t.device_id
         ),
         DisconnectReason::Refused(code) => anyhow!("{} refused the connection: {code}", t.host),
-        DisconnectReason::Protocol(text) => anyhow!("{at} broke the MQTT protocol: {text}"),
-        DisconnectReason::Timeout => anyhow!(
-            "{at} did not answer in time (CONNACK or keep-alive): is it an MQTT endpoint? MQTT/TLS is 8883, WebSockets 443"
+        DisconnectReason::Protocol(_) => anyhow!("{at}: {reason}"),
+        DisconnectReason::Timeout(_) => anyhow!(
+            "{at} did not answer in time ({reason}): is it an MQTT endpoint? MQTT/TLS is 8883, WebSockets 443"
         ),
-        other => anyhow!("the connection to {at} failed: {other:?}"),
+        other => anyhow!("the connection to {at} failed: {other}"),
     }
 }
 
-fn is_tls(text: &str) -> bool {
-    let t = text.to_ascii_lowercase();
-    [
-        "certificate",
-        "unknownissuer",
-        "tls",
-        "handshake",
-        "peer sent no certificates",
-    ]
-    .iter()
-    .any(|w| t.contains(w))
+/// rustls' reason for a TLS failure (`invalid peer certificate: UnknownIssuer`), else the
+/// whole failure.
+fn tls_reason(e: &NetworkError) -> String {
+    match e.tls_error() {
+        Some(reason) => reason.to_string(),
+        None => DisconnectReason::Network(e.clone()).to_string(),
+    }
+}
+
+/// The rustls error somewhere in `error`'s chain, if TLS is what failed.
+///
+/// rustls errors travel inside [`io::Error`]s (tokio-rustls, hyper, reqwest), sometimes one
+/// inside another, and `io::Error::source()` skips the wrapped error itself, so each
+/// `io::Error` is opened too.
+fn tls_failure(error: &anyhow::Error) -> Option<&rustls::Error> {
+    error.chain().find_map(rustls_inside)
+}
+
+/// `error` itself, or what it wraps, as a rustls error.
+fn rustls_inside<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
+    if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let wrapped = error.downcast_ref::<io::Error>()?.get_ref()?;
+    // Walk what the `io::Error` wraps (and that error's own sources).
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(wrapped);
+    while let Some(e) = cause {
+        if let Some(tls) = rustls_inside(e) {
+            return Some(tls);
+        }
+        cause = e.source();
+    }
+    None
 }
 
 /// Validates a connection string and names the offending field, with a "did you mean".
@@ -242,50 +277,78 @@ fn distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// A `hint:` for errors whose fix is not in the message itself.
+/// A `hint:` for errors whose fix is not in the message itself, chosen by the types of the
+/// errors in the chain.
 pub(crate) fn hint(error: &anyhow::Error) -> Option<String> {
     for cause in error.chain() {
-        if let Some(device) = cause.downcast_ref::<iothub_device::Error>() {
-            match device {
-                iothub_device::Error::Rejected { status: 429, .. } => return Some(throttled()),
-                iothub_device::Error::Refused(_) | iothub_device::Error::Tls(_) => {}
-                _ => {}
-            }
+        if let Some(iothub_device::Error::Rejected { status: 429, .. }) = cause.downcast_ref() {
+            return Some(throttled());
         }
-    }
-    let text = format!("{error:#}");
-    if text.contains("answered 429") || text.contains("status 429") {
-        return Some(throttled());
+        if let Some(answer) = cause.downcast_ref::<HubAnswered>() {
+            return match answer.status().as_u16() {
+                429 => Some(throttled()),
+                401 => Some(
+                    "the service credentials were rejected: check SharedAccessKeyName and SharedAccessKey of the \
+                     service connection string (the emulator prints its iothubowner string at start-up; for Azure: \
+                     `az iot hub connection-string show --policy-name iothubowner`), and this machine's clock."
+                        .to_owned(),
+                ),
+                _ => None,
+            };
+        }
     }
     // The service side (REST over reqwest): the same causes, seen through HTTP.
-    if text.contains("error sending request") {
-        if is_tls(&text) {
-            return Some(
-                "the hub's TLS certificate is not trusted. For the local emulator pass its CA with \
-                 --ca-file ~/.local/share/iothub/emulator/ca.pem (or <data dir>/ca.pem), or leave out \
-                 --hub-connection-string so the command finds the emulator (and its CA) through its data dir. \
-                 Azure IoT Hub needs no --ca-file."
-                    .to_owned(),
-            );
-        }
-        if text.contains("Connect") || text.contains("dns error") {
-            return Some(
-                "the hub cannot be reached: check HostName in the service connection string; for the local \
-                 emulator start `iothub emulator` (or pass --data-dir to the one you started)."
-                    .to_owned(),
-            );
-        }
-    }
-    if text.contains("answered 401") {
+    let request = error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<reqwest::Error>())?;
+    if tls_failure(error).is_some() {
         return Some(
-            "the service credentials were rejected: check SharedAccessKeyName and SharedAccessKey of the \
-             service connection string (the emulator prints its iothubowner string at start-up; for Azure: \
-             `az iot hub connection-string show --policy-name iothubowner`), and this machine's clock."
+            "the hub's TLS certificate is not trusted. For the local emulator pass its CA with \
+             --ca-file ~/.local/share/iothub/emulator/ca.pem (or <data dir>/ca.pem), or leave out \
+             --hub-connection-string so the command finds the emulator (and its CA) through its data dir. \
+             Azure IoT Hub needs no --ca-file."
+                .to_owned(),
+        );
+    }
+    if request.is_connect() {
+        return Some(
+            "the hub cannot be reached: check HostName in the service connection string; for the local \
+             emulator start `iothub emulator` (or pass --data-dir to the one you started)."
                 .to_owned(),
         );
     }
     None
 }
+
+/// The hub's REST API answered with an error status.
+///
+/// A type of its own so that [`hint`] chooses by the status, not by the message text.
+#[derive(Debug)]
+pub(crate) struct HubAnswered {
+    status: reqwest::StatusCode,
+    /// The hub's error message (and error code when it sent one).
+    message: String,
+}
+
+impl HubAnswered {
+    /// An answer with `status` and the hub's `message`.
+    pub(crate) fn new(status: reqwest::StatusCode, message: String) -> Self {
+        Self { status, message }
+    }
+
+    /// The HTTP status.
+    pub(crate) fn status(&self) -> reqwest::StatusCode {
+        self.status
+    }
+}
+
+impl std::fmt::Display for HubAnswered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the hub answered {}: {}", self.status, self.message)
+    }
+}
+
+impl std::error::Error for HubAnswered {}
 
 fn throttled() -> String {
     "the hub is throttling this operation (429): you exceeded its per-unit quota for this kind of \
@@ -296,6 +359,8 @@ fn throttled() -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
@@ -340,9 +405,66 @@ mod tests {
     }
 
     #[test]
-    fn recognises_tls_failures() {
-        assert!(is_tls("invalid peer certificate: UnknownIssuer"));
-        assert!(!is_tls("Connection refused (os error 111)"));
+    fn recognises_tls_failures_by_type() {
+        let t = Target {
+            host: "h".into(),
+            port: 8883,
+            ..Target::default()
+        };
+        let untrusted = || {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+            )
+        };
+        let tls = DisconnectReason::Network(NetworkError::Tls {
+            host: "h".into(),
+            source: Arc::new(untrusted()),
+        });
+        let text = explain(&tls, &t).to_string();
+        assert!(
+            text.starts_with("TLS with h:8883 failed: invalid peer certificate: UnknownIssuer"),
+            "{text}"
+        );
+        let refused = DisconnectReason::Network(NetworkError::Tcp {
+            address: "h:8883".into(),
+            source: Arc::new(io::Error::from(io::ErrorKind::ConnectionRefused)),
+        });
+        let text = explain(&refused, &t).to_string();
+        assert!(text.starts_with("cannot reach h:8883"), "{text}");
+        assert!(!text.contains("TLS with"), "{text}");
+        // The same rustls error found inside an anyhow chain (the REST side), and text
+        // alone that merely mentions certificates is not taken for one.
+        let chained = anyhow::Error::new(untrusted()).context("GET https://h/ failed");
+        assert!(tls_failure(&chained).is_some());
+        assert!(tls_failure(&anyhow!("certificate UnknownIssuer handshake")).is_none());
+    }
+
+    #[test]
+    fn explains_an_expired_premade_token_by_type() {
+        let expired = DisconnectReason::Credentials(CredentialError::TokenExpired { expiry: 1000 });
+        let text = explain(&expired, &Target::default()).to_string();
+        assert!(
+            text.contains("expired (se=1000)") && text.contains("iothub sas"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn hints_by_the_status_the_hub_answered() {
+        let throttled = anyhow::Error::new(HubAnswered::new(
+            reqwest::StatusCode::TOO_MANY_REQUESTS,
+            "Throttling".into(),
+        ));
+        assert!(hint(&throttled).is_some_and(|h| h.contains("throttling")));
+        let unauthorized = anyhow::Error::new(HubAnswered::new(
+            reqwest::StatusCode::UNAUTHORIZED,
+            "no".into(),
+        ))
+        .context("listing devices");
+        assert!(hint(&unauthorized).is_some_and(|h| h.contains("service credentials")));
+        // Text alone no longer triggers a hint.
+        assert!(hint(&anyhow!("the hub answered 429 Too Many Requests")).is_none());
     }
 
     #[test]

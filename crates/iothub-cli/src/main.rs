@@ -7,6 +7,7 @@
 
 mod args;
 mod cmd;
+mod connection_events;
 mod errors;
 mod logging;
 

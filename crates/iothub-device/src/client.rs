@@ -13,8 +13,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::driver::{Command, Driver, DriverOptions};
 use crate::message::{C2dMessage, MAX_TELEMETRY_SIZE};
 use crate::options::ClientOptions;
-use crate::session::AckToken;
-use crate::{ConnectRefusal, Error, Message};
+use crate::session::{AckToken, Qos};
+use crate::{
+    ConnectRefusal, CredentialError, Error, Message, NetworkError, ProtocolError, Request,
+};
 
 /// Connection status, observed with [`DeviceClient::connection_state`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,21 +37,71 @@ pub enum ConnectionState {
     Closed,
 }
 
-/// Why a connection ended.
+/// Why a connection ended (or never came up), typed like the matching [`Error`] variants.
+///
+/// Its `Display` is one human-readable line, never containing a key or token:
+///
+/// ```
+/// use iothub_device::{ConnectRefusal, DisconnectReason, Request};
+///
+/// let refused = DisconnectReason::Refused(ConnectRefusal::NotAuthorized);
+/// assert_eq!(refused.to_string(), "connection refused by the hub: not authorized (CONNACK 5)");
+/// let silent = DisconnectReason::Timeout(Request::KeepAlive);
+/// assert_eq!(silent.to_string(), "no answer in time to keep-alive");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DisconnectReason {
-    /// Credentials could not be produced (for example an expired pre-made SAS token).
-    Credentials(String),
-    /// Dialling, TLS or the socket failed.
-    Network(String),
-    /// The server broke the protocol.
-    Protocol(String),
+    /// Credentials could not be produced (for example a pre-made SAS token that expired).
+    /// Fault: the caller's key or token; the client keeps trying in case it is replaced.
+    Credentials(CredentialError),
+    /// Dialling, the proxy, TLS, the WebSocket upgrade or the socket failed. Fault: the
+    /// environment, or a wrong host, port or CA.
+    Network(NetworkError),
+    /// The server broke the protocol. Fault: the server.
+    Protocol(ProtocolError),
     /// The hub refused the connection; authentication failures are backed off, never
-    /// retried in a tight loop.
+    /// retried in a tight loop. Fault: the credentials or the identity's state on the hub.
     Refused(ConnectRefusal),
-    /// No CONNACK, PINGRESP or PUBACK in time: the link is considered dead.
-    Timeout,
+    /// No answer in time (no CONNACK, PINGRESP or PUBACK): the link is considered dead.
+    /// Fault: the network or the service.
+    Timeout(Request),
+}
+
+impl std::fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Credentials(e) => write!(f, "{e}"),
+            Self::Network(e) => write!(f, "{e}"),
+            Self::Protocol(e) => write!(f, "the server broke the protocol: {e}"),
+            Self::Refused(code) => write!(f, "connection refused by the hub: {code}"),
+            Self::Timeout(request) => write!(f, "no answer in time to {request}"),
+        }?;
+        // The cause, as one line (no secret ever reaches these errors' messages).
+        let mut cause = std::error::Error::source(match self {
+            Self::Credentials(e) => e as &dyn std::error::Error,
+            Self::Network(e) => e,
+            Self::Protocol(e) => e,
+            Self::Refused(_) | Self::Timeout(_) => return Ok(()),
+        });
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
+impl From<DisconnectReason> for Error {
+    fn from(reason: DisconnectReason) -> Self {
+        match reason {
+            DisconnectReason::Credentials(e) => Self::Credentials(e),
+            DisconnectReason::Network(e) => Self::Network(e),
+            DisconnectReason::Protocol(e) => Self::Protocol(e),
+            DisconnectReason::Refused(code) => Self::Refused(code),
+            DisconnectReason::Timeout(request) => Self::Timeout(request),
+        }
+    }
 }
 
 /// A desired-properties change, de-duplicated by `$version`.
@@ -139,8 +191,9 @@ impl DeviceClient {
     ///
     /// # Errors
     ///
-    /// [`Error::Refused`] when the hub refuses the credentials (the client is closed then),
-    /// [`Error::Timeout`] when no connection came up within the request timeout (the client
+    /// [`Error::Refused`] when the hub refuses the credentials and [`Error::Credentials`]
+    /// when none can be produced (the client is closed then), [`Error::Timeout`] with
+    /// [`Request::Connect`] when no connection came up within the request timeout (the client
     /// keeps trying in the background only if you use [`DeviceClient::start`] instead), and
     /// configuration errors.
     pub async fn connect(options: ClientOptions) -> Result<Self, Error> {
@@ -156,9 +209,9 @@ impl DeviceClient {
                         ..
                     } => return Err(Error::Refused(*code)),
                     ConnectionState::Disconnected {
-                        reason: DisconnectReason::Credentials(text),
+                        reason: DisconnectReason::Credentials(e),
                         ..
-                    } => return Err(Error::Config(text.clone())),
+                    } => return Err(Error::Credentials(*e)),
                     ConnectionState::Closed => return Err(Error::Closed),
                     _ => {}
                 }
@@ -176,7 +229,7 @@ impl DeviceClient {
             }
             Err(_) => {
                 client.close().await;
-                Err(Error::Timeout("connect"))
+                Err(Error::Timeout(Request::Connect))
             }
         }
     }
@@ -241,9 +294,9 @@ impl DeviceClient {
         let (done, rx) = oneshot::channel();
         let topic = message.topic(&self.identity.0, self.identity.1.as_deref());
         let qos = if message.is_at_most_once() {
-            rumqttc::mqttbytes::QoS::AtMostOnce
+            Qos::AtMostOnce
         } else {
-            rumqttc::mqttbytes::QoS::AtLeastOnce
+            Qos::AtLeastOnce
         };
         self.command(Command::Telemetry {
             topic,

@@ -52,7 +52,8 @@
 //! | Plug and Play | [`ClientOptions::model_id`], [`Message::component`], [`DeviceClient::acknowledge_writable`], [`DeviceClient::report_property`], [`thermostat`] |
 //! | provisioning | [`provision`] with [`ProvisioningOptions`] and [`Attestation`] |
 //! | transports | TLS 8883 (Azure roots embedded, [`ClientOptions::trust_ca_pem`]), [`ClientOptions::websockets`], [`ClientOptions::http_proxy`] |
-//! | state | [`DeviceClient::connection_state`], [`Error::is_retriable`] |
+//! | state | [`DeviceClient::connection_state`] ([`DisconnectReason`] says why it is down), [`Error::is_retriable`] |
+//! | errors | [`Error`], made of typed parts a caller branches on: [`ConfigError`], [`CredentialError`], [`NetworkError`], [`ProtocolError`], [`ConnectRefusal`], [`Request`] (which request timed out) |
 
 mod backoff;
 mod client;
@@ -72,7 +73,10 @@ pub use client::{
     C2dReceiver, ConnectionState, DesiredPatch, DesiredReceiver, DeviceClient, DisconnectReason,
     MethodCall, MethodHandler, MethodResponse,
 };
-pub use error::{ConnectRefusal, Error};
+pub use error::{
+    ConfigError, ConnectRefusal, CredentialError, Error, NetworkError, PemItem, ProtocolError,
+    Request,
+};
 pub use message::{C2dMessage, MAX_TELEMETRY_SIZE, Message};
 pub use options::{Auth, ClientOptions};
 pub use pnp::WritableResponse;

@@ -270,30 +270,14 @@ fn decode(text: &Decoded<'_>) -> String {
     text.decode().unwrap_or_else(|_| text.raw().to_owned())
 }
 
-/// Formats `time` as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, proleptic Gregorian).
-fn format_utc(time: SystemTime) -> String {
+/// Formats `time` as `YYYY-MM-DDTHH:MM:SSZ`, the precision `$.ctime` is written with
+/// (times before 1970 are written as the epoch).
+pub(crate) fn format_utc(time: SystemTime) -> String {
     let secs = time
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Howard Hinnant's days_from_civil inverse.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    iothub_proto::Iso8601::seconds(secs).to_string()
 }
 
 #[cfg(test)]

@@ -10,11 +10,11 @@ use iothub_proto::credentials::{
 };
 use iothub_proto::sas::{HmacSha256Signer, ParsedSasToken, ResourceUri, SasToken};
 
-use crate::Error;
 use crate::backoff::Backoff;
 use crate::driver::{DriverOptions, LoginInfo, LoginSource};
 use crate::session::SessionConfig;
 use crate::transport::Endpoint;
+use crate::{ConfigError, CredentialError, Error};
 
 /// Sent as `DeviceClientType` in the MQTT username (PROTOCOL.md §1.4).
 const USER_AGENT: &str = concat!("iothub-device-rs/", env!("CARGO_PKG_VERSION"));
@@ -135,13 +135,12 @@ impl ClientOptions {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] for a malformed string or a service (hub-level) connection string.
+    /// [`Error::Config`] for a malformed string ([`ConfigError::ConnectionString`] names the
+    /// field), a string without a device ([`ConfigError::MissingDeviceId`]) or a service
+    /// (hub-level) connection string ([`ConfigError::ServiceConnectionString`]).
     pub fn from_connection_string(text: &str) -> Result<Self, Error> {
-        let cs = ConnectionString::parse(text)
-            .map_err(|e| Error::Config(format!("connection string: {e}")))?;
-        let device_id = cs
-            .device_id()
-            .ok_or_else(|| Error::Config("connection string has no DeviceId".into()))?;
+        let cs = ConnectionString::parse(text).map_err(ConfigError::ConnectionString)?;
+        let device_id = cs.device_id().ok_or(ConfigError::MissingDeviceId)?;
         let auth = match cs.credential() {
             Credential::DeviceKey { key } | Credential::ModuleKey { key } => Auth::SasKey {
                 key: key.to_owned(),
@@ -156,11 +155,7 @@ impl ClientOptions {
                 cert_pem: Vec::new(),
                 key_pem: Vec::new(),
             },
-            _ => {
-                return Err(Error::Config(
-                    "a service connection string cannot connect a device".into(),
-                ));
-            }
+            _ => return Err(ConfigError::ServiceConnectionString.into()),
         };
         let mut options = Self::new(cs.host_name(), device_id, cs.module_id(), auth);
         options.gateway_host_name = cs.gateway_host_name().map(str::to_owned);
@@ -184,7 +179,7 @@ impl ClientOptions {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when a file cannot be read.
+    /// [`ConfigError::File`] when a file cannot be read.
     pub fn x509_files(self, cert: &Path, key: &Path) -> Result<Self, Error> {
         let cert_pem = read(cert)?;
         let key_pem = read(key)?;
@@ -231,7 +226,7 @@ impl ClientOptions {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the file cannot be read.
+    /// [`ConfigError::File`] when the file cannot be read.
     pub fn trust_ca_file(self, path: &Path) -> Result<Self, Error> {
         let pem = read(path)?;
         Ok(self.trust_ca_pem(pem))
@@ -326,15 +321,12 @@ impl ClientOptions {
         let identity = match &self.auth {
             Auth::X509 { cert_pem, key_pem } => {
                 if cert_pem.is_empty() || key_pem.is_empty() {
-                    return Err(Error::Config(
-                        "x509=true needs a client certificate and key".into(),
-                    ));
+                    return Err(ConfigError::MissingX509Identity.into());
                 }
                 Some((cert_pem.as_slice(), key_pem.as_slice()))
             }
             Auth::SasKey { key, .. } => {
-                HmacSha256Signer::from_base64(key)
-                    .map_err(|e| Error::Config(format!("shared access key: {e}")))?;
+                HmacSha256Signer::from_base64(key).map_err(CredentialError::Key)?;
                 None
             }
             Auth::SasToken(_) => None,
@@ -402,7 +394,7 @@ struct Credentials {
 }
 
 impl LoginSource for Credentials {
-    fn login(&self) -> Result<LoginInfo, Error> {
+    fn login(&self) -> Result<LoginInfo, CredentialError> {
         let (client_id, username) = match &self.module_id {
             Some(module) => (
                 ClientId::module(&self.device_id, module).to_string(),
@@ -421,22 +413,23 @@ impl LoginSource for Credentials {
         let now = unix_now();
         let (password, valid_for) = match &self.auth {
             Auth::SasKey { key, policy } => {
-                let signer = HmacSha256Signer::from_base64(key)
-                    .map_err(|e| Error::Config(format!("shared access key: {e}")))?;
+                let signer = HmacSha256Signer::from_base64(key).map_err(CredentialError::Key)?;
                 let resource = match &self.module_id {
                     Some(module) => ResourceUri::module(&self.host_name, &self.device_id, module),
                     None => ResourceUri::device(&self.host_name, &self.device_id),
                 };
                 let expiry = now + self.token_ttl.as_secs();
                 let token = SasToken::sign(resource, expiry, policy.as_deref(), &signer)
-                    .map_err(|e| Error::Config(format!("signing the SAS token: {e}")))?;
+                    .map_err(CredentialError::Signing)?;
                 (Some(token.to_string()), Some(self.token_ttl))
             }
             Auth::SasToken(token) => {
-                let parsed = ParsedSasToken::parse(token)
-                    .map_err(|e| Error::Config(format!("SAS token: {e}")))?;
+                let parsed =
+                    ParsedSasToken::parse(token).map_err(CredentialError::MalformedToken)?;
                 if parsed.expiry() <= now {
-                    return Err(Error::Config("the SAS token has expired".into()));
+                    return Err(CredentialError::TokenExpired {
+                        expiry: parsed.expiry(),
+                    });
                 }
                 (Some(token.clone()), None)
             }
@@ -458,8 +451,13 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| {
+        Error::Config(ConfigError::File {
+            path: path.to_owned(),
+            source,
+        })
+    })
 }
 
 #[cfg(test)]
@@ -586,7 +584,7 @@ mod tests {
             .login
             .login()
             .unwrap_err();
-        assert!(err.to_string().contains("expired"), "{err}");
+        assert_eq!(err, CredentialError::TokenExpired { expiry: 1000 });
     }
 
     #[test]
@@ -595,7 +593,7 @@ mod tests {
             ClientOptions::from_connection_string("HostName=h;DeviceId=d;x509=true").unwrap();
         assert!(matches!(
             options.into_driver_options(),
-            Err(Error::Config(_))
+            Err(Error::Config(ConfigError::MissingX509Identity))
         ));
     }
 

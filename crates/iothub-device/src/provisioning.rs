@@ -18,14 +18,14 @@ use iothub_proto::sas::{
     derive_device_key,
 };
 use iothub_proto::topic::DPS_RESPONSE_FILTER;
-use rumqttc::mqttbytes::v4::{Connect, Login, Packet};
-use rumqttc::mqttbytes::{self, QoS};
 use tokio::time::{Instant, sleep_until};
 
 use crate::options::MAX_PACKET_SIZE;
-use crate::session::{OutgoingPublish, Session, SessionConfig, SessionEvent};
+use crate::session::{
+    ConnectRequest, OutgoingPublish, Qos, Session, SessionConfig, SessionEvent, encode_disconnect,
+};
 use crate::transport::{Connection, Endpoint};
-use crate::{Auth, ClientOptions, Error};
+use crate::{Auth, ClientOptions, CredentialError, DisconnectReason, Error, NetworkError, Request};
 
 /// How the device attests to DPS.
 #[derive(Clone)]
@@ -160,10 +160,10 @@ impl ProvisioningOptions {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the file cannot be read.
+    /// [`Error::Config`] with [`ConfigError::File`](crate::ConfigError::File) when the file
+    /// cannot be read.
     pub fn trust_ca_file(self, path: &Path) -> Result<Self, Error> {
-        let pem = std::fs::read(path)
-            .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
+        let pem = crate::options::read(path)?;
         Ok(self.trust_ca_pem(pem))
     }
 
@@ -230,13 +230,14 @@ impl Provisioned {
 /// # Errors
 ///
 /// [`Error::Rejected`] when DPS fails or refuses the registration (status and message),
-/// [`Error::Refused`] when DPS refuses the MQTT credentials, [`Error::Timeout`] when no
-/// outcome arrived within the timeout, and transport errors.
+/// [`Error::Refused`] when DPS refuses the MQTT credentials, [`Error::Timeout`] with
+/// [`Request::Provisioning`] when no outcome arrived within the timeout, [`Error::Network`]
+/// when DPS cannot be reached, and configuration errors.
 pub async fn provision(options: ProvisioningOptions) -> Result<Provisioned, Error> {
     let deadline = Instant::now() + options.timeout;
     match tokio::time::timeout_at(deadline, register(&options)).await {
         Ok(result) => result,
-        Err(_) => Err(Error::Timeout("provisioning")),
+        Err(_) => Err(Error::Timeout(Request::Provisioning)),
     }
 }
 
@@ -260,22 +261,23 @@ async fn register(options: &ProvisioningOptions) -> Result<Provisioned, Error> {
         proxy: None,
         connect_timeout: options.timeout,
     };
-    let mut connection = Connection::open(&endpoint)
-        .await
-        .map_err(Error::Transport)?;
+    let mut connection = Connection::open(&endpoint).await?;
 
     let mut session = Session::new(SessionConfig::default());
     session.subscribe(DPS_RESPONSE_FILTER);
-    let mut connect = Connect::new(options.registration_id.clone());
-    // DPS keeps no sessions (PROTOCOL.md §9).
-    connect.clean_session = true;
     let user_agent = concat!("iothub-device-rs/", env!("CARGO_PKG_VERSION"));
     let username = DpsUsername::new(&options.id_scope, &options.registration_id)
         .with_client_version(user_agent)
         .to_string();
-    connect.login = Some(Login::new(username, password.unwrap_or_default()));
+    let request = ConnectRequest {
+        client_id: options.registration_id.clone(),
+        username,
+        password,
+        // DPS keeps no sessions (`docs/protocol.md`, provisioning).
+        clean_session: true,
+    };
     let started = Instant::now();
-    session.start_connection(connect, started.into_std());
+    session.start_connection(request, started.into_std());
 
     let payload = match (&options.payload, &options.model_id) {
         (Some(p), _) => Some(p.to_string()),
@@ -294,35 +296,36 @@ async fn register(options: &ProvisioningOptions) -> Result<Provisioned, Error> {
     let mut tx_buf = vec![0u8; 4096];
     loop {
         // Registration -> session -> wire.
-        while let Some(tx) = registration
-            .poll_transmit(&mut tx_buf)
-            .map_err(|e| Error::Protocol(format!("DPS request does not fit: {e}")))?
+        while let Some(tx) =
+            registration
+                .poll_transmit(&mut tx_buf)
+                .map_err(|_| Error::InvalidInput {
+                    field: "payload",
+                    reason: "the registration request does not fit in 4 KiB",
+                })?
         {
             next_id += 1;
             let publish = OutgoingPublish {
                 id: next_id,
                 topic: tx.topic.to_owned(),
                 payload: Bytes::copy_from_slice(tx.payload),
-                qos: QoS::AtLeastOnce,
+                qos: Qos::AtLeastOnce,
             };
-            session
-                .publish(publish)
-                .map_err(|_| Error::Protocol("DPS session is full".into()))?;
+            session.publish(publish).map_err(|full| Error::OutboxFull {
+                capacity: full.capacity,
+            })?;
         }
         let mut bytes = BytesMut::new();
-        while let Some(packet) = session.poll_transmit(Instant::now().into_std()) {
-            packet
-                .write(&mut bytes, MAX_PACKET_SIZE)
-                .map_err(|e| Error::Protocol(e.to_string()))?;
-        }
+        session
+            .write_transmit(Instant::now().into_std(), &mut bytes, MAX_PACKET_SIZE)
+            .map_err(Error::Protocol)?;
         if !bytes.is_empty() {
-            connection.write(&bytes).await.map_err(Error::Transport)?;
+            connection.write(&bytes).await.map_err(io_failure)?;
         }
         if let Some(outcome) = outcome(&mut registration) {
             let mut bytes = BytesMut::new();
-            if Packet::Disconnect.write(&mut bytes, 2).is_ok() {
-                let _ = connection.write(&bytes).await;
-            }
+            encode_disconnect(&mut bytes);
+            let _ = connection.write(&bytes).await;
             connection.shutdown().await;
             return outcome.map(|(assigned_hub, device_id)| Provisioned {
                 assigned_hub,
@@ -342,16 +345,16 @@ async fn register(options: &ProvisioningOptions) -> Result<Provisioned, Error> {
             progressed = true;
             match event {
                 SessionEvent::Subscribed => registration.start(proto_now()),
-                SessionEvent::Refused(code) => {
-                    return Err(Error::Refused(crate::driver::refusal(code)));
-                }
+                SessionEvent::Refused(code) => return Err(Error::Refused(code)),
                 SessionEvent::ConnectionLost(reason) => {
-                    return Err(Error::Protocol(format!("DPS connection lost: {reason:?}")));
+                    return Err(DisconnectReason::from(reason).into());
                 }
-                SessionEvent::Publish { publish, ack } => {
-                    if let Err(e) =
-                        registration.handle_publish(&publish.topic, &publish.payload, proto_now())
-                    {
+                SessionEvent::Publish {
+                    topic,
+                    payload,
+                    ack,
+                } => {
+                    if let Err(e) = registration.handle_publish(&topic, &payload, proto_now()) {
                         tracing::warn!(error = ?e, "ignoring a DPS response");
                     }
                     if let Some(token) = ack {
@@ -370,15 +373,11 @@ async fn register(options: &ProvisioningOptions) -> Result<Provisioned, Error> {
         let wake_session = session.poll_timeout().map(Instant::from_std);
         tokio::select! {
             res = connection.read(&mut read_buf) => match res {
-                Ok(0) => return Err(Error::Transport(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "DPS closed the connection"))),
-                Ok(_) => loop {
-                    match Packet::read(&mut read_buf, MAX_PACKET_SIZE) {
-                        Ok(packet) => session.handle_packet(packet, Instant::now().into_std()),
-                        Err(mqttbytes::Error::InsufficientBytes(_)) => break,
-                        Err(e) => return Err(Error::Protocol(e.to_string())),
-                    }
-                },
-                Err(e) => return Err(Error::Transport(e)),
+                Ok(0) => return Err(Error::Network(NetworkError::ClosedByPeer)),
+                Ok(_) => session
+                    .handle_bytes(&mut read_buf, MAX_PACKET_SIZE, Instant::now().into_std())
+                    .map_err(Error::Protocol)?,
+                Err(e) => return Err(io_failure(e)),
             },
             () = sleep_opt(wake_registration) => registration.handle_timeout(proto_now()),
             () = sleep_opt(wake_session) => session.handle_timeout(Instant::now().into_std()),
@@ -408,8 +407,8 @@ fn outcome(registration: &mut Registration<'_>) -> Option<Result<(String, String
                 None => message.to_owned(),
             },
         }),
-        RegistrationEvent::TimedOut => Err(Error::Timeout("provisioning")),
-        _ => Err(Error::Protocol("unknown DPS outcome".into())),
+        RegistrationEvent::TimedOut => Err(Error::Timeout(Request::Provisioning)),
+        _ => Err(Error::Protocol(crate::ProtocolError::UnknownDpsOutcome)),
     })
 }
 
@@ -426,12 +425,11 @@ fn credentials(
         Attestation::GroupKey(group_key) => {
             let mut out = [0u8; DERIVED_KEY_LEN];
             derive_device_key(group_key, &options.registration_id, &mut out)
-                .map_err(|e| Error::Config(format!("group key: {e}")))?
+                .map_err(CredentialError::GroupKey)?
                 .to_owned()
         }
     };
-    let signer = HmacSha256Signer::from_base64(&key)
-        .map_err(|e| Error::Config(format!("symmetric key: {e}")))?;
+    let signer = HmacSha256Signer::from_base64(&key).map_err(CredentialError::Key)?;
     let expiry = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -439,8 +437,13 @@ fn credentials(
         + 3600;
     let resource = ResourceUri::dps_registration(&options.id_scope, &options.registration_id);
     let token = SasToken::sign(resource, expiry, Some(DPS_REGISTRATION_POLICY), &signer)
-        .map_err(|e| Error::Config(format!("signing the DPS token: {e}")))?;
+        .map_err(CredentialError::Signing)?;
     Ok((Some(key), Some(token.to_string()), None))
+}
+
+/// A failed read or write on the open DPS connection.
+fn io_failure(e: std::io::Error) -> Error {
+    Error::Network(NetworkError::Io(std::sync::Arc::new(e)))
 }
 
 async fn sleep_opt(deadline: Option<Instant>) {

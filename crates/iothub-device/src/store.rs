@@ -75,8 +75,10 @@ impl DurableOutbox {
         let path = self.dir.join(format!("{:020}.msg", self.next_seq));
         self.next_seq += 1;
         let tmp = path.with_extension("tmp");
-        let topic_len =
-            u32::try_from(topic.len()).map_err(|_| Error::InvalidInput("topic too long".into()))?;
+        let topic_len = u32::try_from(topic.len()).map_err(|_| Error::InvalidInput {
+            field: "topic",
+            reason: "longer than 4 GiB",
+        })?;
         let write = || -> io::Result<()> {
             let mut file = fs::File::create(&tmp)?;
             file.write_all(&topic_len.to_be_bytes())?;

@@ -290,14 +290,9 @@ fn lock(stats: &Mutex<Stats>) -> std::sync::MutexGuard<'_, Stats> {
     stats.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// RFC 3339 UTC at second precision, through the message's own timestamp formatter.
+/// RFC 3339 UTC at second precision, as `$.ctime` is written.
 fn rfc3339(time: SystemTime) -> Value {
-    let secs = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let message =
-        Message::new("").creation_time(SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
-    json!(message.creation_time_utc())
+    json!(crate::message::format_utc(time))
 }
 
 #[cfg(test)]

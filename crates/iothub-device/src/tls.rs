@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, TrustAnchor};
 use rustls::{ClientConfig, RootCertStore};
 
-use crate::Error;
+use crate::{ConfigError, PemItem};
 
 /// Subject common names of the roots IoT Hub and DPS chain to (PROTOCOL.md §12): DigiCert
 /// Global Root G2 for every hub since the 2023 migration, the two Microsoft 2017 roots as the
@@ -32,22 +33,29 @@ pub(crate) fn azure_roots() -> Vec<TrustAnchor<'static>> {
         .collect()
 }
 
-/// Parses every certificate in a PEM document.
-pub(crate) fn parse_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error> {
-    let certs = rustls_pemfile::certs(&mut &pem[..])
+/// Parses every certificate in a PEM document (sections of other kinds are skipped).
+pub(crate) fn parse_certificates(
+    pem_text: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let pem_error = |source| ConfigError::Pem {
+        item: PemItem::Certificate,
+        source,
+    };
+    let certs = CertificateDer::pem_slice_iter(pem_text)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Config(format!("unreadable PEM certificate: {e}")))?;
+        .map_err(pem_error)?;
     if certs.is_empty() {
-        return Err(Error::Config("no certificate found in PEM".into()));
+        return Err(pem_error(pem::Error::NoItemsFound));
     }
     Ok(certs)
 }
 
 /// Parses the first private key in a PEM document (PKCS#8, PKCS#1 or SEC1).
-pub(crate) fn parse_private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, Error> {
-    rustls_pemfile::private_key(&mut &pem[..])
-        .map_err(|e| Error::Config(format!("unreadable PEM private key: {e}")))?
-        .ok_or_else(|| Error::Config("no private key found in PEM".into()))
+pub(crate) fn parse_private_key(pem_text: &[u8]) -> Result<PrivateKeyDer<'static>, ConfigError> {
+    PrivateKeyDer::from_pem_slice(pem_text).map_err(|source| ConfigError::Pem {
+        item: PemItem::PrivateKey,
+        source,
+    })
 }
 
 /// Builds the client configuration: Azure roots plus `extra_ca_pem` (each may hold several
@@ -55,24 +63,24 @@ pub(crate) fn parse_private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, Er
 pub(crate) fn client_config(
     extra_ca_pem: &[Vec<u8>],
     client_identity: Option<(&[u8], &[u8])>,
-) -> Result<Arc<ClientConfig>, Error> {
+) -> Result<Arc<ClientConfig>, ConfigError> {
     let mut roots = RootCertStore::empty();
     roots.extend(azure_roots());
     for pem in extra_ca_pem {
         for cert in parse_certificates(pem)? {
-            roots.add(cert).map_err(Error::Tls)?;
+            roots.add(cert).map_err(ConfigError::Tls)?;
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     // TLS 1.2 is what IoT Hub requires; 1.3 is offered too (the emulator speaks it).
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(Error::Tls)?
+        .map_err(ConfigError::Tls)?
         .with_root_certificates(roots);
     let config = match client_identity {
         Some((cert_pem, key_pem)) => builder
             .with_client_auth_cert(parse_certificates(cert_pem)?, parse_private_key(key_pem)?)
-            .map_err(Error::Tls)?,
+            .map_err(ConfigError::Tls)?,
         None => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
@@ -108,7 +116,56 @@ mod tests {
     #[test]
     fn rejects_ca_file_without_certificates() {
         let err = client_config(&[b"not a pem".to_vec()], None).unwrap_err();
-        assert!(matches!(err, Error::Config(_)), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                ConfigError::Pem {
+                    item: PemItem::Certificate,
+                    source: pem::Error::NoItemsFound
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn names_a_truncated_certificate_and_a_missing_key() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["dev1".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .pem();
+        let truncated = &cert.as_bytes()[..cert.len() - 30];
+        let err = parse_certificates(truncated).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Pem {
+                    item: PemItem::Certificate,
+                    source: pem::Error::MissingSectionEnd { .. }
+                }
+            ),
+            "{err:?}"
+        );
+        // A certificate where the key should be: no key in it.
+        let err = parse_private_key(cert.as_bytes()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Pem {
+                    item: PemItem::PrivateKey,
+                    source: pem::Error::NoItemsFound
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            parse_private_key(key.serialize_pem().as_bytes())
+                .unwrap()
+                .secret_der(),
+            key.serialize_der()
+        );
     }
 
     #[test]

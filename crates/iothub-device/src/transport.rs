@@ -5,6 +5,7 @@
 //! (it is raced against timers and commands in one `select!`).
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::{DisconnectReason, NetworkError, Request};
 
 /// Path of the MQTT-over-WebSockets endpoint (PROTOCOL.md §1.1).
 pub(crate) const WEBSOCKET_PATH: &str = "/$iothub/websocket";
@@ -64,29 +67,45 @@ pub(crate) enum Connection {
 
 impl Connection {
     /// Opens the transport described by `endpoint`.
-    pub(crate) async fn open(endpoint: &Endpoint) -> io::Result<Self> {
-        tokio::time::timeout(endpoint.connect_timeout, Self::open_inner(endpoint))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
+    ///
+    /// # Errors
+    ///
+    /// Which step failed, typed: DNS, TCP, the proxy, TLS, the WebSocket upgrade, or
+    /// [`Request::Connect`] when all of it took longer than the connect timeout.
+    pub(crate) async fn open(endpoint: &Endpoint) -> Result<Self, DisconnectReason> {
+        match tokio::time::timeout(endpoint.connect_timeout, Self::open_inner(endpoint)).await {
+            Ok(Ok(connection)) => Ok(connection),
+            Ok(Err(e)) => Err(DisconnectReason::Network(e)),
+            Err(_) => Err(DisconnectReason::Timeout(Request::Connect)),
+        }
     }
 
-    async fn open_inner(endpoint: &Endpoint) -> io::Result<Self> {
+    async fn open_inner(endpoint: &Endpoint) -> Result<Self, NetworkError> {
         let target = format!("{}:{}", endpoint.host, endpoint.port);
         let tcp = match &endpoint.proxy {
             Some(proxy) => {
-                let mut tcp = TcpStream::connect(proxy).await?;
-                http_connect(&mut tcp, &target).await?;
+                let proxy_error = |e| NetworkError::Proxy {
+                    proxy: proxy.clone(),
+                    source: Arc::new(e),
+                };
+                let mut tcp = TcpStream::connect(proxy).await.map_err(proxy_error)?;
+                http_connect(&mut tcp, &target).await.map_err(proxy_error)?;
                 tcp
             }
-            None => TcpStream::connect(&target).await?,
+            None => dial(&endpoint.host, endpoint.port).await?,
         };
-        tcp.set_nodelay(true)?;
+        // Latency over throughput: MQTT packets are small and each one is awaited.
+        let _ = tcp.set_nodelay(true);
         let stream: Box<dyn Io> = match &endpoint.tls {
             Some(config) => {
+                let tls_error = |e| NetworkError::Tls {
+                    host: endpoint.host.clone(),
+                    source: Arc::new(e),
+                };
                 let name = ServerName::try_from(endpoint.host.clone())
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                    .map_err(|e| tls_error(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
                 let connector = tokio_rustls::TlsConnector::from(config.clone());
-                Box::new(connector.connect(name, tcp).await?)
+                Box::new(connector.connect(name, tcp).await.map_err(tls_error)?)
             }
             None => Box::new(tcp),
         };
@@ -98,15 +117,14 @@ impl Connection {
             "{scheme}://{}:{}{WEBSOCKET_PATH}",
             endpoint.host, endpoint.port
         );
-        let mut request = url
-            .into_client_request()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let websocket_error = |e| NetworkError::WebSocket(Arc::new(e));
+        let mut request = url.into_client_request().map_err(websocket_error)?;
         request
             .headers_mut()
             .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("mqtt"));
         let (ws, _response) = tokio_tungstenite::client_async(request, stream)
             .await
-            .map_err(|e| io::Error::new(io::ErrorKind::ConnectionRefused, e))?;
+            .map_err(websocket_error)?;
         Ok(Self::WebSocket(Box::new(ws)))
     }
 
@@ -156,6 +174,31 @@ impl Connection {
             }
         }
     }
+}
+
+/// Resolves `host` and connects to the first address that accepts, telling a name that does
+/// not resolve ([`NetworkError::Dns`]) from a port where nothing listens
+/// ([`NetworkError::Tcp`]).
+async fn dial(host: &str, port: u16) -> Result<TcpStream, NetworkError> {
+    let address = format!("{host}:{port}");
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host(&address)
+        .await
+        .map_err(|e| NetworkError::Dns {
+            host: host.to_owned(),
+            source: Arc::new(e),
+        })?
+        .collect();
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the name has no address");
+    for candidate in addresses {
+        match TcpStream::connect(candidate).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = e,
+        }
+    }
+    Err(NetworkError::Tcp {
+        address,
+        source: Arc::new(last),
+    })
 }
 
 /// Asks an HTTP proxy for a tunnel to `target` (RFC 9110 §9.3.6).
@@ -252,6 +295,31 @@ mod tests {
             connect_timeout: Duration::from_secs(5),
         };
         let err = Connection::open(&endpoint).await.err().unwrap();
-        assert!(err.to_string().contains("407"), "{err}");
+        let DisconnectReason::Network(NetworkError::Proxy { proxy, source }) = err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(proxy, addr.to_string());
+        assert!(source.to_string().contains("407"), "{source}");
+    }
+
+    #[tokio::test]
+    async fn names_the_address_nothing_listens_on() {
+        let endpoint = |host: &str, port| Endpoint {
+            host: host.into(),
+            port,
+            websocket: false,
+            tls: None,
+            proxy: None,
+            connect_timeout: Duration::from_secs(5),
+        };
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let err = Connection::open(&endpoint("127.0.0.1", port)).await.err();
+        assert!(
+            matches!(&err, Some(DisconnectReason::Network(NetworkError::Tcp { address, .. }))
+                if *address == format!("127.0.0.1:{port}")),
+            "{err:?}"
+        );
     }
 }

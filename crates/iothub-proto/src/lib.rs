@@ -77,6 +77,7 @@
 //! | [`pnp`] | Plug and Play: writable-property acknowledgements, components, command names | §8 |
 //! | [`percent`] | RFC 3986 percent-encoding as IoT Hub uses it | §4 |
 //! | [`Status`], [`Backoff`], [`RequestIds`] | status classes, retry math, request ids | §6, §11 |
+//! | [`Iso8601`] | UTC timestamps to and from Unix time, as the hub writes them | §4, §6 |
 //! | `provisioning`, `json` (feature `json`) | the DPS registration state machine; a validating, borrowed JSON scanner and the DPS / twin fields | §6, §9 |
 //!
 //! # Features
@@ -113,6 +114,7 @@ pub mod sas;
 mod status;
 mod text;
 mod time;
+mod timestamp;
 pub mod topic;
 
 pub use encode::{EncodedLen, encode_into, encoded_len};
@@ -121,3 +123,4 @@ pub use request_id::{RequestId, RequestIds};
 pub use retry::Backoff;
 pub use status::Status;
 pub use time::Instant;
+pub use timestamp::{Iso8601, Iso8601Error};

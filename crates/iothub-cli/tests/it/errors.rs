@@ -269,3 +269,49 @@ fn service_side_failures_say_what_to_do() {
     let run = hub(&direct, &["--ca-file", ca.to_str().unwrap()]);
     assert_eq!(run.code, Some(0), "{run:?}");
 }
+
+/// Whether the emulator reports `device` as connected (its twin's `connectionState`).
+fn is_connected(data: &str, device: &str) -> bool {
+    let run = iothub(&["hub", "twin", "show", device, "--data-dir", data]);
+    serde_json::from_str::<serde_json::Value>(run.stdout.trim())
+        .is_ok_and(|twin| twin["connectionState"] == "Connected")
+}
+
+#[test]
+fn a_lost_connection_is_printed_with_its_reason_and_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = start_emulator(dir.path());
+    let data = dir.path().to_str().unwrap();
+    let tls = port(&endpoint(dir.path(), "mqttTls"));
+    let ca = dir.path().join("ca.pem");
+    let cs = create(data, &["r1"]);
+    let key = cs.split("SharedAccessKey=").nth(1).unwrap().to_owned();
+    let listen = std::process::Command::new(env!("CARGO_BIN_EXE_iothub"))
+        .args([
+            "device",
+            "listen",
+            "--timeout",
+            "8",
+            "--connection-string",
+            &cs,
+        ])
+        .args(["--port", &tls, "--ca-file", ca.to_str().unwrap()])
+        .env_remove("IOTHUB_DEVICE_CONNECTION_STRING")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !is_connected(data, "r1") {
+        assert!(std::time::Instant::now() < deadline, "r1 never connected");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The hub goes away under the connected device.
+    drop(emulator);
+    let out = listen.wait_with_output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("connection lost: "), "{stderr}");
+    assert!(stderr.contains("retrying in "), "{stderr}");
+    assert!(!stderr.contains(&key), "the key leaked: {stderr}");
+    assert!(!stderr.contains("sig="), "a token leaked: {stderr}");
+}

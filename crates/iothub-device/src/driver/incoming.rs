@@ -1,17 +1,18 @@
 //! What arrives from the hub (C2D, twin responses, desired patches, method calls) and the
 //! request/response bookkeeping of twin operations, with their deadlines.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use iothub_proto::topic::{Incoming, ReportedPatchTopic, TWIN_RESPONSE_FILTER, TwinGetTopic};
-use rumqttc::mqttbytes::v4::Publish;
 use serde_json::Value;
 use tokio::time::Instant;
 
 use super::{Command, Driver, PendingRequest, RequestKind, fail_request};
-use crate::Error;
 use crate::client::{DesiredPatch, MethodCall, MethodHandler, MethodResponse};
 use crate::message::C2dMessage;
 use crate::session::AckToken;
+use crate::{Error, ProtocolError};
 
 impl Driver {
     pub(super) fn twin_request(&mut self, kind: RequestKind, patch: Option<Bytes>) {
@@ -53,11 +54,11 @@ impl Driver {
         self.twin_request(RequestKind::Resync, None);
     }
 
-    pub(super) fn route(&mut self, publish: Publish, ack: Option<AckToken>) {
-        let incoming = match Incoming::parse(&publish.topic) {
+    pub(super) fn route(&mut self, topic: &str, payload: &Bytes, ack: Option<AckToken>) {
+        let incoming = match Incoming::parse(topic) {
             Ok(incoming) => incoming,
             Err(e) => {
-                tracing::warn!(topic = %publish.topic, error = %e, "ignoring unrecognised publish");
+                tracing::warn!(%topic, error = %e, "ignoring unrecognised publish");
                 if let Some(token) = ack {
                     self.session.ack(token);
                 }
@@ -66,7 +67,7 @@ impl Driver {
         };
         match incoming {
             Incoming::C2d(message) => {
-                let message = C2dMessage::from_parts(message.properties(), publish.payload.clone());
+                let message = C2dMessage::from_parts(message.properties(), payload.clone());
                 // The PUBACK waits until the application took it from the receiver; with no
                 // receiver it stays un-acknowledged and the hub redelivers it later.
                 if let Some(tx) = &self.c2d
@@ -80,16 +81,16 @@ impl Driver {
                 let rid = response.request_id().to_string();
                 let status = response.status().code();
                 let version = response.version();
-                self.twin_response(&rid, status, version, &publish.payload);
+                self.twin_response(&rid, status, version, payload);
             }
             Incoming::DesiredPatch(patch) => {
-                self.desired_patch(patch.version(), &publish.payload, false);
+                self.desired_patch(patch.version(), payload, false);
             }
             Incoming::MethodRequest(request) => {
                 let call = MethodCall {
                     name: request.name().to_owned(),
                     request_id: request.request_id().to_string(),
-                    payload: serde_json::from_slice(&publish.payload).unwrap_or(Value::Null),
+                    payload: serde_json::from_slice(payload).unwrap_or(Value::Null),
                 };
                 self.dispatch_method(call);
             }
@@ -118,7 +119,7 @@ impl Driver {
             RequestKind::Get(reply) => {
                 let result = if (200..300).contains(&status) {
                     serde_json::from_slice(body)
-                        .map_err(|e| Error::Protocol(format!("twin is not JSON: {e}")))
+                        .map_err(|e| Error::Protocol(ProtocolError::InvalidTwin(Arc::new(e))))
                 } else {
                     Err(rejected())
                 };
@@ -126,9 +127,7 @@ impl Driver {
             }
             RequestKind::Patch(reply) => {
                 let result = if (200..300).contains(&status) {
-                    version.ok_or_else(|| {
-                        Error::Protocol("twin patch response without $version".into())
-                    })
+                    version.ok_or(Error::Protocol(ProtocolError::MissingTwinVersion))
                 } else {
                     Err(rejected())
                 };
@@ -214,7 +213,8 @@ impl Driver {
                 if self.session.cancel(request.publish_id) {
                     self.waiters.remove(&request.publish_id);
                 }
-                fail_request(request.kind, Error::Timeout("twin request"));
+                let timeout = Error::Timeout(request.kind.request());
+                fail_request(request.kind, timeout);
             }
         }
     }

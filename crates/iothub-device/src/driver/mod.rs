@@ -6,7 +6,9 @@
 //! else touches the socket; applications hold [`DeviceClient`](crate::DeviceClient) handles.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,8 +17,6 @@ use iothub_proto::RequestIds;
 use iothub_proto::topic::{
     C2dFilter, DESIRED_PATCH_FILTER, METHODS_FILTER, MethodResponseTopic, TWIN_RESPONSE_FILTER,
 };
-use rumqttc::mqttbytes::v4::{Connect, ConnectReturnCode, Login, Packet};
-use rumqttc::mqttbytes::{self, QoS};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until};
@@ -27,11 +27,12 @@ use crate::backoff::Backoff;
 use crate::client::{DesiredPatch, Methods};
 use crate::message::C2dMessage;
 use crate::session::{
-    AckToken, LostReason, OutgoingPublish, PublishId, Session, SessionConfig, SessionEvent,
+    AckToken, ConnectRequest, OutgoingPublish, PublishId, Qos, Session, SessionConfig,
+    SessionEvent, encode_disconnect,
 };
 use crate::store::DurableOutbox;
 use crate::transport::{Connection, Endpoint};
-use crate::{ConnectRefusal, ConnectionState, DisconnectReason, Error};
+use crate::{ConnectionState, CredentialError, DisconnectReason, Error, NetworkError, Request};
 
 /// Longest wait for in-flight acknowledgements before a planned token renewal.
 const RENEWAL_DRAIN: Duration = Duration::from_secs(5);
@@ -55,7 +56,7 @@ pub(crate) struct LoginInfo {
 
 /// Mints credentials (the SAS signer lives behind this).
 pub(crate) trait LoginSource: Send + Sync + 'static {
-    fn login(&self) -> Result<LoginInfo, Error>;
+    fn login(&self) -> Result<LoginInfo, CredentialError>;
 }
 
 /// Everything the driver needs, resolved from the public options.
@@ -66,8 +67,7 @@ pub(crate) struct DriverOptions {
     pub(crate) module_id: Option<String>,
     pub(crate) login: Arc<dyn LoginSource>,
     pub(crate) backoff: Backoff,
-    /// Minimum wait after the hub refused our credentials (PEERS.md §4 pain point 2: no
-    /// reconnect storms).
+    /// Minimum wait after the hub refused our credentials: no reconnect storms.
     pub(crate) auth_backoff_min: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) drain_timeout: Duration,
@@ -82,7 +82,7 @@ pub(crate) enum Command {
     Telemetry {
         topic: String,
         payload: Bytes,
-        qos: QoS,
+        qos: Qos,
         done: oneshot::Sender<Result<(), Error>>,
     },
     EnableC2d(mpsc::UnboundedSender<(C2dMessage, Option<AckToken>)>),
@@ -114,6 +114,16 @@ enum RequestKind {
     Resync,
 }
 
+impl RequestKind {
+    /// The request named in a timeout.
+    fn request(&self) -> Request {
+        match self {
+            Self::Patch(_) => Request::TwinPatch,
+            Self::Get(_) | Self::Resync => Request::TwinGet,
+        }
+    }
+}
+
 struct PendingRequest {
     kind: RequestKind,
     deadline: Instant,
@@ -122,10 +132,74 @@ struct PendingRequest {
 
 /// How a connection ended.
 enum Ended {
+    /// Closing, and nothing left to deliver (or the drain timeout passed).
     Closed,
+    /// Failed, refused or never came up; reconnect after a backoff.
     Lost(DisconnectReason),
-    Refused(ConnectRefusal),
+    /// A planned reconnect with a fresh SAS token.
     Renewal,
+}
+
+/// The dial in progress: TCP, proxy, TLS and WebSocket handshakes.
+type Dial = Pin<Box<dyn Future<Output = Result<Connection, DisconnectReason>> + Send>>;
+
+/// What the connection is doing; the driver's one loop serves commands in every state.
+enum Link {
+    /// Waiting out the backoff until `until`.
+    Offline { until: Instant },
+    /// Credentials could not be minted; ends the attempt at once.
+    Failed(DisconnectReason),
+    /// Dialling; CONNECT goes out with `login` once the transport is open.
+    Dialling { dial: Dial, login: Box<LoginInfo> },
+    /// The transport is open and the session runs on it (CONNACK may still be pending).
+    Online {
+        connection: Connection,
+        read_buf: BytesMut,
+        /// When the SAS token should be renewed.
+        renew_at: Option<Instant>,
+        /// Renewing: reconnect once in-flight messages are acknowledged, or at this deadline.
+        renew_deadline: Option<Instant>,
+    },
+    /// Between states, never waited on.
+    Closed,
+}
+
+impl Link {
+    /// The next step of the link itself: the backoff ending, the dial finishing, or bytes
+    /// arriving (fed to `session`).
+    async fn progress(&mut self, session: &mut Session, max_packet_size: usize) -> Wake {
+        match self {
+            Self::Offline { until } => {
+                sleep_until(*until).await;
+                Wake::BackoffOver
+            }
+            Self::Failed(reason) => Wake::Ended(Ended::Lost(reason.clone())),
+            Self::Dialling { dial, .. } => Wake::Dialled(dial.as_mut().await),
+            Self::Online {
+                connection,
+                read_buf,
+                ..
+            } => Wake::Read(match connection.read(read_buf).await {
+                Ok(0) => Err(DisconnectReason::Network(NetworkError::ClosedByPeer)),
+                Ok(_) => session
+                    .handle_bytes(read_buf, max_packet_size, Instant::now().into_std())
+                    .map_err(DisconnectReason::Protocol),
+                Err(e) => Err(DisconnectReason::Network(NetworkError::Io(Arc::new(e)))),
+            }),
+            Self::Closed => std::future::pending().await,
+        }
+    }
+}
+
+/// Why [`Driver::wait`] returned.
+enum Wake {
+    BackoffOver,
+    Dialled(Result<Connection, DisconnectReason>),
+    Ended(Ended),
+    /// A command, a timer or a request deadline was handled; nothing else changed.
+    Handled,
+    /// Bytes were read and fed to the session (or reading failed).
+    Read(Result<(), DisconnectReason>),
 }
 
 pub(crate) struct Driver {
@@ -184,7 +258,7 @@ impl Driver {
                     id,
                     topic: message.topic,
                     payload: message.payload,
-                    qos: QoS::AtLeastOnce,
+                    qos: Qos::AtLeastOnce,
                 });
                 driver.waiters.insert(
                     id,
@@ -200,205 +274,241 @@ impl Driver {
     }
 
     /// Runs until closed (by [`Command::Close`] or when every handle is dropped).
+    ///
+    /// This is the driver's only `select!`: whatever the link is doing (waiting out a
+    /// backoff, dialling, connected), the same loop serves commands, request deadlines and
+    /// the close deadline, so applications never block on the network.
     pub(crate) async fn run(mut self) {
+        let mut link = Link::Offline {
+            until: Instant::now(),
+        };
         let mut backoff_attempt: u32 = 0;
         loop {
-            if self.close_complete() {
-                break;
-            }
-            let _ = self.state.send(ConnectionState::Connecting);
-            let ended = self.connect_and_serve().await;
-            // Reset the backoff only after a connection that lasted: a hub that accepts and
-            // then drops at once (throttling, quota, a duplicate identity) must not get a
-            // reconnect storm (PEERS.md §4 pain point 2).
-            if self
-                .connected_at
-                .take()
-                .is_some_and(|t| t.elapsed() >= STABLE_CONNECTION)
-            {
-                backoff_attempt = 0;
-            }
-            self.session.handle_connection_lost();
-            self.drain_session_events();
-            let delay = match ended {
-                Ended::Closed => break,
-                Ended::Renewal => Duration::ZERO,
-                Ended::Lost(reason) => {
-                    let delay = self.options.backoff.delay(backoff_attempt);
-                    backoff_attempt = backoff_attempt.saturating_add(1);
-                    self.publish_state(ConnectionState::Disconnected {
-                        reason,
-                        retry_in: delay,
-                    });
-                    delay
-                }
-                Ended::Refused(code) => {
-                    let delay = self
-                        .options
-                        .backoff
-                        .delay(backoff_attempt)
-                        .max(self.options.auth_backoff_min);
-                    backoff_attempt = backoff_attempt.saturating_add(1);
-                    self.publish_state(ConnectionState::Disconnected {
-                        reason: DisconnectReason::Refused(code),
-                        retry_in: delay,
-                    });
-                    delay
-                }
+            let ended = match &mut link {
+                Link::Online {
+                    connection,
+                    renew_deadline,
+                    ..
+                } => self.pump(connection, renew_deadline.is_some()).await,
+                // Not connected and nothing left to deliver: closing needs no connection.
+                _ if self.close_complete() => Some(Ended::Closed),
+                _ => None,
             };
-            if !self.wait_offline(Instant::now() + delay).await {
-                break;
+            let wake = match ended {
+                Some(ended) => Wake::Ended(ended),
+                None => self.wait(&mut link).await,
+            };
+            let ended = match wake {
+                Wake::Ended(ended) => ended,
+                Wake::BackoffOver => {
+                    link = self.dial();
+                    continue;
+                }
+                Wake::Dialled(Ok(connection)) => {
+                    link = self.start_connection(connection, &mut link);
+                    continue;
+                }
+                Wake::Dialled(Err(reason)) => Ended::Lost(reason),
+                Wake::Read(Ok(())) => continue,
+                Wake::Read(Err(reason)) => Ended::Lost(reason),
+                Wake::Handled => continue,
+            };
+            match self.end_connection(link, ended, &mut backoff_attempt).await {
+                Some(next) => link = next,
+                None => break,
             }
         }
         self.finish();
     }
 
-    /// Serves commands while offline until `until`; `false` when the close deadline passed.
-    async fn wait_offline(&mut self, until: Instant) -> bool {
-        loop {
-            if self.close_complete() {
-                return false;
+    /// Waits for the next thing to happen and handles what needs no change of link.
+    async fn wait(&mut self, link: &mut Link) -> Wake {
+        let (session_timeout, renew_at, renew_deadline) = match link {
+            Link::Online {
+                renew_at,
+                renew_deadline,
+                ..
+            } => (
+                self.session.poll_timeout().map(Instant::from_std),
+                renew_at.filter(|_| renew_deadline.is_none()),
+                *renew_deadline,
+            ),
+            _ => (None, None, None),
+        };
+        let next_request = self.next_request_deadline();
+        let close_deadline = self.closing.as_ref().map(|c| c.1);
+        let max_packet_size = self.options.max_packet_size;
+        tokio::select! {
+            wake = link.progress(&mut self.session, max_packet_size) => wake,
+            cmd = self.commands.recv(), if self.commands_open => {
+                self.handle_command(cmd);
+                // Take what else is already queued, so one write carries many packets.
+                for _ in 0..COMMAND_BATCH {
+                    match self.commands.try_recv() {
+                        Ok(cmd) => self.handle_command(Some(cmd)),
+                        Err(_) => break,
+                    }
+                }
+                Wake::Handled
             }
-            let next_request = self.next_request_deadline();
-            let close_deadline = self.closing.as_ref().map(|c| c.1);
-            tokio::select! {
-                () = sleep_until(until) => return true,
-                cmd = self.commands.recv(), if self.commands_open => self.handle_command(cmd),
-                () = sleep_until_opt(next_request) => self.expire_requests(),
-                () = sleep_until_opt(close_deadline) => return false,
+            () = sleep_until_opt(session_timeout) => {
+                self.session.handle_timeout(Instant::now().into_std());
+                Wake::Handled
             }
+            () = sleep_until_opt(renew_at) => {
+                tracing::debug!("renewing the SAS token by a planned reconnect");
+                // Let what is in flight be acknowledged first (bounded), so the renewal
+                // causes no re-sends and no duplicates at the hub.
+                self.session.drain();
+                if let Link::Online { renew_deadline, .. } = link {
+                    *renew_deadline = Some(Instant::now() + RENEWAL_DRAIN);
+                }
+                Wake::Handled
+            }
+            () = sleep_until_opt(renew_deadline) => Wake::Ended(Ended::Renewal),
+            () = sleep_until_opt(next_request) => {
+                self.expire_requests();
+                Wake::Handled
+            }
+            () = sleep_until_opt(close_deadline) => Wake::Ended(Ended::Closed),
         }
     }
 
-    async fn connect_and_serve(&mut self) -> Ended {
+    /// Mints credentials and starts dialling (the dial runs inside [`Driver::wait`]).
+    fn dial(&mut self) -> Link {
+        self.publish_state(ConnectionState::Connecting);
         let login = match self.options.login.login() {
             Ok(login) => login,
-            Err(e) => return Ended::Lost(DisconnectReason::Credentials(e.to_string())),
-        };
-        // Dial while still serving commands: applications never block on the network.
-        let mut connection = {
-            let endpoint = self.options.endpoint.clone();
-            let dial = Connection::open(&endpoint);
-            tokio::pin!(dial);
-            loop {
-                let next_request = self.next_request_deadline();
-                let close_deadline = self.closing.as_ref().map(|c| c.1);
-                tokio::select! {
-                    res = &mut dial => match res {
-                        Ok(c) => break c,
-                        Err(e) => return Ended::Lost(DisconnectReason::Network(e.to_string())),
-                    },
-                    cmd = self.commands.recv(), if self.commands_open => self.handle_command(cmd),
-                    () = sleep_until_opt(next_request) => self.expire_requests(),
-                    () = sleep_until_opt(close_deadline) => return Ended::Closed,
-                }
+            Err(e) => {
+                return Link::Failed(DisconnectReason::Credentials(e));
             }
         };
-        let connected_at = Instant::now();
-        let renew_at = login
-            .valid_for
-            .map(|ttl| connected_at + ttl.mul_f64(self.options.renew_fraction.clamp(0.05, 1.0)));
-        let mut connect = Connect::new(login.client_id);
-        // Clean session 0 keeps C2D queued and subscriptions across connections (§1.5).
-        connect.clean_session = false;
-        connect.login = Some(Login::new(
-            login.username,
-            login.password.unwrap_or_default(),
-        ));
-        self.session
-            .start_connection(connect, connected_at.into_std());
-        let ended = self.serve(&mut connection, renew_at).await;
-        if matches!(ended, Ended::Closed | Ended::Renewal) {
-            // A polite DISCONNECT: the hub does not publish a Will for it.
-            let mut buf = BytesMut::new();
-            if Packet::Disconnect.write(&mut buf, usize::MAX).is_ok() {
-                let _ = tokio::time::timeout(Duration::from_secs(5), connection.write(&buf)).await;
-            }
+        let endpoint = self.options.endpoint.clone();
+        Link::Dialling {
+            dial: Box::pin(async move { Connection::open(&endpoint).await }),
+            login: Box::new(login),
         }
-        connection.shutdown().await;
-        ended
     }
 
-    async fn serve(&mut self, connection: &mut Connection, renew_at: Option<Instant>) -> Ended {
-        // Starts small (memory per idle connection); grows to the largest packet seen.
-        let mut read_buf = BytesMut::with_capacity(4 * 1024);
-        let mut renew_deadline: Option<Instant> = None;
+    /// The transport is open: queue CONNECT and go online.
+    fn start_connection(&mut self, connection: Connection, previous: &mut Link) -> Link {
+        let Link::Dialling { login, .. } = std::mem::replace(previous, Link::Closed) else {
+            // invariant: only a dialling link yields `Wake::Dialled`.
+            return Link::Closed;
+        };
+        let LoginInfo {
+            client_id,
+            username,
+            password,
+            valid_for,
+        } = *login;
+        let connected_at = Instant::now();
+        let renew_at = valid_for
+            .map(|ttl| connected_at + ttl.mul_f64(self.options.renew_fraction.clamp(0.05, 1.0)));
+        let request = ConnectRequest {
+            client_id,
+            username,
+            password,
+            // Clean session 0 keeps C2D queued and subscriptions across connections
+            // (`docs/protocol.md`, connecting).
+            clean_session: false,
+        };
+        self.session
+            .start_connection(request, connected_at.into_std());
+        Link::Online {
+            connection,
+            read_buf: BytesMut::with_capacity(4 * 1024),
+            renew_at,
+            renew_deadline: None,
+        }
+    }
+
+    /// Ends the current connection the way `ended` says and picks what comes next: `None`
+    /// when the client is done.
+    async fn end_connection(
+        &mut self,
+        link: Link,
+        ended: Ended,
+        backoff_attempt: &mut u32,
+    ) -> Option<Link> {
+        if let Link::Online { mut connection, .. } = link {
+            if matches!(ended, Ended::Closed | Ended::Renewal) {
+                // A polite DISCONNECT: the hub does not publish a Will for it.
+                let mut buf = BytesMut::new();
+                encode_disconnect(&mut buf);
+                let _ = tokio::time::timeout(Duration::from_secs(5), connection.write(&buf)).await;
+            }
+            connection.shutdown().await;
+        }
+        // Reset the backoff only after a connection that lasted: a hub that accepts and
+        // then drops at once (throttling, quota, a duplicate identity) must not get a
+        // reconnect storm.
+        if self
+            .connected_at
+            .take()
+            .is_some_and(|t| t.elapsed() >= STABLE_CONNECTION)
+        {
+            *backoff_attempt = 0;
+        }
+        self.session.handle_connection_lost();
+        self.drain_session_events();
+        let delay = match ended {
+            Ended::Closed => return None,
+            Ended::Renewal => Duration::ZERO,
+            Ended::Lost(reason) => {
+                let mut delay = self.options.backoff.delay(*backoff_attempt);
+                if matches!(reason, DisconnectReason::Refused(_)) {
+                    // A refused login is never retried in a tight loop.
+                    delay = delay.max(self.options.auth_backoff_min);
+                }
+                *backoff_attempt = backoff_attempt.saturating_add(1);
+                tracing::debug!(%reason, retry_in = ?delay, "disconnected");
+                self.publish_state(ConnectionState::Disconnected {
+                    reason,
+                    retry_in: delay,
+                });
+                delay
+            }
+        };
+        Some(Link::Offline {
+            until: Instant::now() + delay,
+        })
+    }
+
+    /// Moves session events and packets until the session is quiet; returns how the
+    /// connection ended if it did.
+    async fn pump(&mut self, connection: &mut Connection, renewing: bool) -> Option<Ended> {
         loop {
             // Events first (they may queue packets: PUBACKs, resync GETs), then the wire; and
             // again while either produced more, so nothing waits for an unrelated wake-up.
             if let Some(ended) = self.process_events() {
-                return ended;
+                return Some(ended);
             }
             if let Err(reason) = self.write_pending(connection).await {
-                return Ended::Lost(reason);
+                return Some(Ended::Lost(reason));
             }
             if self.session.has_transmit() {
                 continue;
             }
             if self.close_complete() {
-                return Ended::Closed;
+                return Some(Ended::Closed);
             }
-            if renew_deadline.is_some() && self.session.is_quiet() {
-                return Ended::Renewal;
+            if renewing && self.session.is_quiet() {
+                return Some(Ended::Renewal);
             }
-            let session_timeout = self.session.poll_timeout().map(Instant::from_std);
-            let next_request = self.next_request_deadline();
-            let close_deadline = self.closing.as_ref().map(|c| c.1);
-            tokio::select! {
-                res = connection.read(&mut read_buf) => match res {
-                    Ok(0) => return Ended::Lost(DisconnectReason::Network("connection closed by peer".into())),
-                    Ok(_) => {
-                        if let Err(reason) = self.decode(&mut read_buf) {
-                            return Ended::Lost(reason);
-                        }
-                    }
-                    Err(e) => return Ended::Lost(DisconnectReason::Network(e.to_string())),
-                },
-                cmd = self.commands.recv(), if self.commands_open => {
-                    self.handle_command(cmd);
-                    // Take what else is already queued, so one write carries many packets.
-                    for _ in 0..COMMAND_BATCH {
-                        match self.commands.try_recv() {
-                            Ok(cmd) => self.handle_command(Some(cmd)),
-                            Err(_) => break,
-                        }
-                    }
-                }
-                () = sleep_until_opt(session_timeout) => self.session.handle_timeout(Instant::now().into_std()),
-                () = sleep_until_opt(renew_at.filter(|_| renew_deadline.is_none())) => {
-                    tracing::debug!("renewing the SAS token by a planned reconnect");
-                    // Let what is in flight be acknowledged first (bounded), so the renewal
-                    // causes no re-sends and no duplicates at the hub.
-                    self.session.drain();
-                    renew_deadline = Some(Instant::now() + RENEWAL_DRAIN);
-                }
-                () = sleep_until_opt(renew_deadline) => return Ended::Renewal,
-                () = sleep_until_opt(next_request) => self.expire_requests(),
-                () = sleep_until_opt(close_deadline) => return Ended::Closed,
-            }
-        }
-    }
-
-    fn decode(&mut self, buf: &mut BytesMut) -> Result<(), DisconnectReason> {
-        loop {
-            match Packet::read(buf, self.options.max_packet_size) {
-                Ok(packet) => self
-                    .session
-                    .handle_packet(packet, Instant::now().into_std()),
-                Err(mqttbytes::Error::InsufficientBytes(_)) => return Ok(()),
-                Err(e) => return Err(DisconnectReason::Protocol(e.to_string())),
-            }
+            return None;
         }
     }
 
     async fn write_pending(&mut self, connection: &mut Connection) -> Result<(), DisconnectReason> {
-        let now = Instant::now().into_std();
         let mut buf = BytesMut::new();
-        while let Some(packet) = self.session.poll_transmit(now) {
-            packet
-                .write(&mut buf, self.options.max_packet_size)
-                .map_err(|e| DisconnectReason::Protocol(e.to_string()))?;
-        }
+        self.session
+            .write_transmit(
+                Instant::now().into_std(),
+                &mut buf,
+                self.options.max_packet_size,
+            )
+            .map_err(DisconnectReason::Protocol)?;
         if buf.is_empty() {
             return Ok(());
         }
@@ -409,8 +519,8 @@ impl Driver {
         .await
         {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(DisconnectReason::Network(e.to_string())),
-            Err(_) => Err(DisconnectReason::Timeout),
+            Ok(Err(e)) => Err(DisconnectReason::Network(NetworkError::Io(Arc::new(e)))),
+            Err(_) => Err(DisconnectReason::Timeout(Request::Write)),
         }
     }
 
@@ -427,22 +537,21 @@ impl Driver {
                         self.start_resync();
                     }
                 }
-                SessionEvent::Refused(code) => return Some(Ended::Refused(refusal(code))),
+                SessionEvent::Refused(code) => {
+                    return Some(Ended::Lost(DisconnectReason::Refused(code)));
+                }
                 SessionEvent::Delivered(id) => self.delivered(id),
-                SessionEvent::Publish { publish, ack } => self.route(publish, ack),
+                SessionEvent::Publish {
+                    topic,
+                    payload,
+                    ack,
+                } => self.route(&topic, &payload, ack),
                 SessionEvent::SubscribeRefused(filter) => {
                     tracing::warn!(%filter, "the hub refused a subscription");
                 }
                 SessionEvent::Subscribed => {}
                 SessionEvent::ConnectionLost(reason) => {
-                    return Some(Ended::Lost(match reason {
-                        LostReason::AckTimeout
-                        | LostReason::ConnAckTimeout
-                        | LostReason::PingTimeout => DisconnectReason::Timeout,
-                        LostReason::ProtocolViolation => {
-                            DisconnectReason::Protocol("unexpected packet from server".into())
-                        }
-                    }));
+                    return Some(Ended::Lost(reason.into()));
                 }
             }
         }
@@ -516,7 +625,7 @@ impl Driver {
         &mut self,
         topic: String,
         payload: Bytes,
-        qos: QoS,
+        qos: Qos,
         done: oneshot::Sender<Result<(), Error>>,
     ) {
         if self.closing.is_some() {
@@ -530,7 +639,7 @@ impl Driver {
             return;
         }
         // At-most-once messages are never made durable: they are not worth re-sending.
-        let durable = self.durable.as_mut().filter(|_| qos == QoS::AtLeastOnce);
+        let durable = self.durable.as_mut().filter(|_| qos == Qos::AtLeastOnce);
         let file = match durable.map(|d| d.put(&topic, &payload)) {
             Some(Ok(path)) => Some(path),
             Some(Err(e)) => {
@@ -573,7 +682,7 @@ impl Driver {
             id,
             topic,
             payload,
-            qos: QoS::AtLeastOnce,
+            qos: Qos::AtLeastOnce,
         };
         self.session.publish(publish).ok()?;
         self.waiters.insert(id, Waiter::Other);
@@ -653,18 +762,6 @@ fn fail_request(kind: RequestKind, error: Error) {
             let _ = reply.send(Err(error));
         }
         RequestKind::Resync => {}
-    }
-}
-
-pub(crate) fn refusal(code: ConnectReturnCode) -> ConnectRefusal {
-    match code {
-        ConnectReturnCode::RefusedProtocolVersion => ConnectRefusal::ProtocolVersion,
-        ConnectReturnCode::BadClientId => ConnectRefusal::BadClientId,
-        ConnectReturnCode::ServiceUnavailable => ConnectRefusal::ServerUnavailable,
-        ConnectReturnCode::BadUserNamePassword => ConnectRefusal::BadCredentials,
-        ConnectReturnCode::NotAuthorized | ConnectReturnCode::Success => {
-            ConnectRefusal::NotAuthorized
-        }
     }
 }
 

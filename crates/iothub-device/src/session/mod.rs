@@ -30,12 +30,17 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rumqttc::mqttbytes::QoS;
 use rumqttc::mqttbytes::v4::{
-    ConnAck, Connect, ConnectReturnCode, Packet, PubAck, Publish, Subscribe, SubscribeFilter,
-    SubscribeReasonCode,
+    ConnAck, Connect, ConnectReturnCode, Login, Packet, PubAck, Publish, Subscribe,
+    SubscribeFilter, SubscribeReasonCode,
 };
+
+use crate::{ConnectRefusal, DisconnectReason, ProtocolError, Request};
 
 #[cfg(test)]
 mod tests;
+mod wire;
+
+pub(crate) use wire::encode_disconnect;
 
 /// Identifies one outgoing publish for its whole life, across reconnects.
 pub(crate) type PublishId = u64;
@@ -78,7 +83,38 @@ pub(crate) struct OutgoingPublish {
     /// Body.
     pub(crate) payload: Bytes,
     /// QoS 0 is "delivered" once written; QoS 1 once PUBACKed.
-    pub(crate) qos: QoS,
+    pub(crate) qos: Qos,
+}
+
+/// The delivery guarantee of an outgoing publish (IoT Hub supports no QoS 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Qos {
+    /// QoS 0: written once, never re-sent.
+    AtMostOnce,
+    /// QoS 1: re-sent until PUBACKed.
+    AtLeastOnce,
+}
+
+impl Qos {
+    fn mqtt(self) -> QoS {
+        match self {
+            Self::AtMostOnce => QoS::AtMostOnce,
+            Self::AtLeastOnce => QoS::AtLeastOnce,
+        }
+    }
+}
+
+/// What one CONNECT carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConnectRequest {
+    /// MQTT client id.
+    pub(crate) client_id: String,
+    /// MQTT user name.
+    pub(crate) username: String,
+    /// MQTT password (a SAS token); `None` sends an empty one (X.509).
+    pub(crate) password: Option<String>,
+    /// Clean session: `false` keeps C2D queued and subscriptions across connections.
+    pub(crate) clean_session: bool,
 }
 
 /// Proof that the application took an incoming QoS 1 publish; give it back to
@@ -111,13 +147,15 @@ pub(crate) enum SessionEvent {
         session_present: bool,
     },
     /// CONNACK refused with this code; the driver must close the transport and back off.
-    Refused(ConnectReturnCode),
+    Refused(ConnectRefusal),
     /// The publish with this id is done: PUBACKed (QoS 1) or written (QoS 0).
     Delivered(PublishId),
     /// A publish from the server. With `ack`, the PUBACK waits for [`Session::ack`].
     Publish {
-        /// The packet.
-        publish: Publish,
+        /// Its topic.
+        topic: String,
+        /// Its body.
+        payload: Bytes,
         /// Present for QoS 1.
         ack: Option<AckToken>,
     },
@@ -204,10 +242,16 @@ impl Session {
         }
     }
 
-    /// Begins a connection: queues `connect` (its keep-alive is overwritten with ours).
-    pub(crate) fn start_connection(&mut self, mut connect: Connect, now: Instant) {
+    /// Begins a connection: queues the CONNECT of `request`, with our keep-alive.
+    pub(crate) fn start_connection(&mut self, request: ConnectRequest, now: Instant) {
         self.reset_connection();
         self.generation += 1;
+        let mut connect = Connect::new(request.client_id);
+        connect.clean_session = request.clean_session;
+        connect.login = Some(Login::new(
+            request.username,
+            request.password.unwrap_or_default(),
+        ));
         connect.keep_alive = u16::try_from(self.config.keep_alive.as_secs()).unwrap_or(u16::MAX);
         self.transmit.push_back(Packet::Connect(connect));
         self.state = State::AwaitingConnAck {
@@ -438,8 +482,8 @@ impl Session {
             self.lose(LostReason::ProtocolViolation);
             return;
         }
-        if connack.code != ConnectReturnCode::Success {
-            self.events.push_back(SessionEvent::Refused(connack.code));
+        if let Some(refusal) = refusal(connack.code) {
+            self.events.push_back(SessionEvent::Refused(refusal));
             self.reset_connection();
             return;
         }
@@ -465,9 +509,11 @@ impl Session {
 
     fn handle_publish(&mut self, publish: Publish) {
         match publish.qos {
-            QoS::AtMostOnce => self
-                .events
-                .push_back(SessionEvent::Publish { publish, ack: None }),
+            QoS::AtMostOnce => self.events.push_back(SessionEvent::Publish {
+                topic: publish.topic,
+                payload: publish.payload,
+                ack: None,
+            }),
             QoS::AtLeastOnce | QoS::ExactlyOnce => {
                 // A DUP re-delivery of a publish the application still holds is dropped: it
                 // is acknowledged when the first copy is.
@@ -483,7 +529,8 @@ impl Session {
                     pkid: publish.pkid,
                 };
                 self.events.push_back(SessionEvent::Publish {
-                    publish,
+                    topic: publish.topic,
+                    payload: publish.payload,
                     ack: Some(ack),
                 });
             }
@@ -502,10 +549,10 @@ impl Session {
             let dup = entry.written;
             let mut publish = Publish::from_bytes(
                 entry.publish.topic.clone(),
-                entry.publish.qos,
+                entry.publish.qos.mqtt(),
                 entry.publish.payload.clone(),
             );
-            if entry.publish.qos != QoS::AtMostOnce {
+            if entry.publish.qos != Qos::AtMostOnce {
                 let pkid = match entry.pkid {
                     Some(pkid) => pkid,
                     None => self.allocate_pkid(),
@@ -515,7 +562,7 @@ impl Session {
                 publish.dup = dup;
             }
             self.transmit.push_back(Packet::Publish(publish));
-            if entry.publish.qos == QoS::AtMostOnce {
+            if entry.publish.qos == Qos::AtMostOnce {
                 // QoS 0 has no acknowledgement: done once handed to the transport.
                 self.events
                     .push_back(SessionEvent::Delivered(entry.publish.id));
@@ -580,6 +627,29 @@ impl Session {
             if !used {
                 return candidate;
             }
+        }
+    }
+}
+
+/// The refusal behind a CONNACK return code; `None` when the connection was accepted.
+fn refusal(code: ConnectReturnCode) -> Option<ConnectRefusal> {
+    Some(match code {
+        ConnectReturnCode::Success => return None,
+        ConnectReturnCode::RefusedProtocolVersion => ConnectRefusal::ProtocolVersion,
+        ConnectReturnCode::BadClientId => ConnectRefusal::BadClientId,
+        ConnectReturnCode::ServiceUnavailable => ConnectRefusal::ServerUnavailable,
+        ConnectReturnCode::BadUserNamePassword => ConnectRefusal::BadCredentials,
+        ConnectReturnCode::NotAuthorized => ConnectRefusal::NotAuthorized,
+    })
+}
+
+impl From<LostReason> for DisconnectReason {
+    fn from(reason: LostReason) -> Self {
+        match reason {
+            LostReason::AckTimeout => Self::Timeout(Request::Publish),
+            LostReason::ConnAckTimeout => Self::Timeout(Request::Connect),
+            LostReason::PingTimeout => Self::Timeout(Request::KeepAlive),
+            LostReason::ProtocolViolation => Self::Protocol(ProtocolError::UnexpectedPacket),
         }
     }
 }

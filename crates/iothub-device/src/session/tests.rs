@@ -21,7 +21,16 @@ fn message(id: PublishId) -> OutgoingPublish {
         id,
         topic: format!("devices/d/messages/events/n={id}"),
         payload: Bytes::from(format!("body {id}")),
-        qos: QoS::AtLeastOnce,
+        qos: Qos::AtLeastOnce,
+    }
+}
+
+fn login() -> ConnectRequest {
+    ConnectRequest {
+        client_id: "d".into(),
+        username: "h/d/?api-version=2021-04-12".into(),
+        password: None,
+        clean_session: false,
     }
 }
 
@@ -34,7 +43,7 @@ fn events(session: &mut Session) -> Vec<SessionEvent> {
 }
 
 fn connect(session: &mut Session, now: Instant, session_present: bool) -> Vec<Packet> {
-    session.start_connection(Connect::new("d"), now);
+    session.start_connection(login(), now);
     let sent = drain(session, now);
     assert!(matches!(sent[0], Packet::Connect(_)));
     session.handle_packet(
@@ -238,7 +247,7 @@ fn reports_refused_connack_and_sends_nothing() {
     let now = t0();
     let mut s = Session::new(config());
     s.publish(message(1)).unwrap();
-    s.start_connection(Connect::new("d"), now);
+    s.start_connection(login(), now);
     drain(&mut s, now);
     s.handle_packet(
         Packet::ConnAck(ConnAck::new(ConnectReturnCode::NotAuthorized, false)),
@@ -246,7 +255,7 @@ fn reports_refused_connack_and_sends_nothing() {
     );
     assert_eq!(
         events(&mut s),
-        vec![SessionEvent::Refused(ConnectReturnCode::NotAuthorized)]
+        vec![SessionEvent::Refused(ConnectRefusal::NotAuthorized)]
     );
     assert!(drain(&mut s, now).is_empty());
     assert!(!s.is_connected());
@@ -257,7 +266,7 @@ fn reports_refused_connack_and_sends_nothing() {
 fn times_out_waiting_for_connack() {
     let now = t0();
     let mut s = Session::new(config());
-    s.start_connection(Connect::new("d"), now);
+    s.start_connection(login(), now);
     drain(&mut s, now);
     assert_eq!(s.poll_timeout(), Some(now + Duration::from_secs(10)));
     s.handle_timeout(now + Duration::from_secs(9));
@@ -329,7 +338,7 @@ fn quality_zero_publish_is_delivered_once_written() {
     connect(&mut s, now, false);
     events(&mut s);
     let mut m = message(3);
-    m.qos = QoS::AtMostOnce;
+    m.qos = Qos::AtMostOnce;
     s.publish(m).unwrap();
     assert_eq!(events(&mut s), vec![SessionEvent::Delivered(3)]);
     assert_eq!(published(&drain(&mut s, now))[0].0, 0);

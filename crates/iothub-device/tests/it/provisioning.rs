@@ -1,6 +1,8 @@
 //! DPS provisioning, then connecting to the assigned hub.
 
-use iothub_device::{Attestation, DeviceClient, Error, Message, ProvisioningOptions, provision};
+use iothub_device::{
+    Attestation, DeviceClient, Error, Message, ProvisioningOptions, Request, provision,
+};
 
 use crate::fake_hub::{FakeHub, KEY};
 
@@ -100,7 +102,10 @@ async fn provisioning_times_out_with_a_typed_error() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    assert!(
+        matches!(err, Error::Timeout(Request::Provisioning)),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]

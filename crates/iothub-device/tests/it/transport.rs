@@ -1,6 +1,10 @@
 //! TLS and WebSocket transports against a local CA.
 
-use iothub_device::{ClientOptions, DeviceClient, Error, Message};
+use iothub_device::{
+    ClientOptions, ConnectionState, DeviceClient, DisconnectReason, Error, Message, NetworkError,
+    Request,
+};
+use rustls::pki_types::pem::PemObject;
 
 use crate::fake_hub::{FakeHub, KEY, Wrap, local_tls};
 
@@ -41,11 +45,43 @@ async fn refuses_a_server_outside_the_trusted_roots() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    assert!(matches!(err, Error::Timeout(Request::Connect)), "{err:?}");
     assert!(
         hub.record(|r| r.connects.is_empty()),
         "no MQTT without a trusted certificate"
     );
+}
+
+#[tokio::test]
+async fn reports_an_untrusted_certificate_as_a_typed_tls_failure() {
+    let (_, config) = local_tls();
+    let hub = FakeHub::start_with(Wrap::Tls(config)).await;
+    let client = DeviceClient::start(tls_options(&hub)).unwrap();
+    let mut states = client.connection_state();
+    let reason = loop {
+        if let ConnectionState::Disconnected { reason, .. } = &*states.borrow_and_update() {
+            break reason.clone();
+        }
+        states.changed().await.unwrap();
+    };
+    let DisconnectReason::Network(network) = &reason else {
+        panic!("{reason:?}");
+    };
+    assert!(
+        matches!(network, NetworkError::Tls { host, .. } if host == "localhost"),
+        "{network:?}"
+    );
+    assert!(
+        matches!(
+            network.tls_error(),
+            Some(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer
+            ))
+        ),
+        "{network:?}"
+    );
+    assert!(!network.is_retriable());
+    client.close().await;
 }
 
 #[tokio::test]
@@ -86,7 +122,7 @@ async fn x509_device_presents_its_certificate_and_sends_no_password() {
     let presented = certs[0]
         .clone()
         .expect("a client certificate was presented");
-    let expected = rustls_pemfile::certs(&mut cert_pem.as_bytes())
+    let expected = rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes())
         .next()
         .unwrap()
         .unwrap();

@@ -16,6 +16,7 @@ use reqwest::{Method, Response};
 use serde_json::Value;
 
 use crate::args::HubService as Service;
+use crate::errors::HubAnswered;
 
 /// API version sent with every request (ignored by the emulator, required by real hubs).
 const API_VERSION: &str = "2021-04-12";
@@ -161,14 +162,15 @@ pub(crate) async fn checked(response: Response) -> anyhow::Result<Response> {
         .ok()
         .and_then(|v| v.get("Message").and_then(Value::as_str).map(str::to_owned))
         .and_then(|m| serde_json::from_str::<Value>(&m).ok());
-    match inner {
-        Some(e) => bail!(
-            "the hub answered {status}: {} (error {})",
+    let message = match inner {
+        Some(e) => format!(
+            "{} (error {})",
             e["message"].as_str().unwrap_or("no message"),
             e["errorCode"]
         ),
-        None => bail!("the hub answered {status}: {text}"),
-    }
+        None => text,
+    };
+    Err(HubAnswered::new(status, message).into())
 }
 
 /// What the running emulator recorded in its data dir.
