@@ -16,6 +16,7 @@ pub mod hub;
 mod mqtt;
 mod server;
 pub mod store;
+pub mod timestamp;
 pub mod tls;
 
 pub use server::{Config, RunningEmulator, StartError};

@@ -368,7 +368,7 @@ async fn serve_http(listener: TcpListener, app: axum::Router, mut shutdown: watc
 /// Deletes events older than the retention every minute.
 async fn retention(store: Store, keep: Duration, mut shutdown: watch::Receiver<bool>) {
     loop {
-        let cutoff = crate::hub::timestamp::unix_millis(std::time::SystemTime::now())
+        let cutoff = crate::timestamp::unix_millis(std::time::SystemTime::now())
             - i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
         if let Err(e) = store.call(move |tx| events::purge_before(tx, cutoff)).await {
             tracing::warn!(error = %e, "retention purge failed");

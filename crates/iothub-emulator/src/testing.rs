@@ -55,7 +55,7 @@ impl TestHub {
     /// # Errors
     /// [`reg::RegistryError`].
     pub async fn create(&self, new: NewIdentity) -> Result<IdentityRecord, reg::RegistryError> {
-        let now = crate::hub::timestamp::unix_millis(std::time::SystemTime::now());
+        let now = crate::timestamp::unix_millis(std::time::SystemTime::now());
         self.emulator
             .hub
             .store()

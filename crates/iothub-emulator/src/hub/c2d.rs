@@ -17,8 +17,8 @@ use rusqlite::Connection;
 use serde_json::{Value, json};
 
 use crate::hub::ids;
-use crate::hub::timestamp::{iso8601_millis, unix_millis};
 use crate::store::c2d::{self as sql, StoredFeedback, StoredMessage};
+use crate::timestamp::{iso8601_millis, unix_millis};
 
 /// Queue limits (PROTOCOL.md §5 and §11).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -484,7 +484,7 @@ pub fn take_feedback(conn: &Connection, max: usize) -> Result<Vec<FeedbackRecord
             module_id: (!f.module_id.is_empty()).then_some(f.module_id),
             status_code: f.status_code,
             description: f.description,
-            enqueued_time: crate::hub::timestamp::from_unix_millis(f.enqueued_ms),
+            enqueued_time: crate::timestamp::from_unix_millis(f.enqueued_ms),
         })
         .collect())
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 
 use super::lock;
-use super::timestamp::iso8601_millis;
+use crate::timestamp::iso8601_millis;
 
 /// Events kept per device: the most recent ones.
 pub const EVENTS_PER_DEVICE: usize = 50;

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use iothub_proto::credentials::ParsedUsername;
 use tokio::sync::mpsc;
 
+use super::Hub;
 use super::auth::{self, AuthFailure, AuthMethod, ConnectCredentials, Identity};
 use super::c2d;
 use super::connection_log::{ConnectionEvent, ConnectionEventKind};
@@ -20,10 +21,10 @@ use super::registry::{self, NewIdentity, RegistryError};
 use super::telemetry::{ConnectionStamp, Sender};
 use super::to_device::{Interests, ToDevice};
 use super::twin::{self, TwinReply};
-use super::{Hub, timestamp};
 use crate::store::StoreError;
 use crate::store::registry::{self as registry_store, Authentication};
 use crate::store::sessions::{self, StoredSubscription};
+use crate::timestamp;
 
 /// What a device offers when it connects to the hub (on MQTT: CONNECT and the TLS client
 /// certificate).

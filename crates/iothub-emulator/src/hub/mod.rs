@@ -23,7 +23,7 @@ pub mod provisioning;
 pub mod registry;
 mod service_side;
 pub mod telemetry;
-pub mod timestamp;
+
 mod to_device;
 pub mod twin;
 

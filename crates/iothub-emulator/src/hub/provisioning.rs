@@ -20,8 +20,8 @@ use rusqlite::Connection;
 use serde_json::{Map, Value, json};
 
 use crate::hub::ids;
-use crate::hub::timestamp::{from_unix_millis, iso8601_millis, unix_millis};
 use crate::store::enrollments::{self as sql, StoredRegistration};
+use crate::timestamp::{from_unix_millis, iso8601_millis, unix_millis};
 
 mod enrollments;
 

@@ -11,9 +11,9 @@ use bytes::Bytes;
 use iothub_proto::properties::PropertyBag;
 
 use super::auth::{AuthMethod, Identity};
-use super::timestamp::unix_millis;
 use crate::store::StoreError;
 use crate::store::events::{self, EncodedEvent, TelemetryEvent};
+use crate::timestamp::unix_millis;
 
 /// How the message reached the hub.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

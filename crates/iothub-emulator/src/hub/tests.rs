@@ -19,9 +19,9 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::auth::Identity;
 use super::c2d::{self, C2dDelivery, FeedbackRecord};
 use super::registry::{self, NewIdentity};
-use super::timestamp::unix_millis;
 use super::{DeviceRequest, Hub, HubOptions, ManualClock, ToDevice};
 use crate::store::Store;
+use crate::timestamp::unix_millis;
 
 /// Where every fake clock starts: 2027-01-15T08:00:00Z, a whole second, far from the real
 /// time the tests run at (so a rule that read the system clock instead of the hub's shows).

@@ -18,8 +18,8 @@ use std::time::SystemTime;
 use rusqlite::Connection;
 use serde_json::{Map, Value, json};
 
-use crate::hub::timestamp::iso8601_millis;
 use crate::store::twins as sql;
+use crate::timestamp::iso8601_millis;
 
 mod document;
 mod limits;

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::StoreError;
-use crate::hub::timestamp::{from_unix_millis, iso8601_millis};
+use crate::timestamp::{from_unix_millis, iso8601_millis};
 
 /// Tables of the event log (migration step 2).
 pub(crate) const SCHEMA: &str = "

@@ -1,8 +1,8 @@
 //! SQL for twin documents (one row per device or module twin).
 //!
-//! The document is stored as JSON text in the shape of
-//! [`TwinDocument::to_stored`](crate::hub::twin::TwinDocument::to_stored); versions live inside
-//! it, so a read-modify-write inside one transaction is all a patch needs.
+//! The document is stored as JSON text in the hub's own shape (the store does not read it);
+//! versions live inside it, so a read-modify-write inside one transaction is all a patch
+//! needs.
 
 use rusqlite::{Connection, OptionalExtension, params};
 

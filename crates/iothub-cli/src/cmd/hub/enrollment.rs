@@ -11,9 +11,9 @@ use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 use iothub_emulator::hub::provisioning::{self, DpsError, Enrollment, EnrollmentKind};
-use iothub_emulator::hub::timestamp::iso8601_millis;
 use iothub_emulator::store::Store;
 use iothub_emulator::store::registry;
+use iothub_emulator::timestamp::iso8601_millis;
 use serde_json::{Value, json};
 
 use crate::args::{EnrollmentArgs, EnrollmentCommand, HubService};

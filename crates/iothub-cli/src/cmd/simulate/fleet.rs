@@ -11,7 +11,7 @@ use futures_util::stream::FuturesUnordered;
 use indicatif::ProgressBar;
 use iothub_device::ClientOptions;
 use iothub_emulator::hub::registry::{self, NewIdentity, RegistryError};
-use iothub_emulator::hub::timestamp;
+use iothub_emulator::timestamp;
 use iothub_emulator::{Config, RunningEmulator};
 use iothub_proto::connection_string::ConnectionString;
 use reqwest::{Method, StatusCode};

@@ -19,9 +19,9 @@ use super::identity::{self, Facts, IdentityBody};
 use super::{ApiError, ApiState, Permission, Route};
 use crate::hub::c2d;
 use crate::hub::registry::{self as reg, NewIdentity};
-use crate::hub::timestamp::unix_millis;
 use crate::hub::twin;
 use crate::store::registry::{self, IdentityRecord, Status};
+use crate::timestamp::unix_millis;
 
 pub(crate) fn routes() -> Vec<Route> {
     let (read, write) = (

@@ -16,9 +16,9 @@ use crate::hub::HubError;
 use crate::hub::c2d::C2dError;
 use crate::hub::methods::MethodError;
 use crate::hub::registry::RegistryError;
-use crate::hub::timestamp::iso8601_millis;
 use crate::hub::twin::TwinError;
 use crate::store::StoreError;
+use crate::timestamp::iso8601_millis;
 
 /// A REST failure: HTTP status, IoT Hub error code, message and optional `info`.
 #[derive(Clone, Debug, PartialEq)]

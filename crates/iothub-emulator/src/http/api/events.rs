@@ -32,8 +32,8 @@ use tokio::sync::{broadcast, watch};
 
 use super::{ApiError, ApiState, Permission, Route};
 use crate::hub::Hub;
-use crate::hub::timestamp::{from_unix_millis, iso8601_millis};
 use crate::store::events::{self, TelemetryEvent};
+use crate::timestamp::{from_unix_millis, iso8601_millis};
 
 /// Log rows read per store round trip.
 const BATCH: u32 = 500;

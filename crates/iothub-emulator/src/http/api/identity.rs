@@ -12,10 +12,10 @@ use super::ApiError;
 use super::body::opt_str;
 use crate::hub::Hub;
 use crate::hub::auth::Identity;
-use crate::hub::timestamp::{from_unix_millis, iso8601_millis};
 use crate::hub::twin::TwinIdentity;
 use crate::store::StoreError;
 use crate::store::registry::{Authentication, IdentityRecord, Status};
+use crate::timestamp::{from_unix_millis, iso8601_millis};
 
 /// What real hubs report for a time that never happened.
 pub(crate) const NEVER: &str = "0001-01-01T00:00:00Z";

@@ -30,8 +30,8 @@ use super::body::{json_object, opt_str};
 use super::{ApiError, ApiState, Permission, Route};
 use crate::hub::auth::Identity;
 use crate::hub::c2d::{self, AckMode, OutgoingMessage};
-use crate::hub::timestamp::from_unix_millis;
 use crate::store::registry;
+use crate::timestamp::from_unix_millis;
 
 pub(crate) fn routes() -> Vec<Route> {
     let service = Some(Permission::ServiceConnect);
@@ -285,7 +285,7 @@ mod tests {
     use axum::http::HeaderValue;
 
     use super::*;
-    use crate::hub::timestamp::iso8601_millis;
+    use crate::timestamp::iso8601_millis;
 
     #[test]
     fn iso8601_round_trips_through_the_hub_formatter() {

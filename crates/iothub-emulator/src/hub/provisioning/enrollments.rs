@@ -10,8 +10,8 @@ use rusqlite::Connection;
 
 use super::DpsError;
 use crate::hub::ids;
-use crate::hub::timestamp::{from_unix_millis, unix_millis};
 use crate::store::enrollments::{self as sql, Kind, StoredEnrollment};
+use crate::timestamp::{from_unix_millis, unix_millis};
 
 /// An individual enrollment or an enrollment group.
 #[derive(Clone, Debug, PartialEq, Eq)]

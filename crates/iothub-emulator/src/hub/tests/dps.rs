@@ -9,10 +9,10 @@ use serde_json::Value;
 use super::*;
 use crate::hub::auth::{AuthFailure, ConnectCredentials};
 use crate::hub::provisioning::{self, Enrollment, EnrollmentKind};
-use crate::hub::timestamp::iso8601_millis;
 use crate::hub::{ConnectError, DeviceConnection, DeviceLogin, DpsLogin, Interests};
 use crate::mqtt::outgoing;
 use crate::store::registry::{self as registry_store, Authentication, IdentityRecord};
+use crate::timestamp::iso8601_millis;
 
 /// Creates an individual enrollment for `registration_id` with generated keys; returns the
 /// DPS ID scope and the enrollment.

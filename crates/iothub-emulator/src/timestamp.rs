@@ -1,8 +1,9 @@
-//! Wall-clock helpers shared by the twin, C2D and DPS domains.
+//! Time conversions shared by the hub and the store (below both, so neither depends on the
+//! other for them).
 //!
 //! The domain modules never read the clock themselves: callers pass `now` as a
-//! [`SystemTime`] (STYLE.md §12 rule 1), and these functions turn it into the two shapes the
-//! hub needs: integer milliseconds for SQLite columns and ISO-8601 UTC text with millisecond
+//! [`SystemTime`], and these functions turn it into the two shapes the hub and the store
+//! need: integer milliseconds for SQLite columns and ISO-8601 UTC text with millisecond
 //! precision (`2026-11-27T22:40:16.123Z`) for JSON bodies, as twin `$metadata.$lastUpdated`
 //! is documented (PROTOCOL.md §6).
 
@@ -15,7 +16,7 @@ use iothub_proto::Iso8601;
 /// # Example
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
-/// use iothub_emulator::hub::timestamp::unix_millis;
+/// use iothub_emulator::timestamp::unix_millis;
 /// assert_eq!(unix_millis(UNIX_EPOCH + Duration::from_millis(1_500)), 1_500);
 /// ```
 pub fn unix_millis(t: SystemTime) -> i64 {
@@ -29,7 +30,7 @@ pub fn unix_millis(t: SystemTime) -> i64 {
 ///
 /// # Example
 /// ```
-/// use iothub_emulator::hub::timestamp::{from_unix_millis, unix_millis};
+/// use iothub_emulator::timestamp::{from_unix_millis, unix_millis};
 /// assert_eq!(unix_millis(from_unix_millis(1_700_000_000_123)), 1_700_000_000_123);
 /// ```
 pub fn from_unix_millis(ms: i64) -> SystemTime {
@@ -48,7 +49,7 @@ pub fn from_unix_millis(ms: i64) -> SystemTime {
 /// # Example
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
-/// use iothub_emulator::hub::timestamp::iso8601_millis;
+/// use iothub_emulator::timestamp::iso8601_millis;
 /// let t = UNIX_EPOCH + Duration::from_millis(1_471_940_363_042);
 /// assert_eq!(iso8601_millis(t), "2016-08-23T08:19:23.042Z");
 /// ```
