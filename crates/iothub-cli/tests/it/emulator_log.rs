@@ -25,8 +25,8 @@ impl Drop for Emulator {
 
 impl Emulator {
     fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let log = std::fs::File::create(dir.path().join("stderr.log")).expect("a log file");
         let child = Command::new(env!("CARGO_BIN_EXE_iothub"))
             .args(["emulator", "--data-dir"])
             .arg(dir.path())
@@ -36,7 +36,7 @@ impl Emulator {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .unwrap();
+            .expect("the iothub binary starts");
         let emulator = Self { child, dir };
         let endpoints = emulator.dir.path().join("endpoints.json");
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -52,13 +52,17 @@ impl Emulator {
     }
 
     fn data_dir(&self) -> &str {
-        self.dir.path().to_str().unwrap()
+        self.dir.path().to_str().expect("a UTF-8 temp path")
     }
 
     fn plain_mqtt(&self) -> String {
-        let text = std::fs::read_to_string(self.dir.path().join("endpoints.json")).unwrap();
-        let endpoints: Value = serde_json::from_str(&text).unwrap();
-        endpoints["mqttPlain"].as_str().unwrap().to_owned()
+        let text = std::fs::read_to_string(self.dir.path().join("endpoints.json"))
+            .expect("endpoints.json");
+        let endpoints: Value = serde_json::from_str(&text).expect("endpoints.json is JSON");
+        endpoints["mqttPlain"]
+            .as_str()
+            .expect("a plain MQTT address")
+            .to_owned()
     }
 
     fn log(&self) -> String {
@@ -82,7 +86,11 @@ impl Emulator {
 /// return code.
 fn connect(addr: &str, client_id: &str, username: &str, password: &str) -> u8 {
     fn field(out: &mut Vec<u8>, text: &str) {
-        out.extend_from_slice(&u16::try_from(text.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(
+            &u16::try_from(text.len())
+                .expect("a short field")
+                .to_be_bytes(),
+        );
         out.extend_from_slice(text.as_bytes());
     }
     let mut body = Vec::new();
@@ -94,7 +102,7 @@ fn connect(addr: &str, client_id: &str, username: &str, password: &str) -> u8 {
     let mut packet = vec![0x10];
     let mut len = body.len();
     loop {
-        let byte = u8::try_from(len % 128).unwrap();
+        let byte = u8::try_from(len % 128).expect("below 128");
         len /= 128;
         packet.push(if len > 0 { byte | 0x80 } else { byte });
         if len == 0 {
@@ -102,13 +110,13 @@ fn connect(addr: &str, client_id: &str, username: &str, password: &str) -> u8 {
         }
     }
     packet.extend_from_slice(&body);
-    let mut stream = TcpStream::connect(addr).unwrap();
+    let mut stream = TcpStream::connect(addr).expect("the emulator accepts TCP");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream.write_all(&packet).unwrap();
+        .expect("a read timeout");
+    stream.write_all(&packet).expect("CONNECT written");
     let mut connack = [0u8; 4];
-    stream.read_exact(&mut connack).unwrap();
+    stream.read_exact(&mut connack).expect("a CONNACK");
     assert_eq!(connack[0], 0x20, "a CONNACK");
     connack[3]
 }
