@@ -93,6 +93,7 @@ pub(crate) unsafe fn text<'a>(span: iothub_span) -> Result<&'a str, iothub_resul
     core::str::from_utf8(bytes).map_err(|_| IOTHUB_ERROR_INVALID_ARGUMENT)
 }
 
+
 /// Like [`text`], but the text must not be empty.
 ///
 /// # Safety

@@ -3,7 +3,7 @@
 use core::ffi::c_char;
 
 use iothub_proto::RequestId;
-use iothub_proto::properties::PropertyWriter;
+use iothub_proto::properties::{PropertyWriter, SystemProperty};
 use iothub_proto::topic::{C2dFilter, MethodResponseTopic, ReportedPatchTopic, TelemetryTopic, TwinGetTopic};
 
 use crate::client::{fields, iothub_client};
@@ -119,30 +119,25 @@ unsafe fn property_writer<'a>(
     p: &iothub_message_properties,
     pairs: &'a mut [(&'a str, &'a str); IOTHUB_MAX_APPLICATION_PROPERTIES],
 ) -> Result<PropertyWriter<'a>, iothub_result> {
+    // One loop over a table instead of a call per property keeps the firmware build small.
+    let system = [
+        (SystemProperty::MessageId, p.message_id),
+        (SystemProperty::CorrelationId, p.correlation_id),
+        (SystemProperty::UserId, p.user_id),
+        (SystemProperty::ContentType, p.content_type),
+        (SystemProperty::ContentEncoding, p.content_encoding),
+        (SystemProperty::ComponentName, p.component_name),
+    ];
     let mut w = PropertyWriter::new();
-    // SAFETY (block): the caller guarantees every span.
-    unsafe {
-        if let Some(v) = span::optional_text(p.message_id)? {
-            w = w.message_id(v);
+    for (property, value) in system {
+        // SAFETY: the caller guarantees every span.
+        if let Some(value) = unsafe { span::optional_text(value) }? {
+            w = w.system(property, value);
         }
-        if let Some(v) = span::optional_text(p.correlation_id)? {
-            w = w.correlation_id(v);
-        }
-        if let Some(v) = span::optional_text(p.user_id)? {
-            w = w.user_id(v);
-        }
-        if let Some(v) = span::optional_text(p.content_type)? {
-            w = w.content_type(v);
-        }
-        if let Some(v) = span::optional_text(p.content_encoding)? {
-            w = w.content_encoding(v);
-        }
-        if let Some(v) = span::optional_text(p.component_name)? {
-            w = w.component_name(v);
-        }
-        if let Some(v) = span::optional_text(p.creation_time_utc)? {
-            w = w.creation_time_utc(v);
-        }
+    }
+    // SAFETY: as above.
+    if let Some(value) = unsafe { span::optional_text(p.creation_time_utc) }? {
+        w = w.creation_time_utc(value);
     }
     let count = p.application_count;
     if count == 0 {
