@@ -4,8 +4,8 @@
 #   - cargo test for the whole workspace (unit, integration, doc tests, CLI tests)
 #   - the iothub-proto feature matrix and the no_std / allocation-free proof
 #   - a short smoke run of every fuzz target
-#   - the C API's C tests and C samples against the emulator, plain / ASan+UBSan / valgrind
 #   - the interop suite (mosquitto, paho-mqtt, azure-iot-device against the emulator), if present
+#   - the C API's C tests and C samples against the emulator, plain / ASan+UBSan / valgrind
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,6 @@ cargo test --workspace --doc --locked
 scripts/feature-matrix.sh
 scripts/nostd-check.sh
 scripts/fuzz-smoke.sh
-scripts/c-samples.sh
 if [ -x scripts/interop.sh ]; then scripts/interop.sh; fi
+scripts/c-samples.sh
 echo "test.sh: all suites passed"
