@@ -24,7 +24,11 @@ fn pieces(data: &[u8]) -> [iothub_span; 8] {
 fn check_output(size: usize, write: impl Fn(*mut c_char, usize, *mut usize) -> iothub_result) {
     let mut buf = vec![0x55 as c_char; size];
     let mut len = usize::MAX;
-    let ptr = if size == 0 { ptr::null_mut() } else { buf.as_mut_ptr() };
+    let ptr = if size == 0 {
+        ptr::null_mut()
+    } else {
+        buf.as_mut_ptr()
+    };
     match write(ptr, size, &mut len) {
         IOTHUB_OK => {
             assert!(len < size, "{len} >= {size}");
@@ -34,7 +38,11 @@ fn check_output(size: usize, write: impl Fn(*mut c_char, usize, *mut usize) -> i
             assert!(len > size, "needed {len} <= given {size}");
             let mut bigger = vec![0 as c_char; len];
             let mut again = 0;
-            assert_eq!(write(bigger.as_mut_ptr(), len, &mut again), IOTHUB_OK, "the size reported does not work");
+            assert_eq!(
+                write(bigger.as_mut_ptr(), len, &mut again),
+                IOTHUB_OK,
+                "the size reported does not work"
+            );
         }
         _ => {}
     }
@@ -43,19 +51,29 @@ fn check_output(size: usize, write: impl Fn(*mut c_char, usize, *mut usize) -> i
 fuzz_target!(|data: &[u8]| {
     let size = usize::from(data.first().copied().unwrap_or(0));
     let p = pieces(data.get(1..).unwrap_or_default());
-    // SAFETY (whole target): every span points into `data`, every buffer is a live Vec of the
+    // SAFETY: every span points into `data`, every buffer is a live Vec of the
     // size passed, every out-pointer a live local.
     unsafe {
         let mut incoming = core::mem::zeroed::<iothub_incoming>();
-        if iothub_parse_received_topic(p[0], &mut incoming) == IOTHUB_OK && incoming.kind == iothub_incoming_kind::IOTHUB_INCOMING_C2D {
+        if iothub_parse_received_topic(p[0], &mut incoming) == IOTHUB_OK
+            && incoming.kind == iothub_incoming_kind::IOTHUB_INCOMING_C2D
+        {
             let mut it = core::mem::zeroed::<iothub_properties_iterator>();
-            assert_eq!(iothub_properties_iterator_init(&mut it, incoming.properties), IOTHUB_OK);
+            assert_eq!(
+                iothub_properties_iterator_init(&mut it, incoming.properties),
+                IOTHUB_OK
+            );
             let mut property = iothub_property::default();
             let mut guard = 0;
             while iothub_properties_next(&mut it, &mut property) == IOTHUB_OK {
-                check_output(size, |b, s, l| iothub_property_decode(property.value, b, s, l));
+                check_output(size, |b, s, l| {
+                    iothub_property_decode(property.value, b, s, l)
+                });
                 guard += 1;
-                assert!(guard <= incoming.properties.len + 1, "iterator does not end");
+                assert!(
+                    guard <= incoming.properties.len + 1,
+                    "iterator does not end"
+                );
             }
         }
         let mut value = iothub_span::EMPTY;
@@ -72,22 +90,39 @@ fuzz_target!(|data: &[u8]| {
         let mut options = iothub_client_options_default();
         options.model_id = p[6];
         if iothub_client_init(&mut client, p[4], p[5], p[6], &options) == IOTHUB_OK {
-            check_output(size, |b, s, l| iothub_client_get_client_id(&client, b, s, l));
+            check_output(size, |b, s, l| {
+                iothub_client_get_client_id(&client, b, s, l)
+            });
             check_output(size, |b, s, l| iothub_client_get_username(&client, b, s, l));
-            check_output(size, |b, s, l| iothub_client_c2d_get_subscribe_topic(&client, b, s, l));
-            let application = [iothub_property { name: p[1], value: p[2] }];
+            check_output(size, |b, s, l| {
+                iothub_client_c2d_get_subscribe_topic(&client, b, s, l)
+            });
+            let application = [iothub_property {
+                name: p[1],
+                value: p[2],
+            }];
             let mut properties = iothub_message_properties_default();
             properties.message_id = p[7];
             properties.content_type = p[1];
             properties.application = application.as_ptr();
             properties.application_count = 1;
-            check_output(size, |b, s, l| iothub_client_telemetry_get_publish_topic(&client, &properties, b, s, l));
+            check_output(size, |b, s, l| {
+                iothub_client_telemetry_get_publish_topic(&client, &properties, b, s, l)
+            });
             let key = iothub_span::from_str("+XLy+MVZ+aTeOnVzN2kLeB16O+kSxmz6g3rS6fAf6rw=");
-            check_output(size, |b, s, l| iothub_client_sas_get_password(&client, key, p[7], 1_700_000_000, b, s, l));
+            check_output(size, |b, s, l| {
+                iothub_client_sas_get_password(&client, key, p[7], 1_700_000_000, b, s, l)
+            });
         }
-        check_output(size, |b, s, l| iothub_twin_document_get_publish_topic(p[1], b, s, l));
-        check_output(size, |b, s, l| iothub_methods_response_get_publish_topic(p[1], 200, b, s, l));
-        check_output(size, |b, s, l| iothub_pnp_writable_ack_get_payload(p[4], p[5], p[6], 200, 3, p[7], b, s, l));
+        check_output(size, |b, s, l| {
+            iothub_twin_document_get_publish_topic(p[1], b, s, l)
+        });
+        check_output(size, |b, s, l| {
+            iothub_methods_response_get_publish_topic(p[1], 200, b, s, l)
+        });
+        check_output(size, |b, s, l| {
+            iothub_pnp_writable_ack_get_payload(p[4], p[5], p[6], 200, 3, p[7], b, s, l)
+        });
 
         // DPS: arbitrary answers to a started registration.
         let mut reg = Box::new(core::mem::zeroed::<iothub_dps_registration>());
@@ -96,12 +131,22 @@ fuzz_target!(|data: &[u8]| {
             let mut tx = core::mem::zeroed::<iothub_dps_transmit>();
             let mut buf = vec![0 as c_char; size];
             let mut needed = 0;
-            let _ = iothub_dps_registration_poll_transmit(&mut *reg, buf.as_mut_ptr(), size, &mut tx, &mut needed);
+            let _ = iothub_dps_registration_poll_transmit(
+                &mut *reg,
+                buf.as_mut_ptr(),
+                size,
+                &mut tx,
+                &mut needed,
+            );
             let mut consumed = false;
-            let _ = iothub_dps_registration_handle_publish(&mut *reg, p[0], p[2], 10, &mut consumed);
+            let _ =
+                iothub_dps_registration_handle_publish(&mut *reg, p[0], p[2], 10, &mut consumed);
             let _ = iothub_dps_registration_handle_timeout(&mut *reg, 40_000);
             let mut outcome = core::mem::zeroed::<iothub_dps_outcome>();
-            assert_eq!(iothub_dps_registration_get_outcome(&mut *reg, &mut outcome), IOTHUB_OK);
+            assert_eq!(
+                iothub_dps_registration_get_outcome(&mut *reg, &mut outcome),
+                IOTHUB_OK
+            );
         }
     }
 });

@@ -72,7 +72,7 @@ pub unsafe extern "C" fn iothub_client_init(
         let mut options = unsafe { options.as_ref() }
             .copied()
             .unwrap_or_else(|| iothub_client_options_default());
-        // SAFETY (all four): the caller guarantees the spans.
+        // SAFETY: the caller guarantees every span (host, ids and options).
         unsafe {
             span::required_text(host)?;
             span::required_text(device_id)?;

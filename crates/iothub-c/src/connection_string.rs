@@ -81,12 +81,42 @@ pub unsafe extern "C" fn iothub_connection_string_parse(
             shared_access_signature: iothub_span::EMPTY,
         };
         let (kind, key, policy, token) = match parsed.credential() {
-            Credential::DeviceKey { key } => (iothub_credential_kind::IOTHUB_CREDENTIAL_DEVICE_KEY, Some(key), None, None),
-            Credential::DevicePolicyKey { policy, key } => (iothub_credential_kind::IOTHUB_CREDENTIAL_DEVICE_POLICY_KEY, Some(key), Some(policy), None),
-            Credential::ModuleKey { key } => (iothub_credential_kind::IOTHUB_CREDENTIAL_MODULE_KEY, Some(key), None, None),
-            Credential::ServicePolicyKey { policy, key } => (iothub_credential_kind::IOTHUB_CREDENTIAL_SERVICE_POLICY_KEY, Some(key), Some(policy), None),
-            Credential::Token { token } => (iothub_credential_kind::IOTHUB_CREDENTIAL_SAS_TOKEN, None, None, Some(token)),
-            Credential::X509 => (iothub_credential_kind::IOTHUB_CREDENTIAL_X509, None, None, None),
+            Credential::DeviceKey { key } => (
+                iothub_credential_kind::IOTHUB_CREDENTIAL_DEVICE_KEY,
+                Some(key),
+                None,
+                None,
+            ),
+            Credential::DevicePolicyKey { policy, key } => (
+                iothub_credential_kind::IOTHUB_CREDENTIAL_DEVICE_POLICY_KEY,
+                Some(key),
+                Some(policy),
+                None,
+            ),
+            Credential::ModuleKey { key } => (
+                iothub_credential_kind::IOTHUB_CREDENTIAL_MODULE_KEY,
+                Some(key),
+                None,
+                None,
+            ),
+            Credential::ServicePolicyKey { policy, key } => (
+                iothub_credential_kind::IOTHUB_CREDENTIAL_SERVICE_POLICY_KEY,
+                Some(key),
+                Some(policy),
+                None,
+            ),
+            Credential::Token { token } => (
+                iothub_credential_kind::IOTHUB_CREDENTIAL_SAS_TOKEN,
+                None,
+                None,
+                Some(token),
+            ),
+            Credential::X509 => (
+                iothub_credential_kind::IOTHUB_CREDENTIAL_X509,
+                None,
+                None,
+                None,
+            ),
             // A credential kind added to the core later is not representable here yet.
             _ => return Err(IOTHUB_ERROR_MALFORMED),
         };

@@ -87,7 +87,9 @@ pub struct iothub_dps_transmit {
 ///
 /// `reg` is NULL or points to an `iothub_dps_registration` (initialised or not) that is not
 /// accessed elsewhere during `'r`; the strings given at init are still valid.
-unsafe fn state<'r>(reg: *mut iothub_dps_registration) -> Result<&'r mut Registration<'static>, iothub_result> {
+unsafe fn state<'r>(
+    reg: *mut iothub_dps_registration,
+) -> Result<&'r mut Registration<'static>, iothub_result> {
     // SAFETY: NULL or valid and exclusive, as the caller guarantees.
     let reg = unsafe { reg.as_mut() }.ok_or(IOTHUB_ERROR_NULL_ARGUMENT)?;
     if reg._internal_magic != MAGIC {
@@ -95,7 +97,12 @@ unsafe fn state<'r>(reg: *mut iothub_dps_registration) -> Result<&'r mut Registr
     }
     // SAFETY: the magic says init wrote a `Registration` at the start of the (8-aligned,
     // large enough: asserted above) state array, and only these functions change it.
-    Ok(unsafe { &mut *reg._internal_state.as_mut_ptr().cast::<Registration<'static>>() })
+    Ok(unsafe {
+        &mut *reg
+            ._internal_state
+            .as_mut_ptr()
+            .cast::<Registration<'static>>()
+    })
 }
 
 /// Sets up `reg` to register `registration_id` (the DPS client id too), with an optional
@@ -117,13 +124,22 @@ pub unsafe extern "C" fn iothub_dps_registration_init(
         let reg = unsafe { reg.as_mut() }.ok_or(IOTHUB_ERROR_NULL_ARGUMENT)?;
         // SAFETY: the caller keeps both strings valid while `reg` is used, which is what the
         // 'static stands for here.
-        let (id, payload): (&'static str, Option<&'static str>) =
-            unsafe { (span::required_text(registration_id)?, span::optional_text(payload_json)?) };
+        let (id, payload): (&'static str, Option<&'static str>) = unsafe {
+            (
+                span::required_text(registration_id)?,
+                span::optional_text(payload_json)?,
+            )
+        };
         let value = Registration::new(id, payload);
         // SAFETY: the array is 8-aligned and large enough (asserted above); writing without
         // reading the old bytes is right for uninitialised storage, and `Registration` has
         // no drop glue to skip.
-        unsafe { reg._internal_state.as_mut_ptr().cast::<Registration<'static>>().write(value) };
+        unsafe {
+            reg._internal_state
+                .as_mut_ptr()
+                .cast::<Registration<'static>>()
+                .write(value)
+        };
         reg._internal_magic = MAGIC;
         Ok(())
     })())
@@ -199,7 +215,9 @@ pub unsafe extern "C" fn iothub_dps_registration_poll_transmit(
                 iothub_dps_transmit {
                     ready: true,
                     topic: iothub_span::from_bytes(topic),
-                    payload: iothub_span::from_bytes(payload.get(..payload_len).unwrap_or_default()),
+                    payload: iothub_span::from_bytes(
+                        payload.get(..payload_len).unwrap_or_default(),
+                    ),
                 }
             }
         };
@@ -225,7 +243,8 @@ pub unsafe extern "C" fn iothub_dps_registration_handle_publish(
 ) -> iothub_result {
     status((|| {
         // SAFETY: forwarded contracts.
-        let (reg, topic, payload) = unsafe { (state(reg)?, span::text(topic)?, span::bytes(payload)?) };
+        let (reg, topic, payload) =
+            unsafe { (state(reg)?, span::text(topic)?, span::bytes(payload)?) };
         let consumed = reg
             .handle_publish(topic, payload, Instant::from_millis(now_ms))
             .map_err(|e| match e {
@@ -271,7 +290,9 @@ pub unsafe extern "C" fn iothub_dps_registration_poll_timeout(
 ) -> iothub_result {
     status((|| {
         // SAFETY: forwarded contract.
-        let at = unsafe { state(reg) }?.poll_timeout().map_or(u64::MAX, Instant::as_millis);
+        let at = unsafe { state(reg) }?
+            .poll_timeout()
+            .map_or(u64::MAX, Instant::as_millis);
         // SAFETY: NULL or writable, as the caller guarantees.
         unsafe { span::put(out_at_ms, at) }
     })())
@@ -303,19 +324,30 @@ pub unsafe extern "C" fn iothub_dps_registration_get_outcome(
         };
         match reg.outcome() {
             None => {}
-            Some(RegistrationEvent::Assigned { assigned_hub, device_id }) => {
+            Some(RegistrationEvent::Assigned {
+                assigned_hub,
+                device_id,
+            }) => {
                 value.status = iothub_dps_status::IOTHUB_DPS_ASSIGNED;
                 value.assigned_hub = iothub_span::from_str(assigned_hub);
                 value.device_id = iothub_span::from_str(device_id);
             }
-            Some(RegistrationEvent::Disabled) => value.status = iothub_dps_status::IOTHUB_DPS_DISABLED,
-            Some(RegistrationEvent::Failed { status, error_code, message }) => {
+            Some(RegistrationEvent::Disabled) => {
+                value.status = iothub_dps_status::IOTHUB_DPS_DISABLED
+            }
+            Some(RegistrationEvent::Failed {
+                status,
+                error_code,
+                message,
+            }) => {
                 value.status = iothub_dps_status::IOTHUB_DPS_FAILED;
                 value.error_status = status.code();
                 value.error_code = error_code.unwrap_or(0);
                 value.message = iothub_span::from_str(message);
             }
-            Some(RegistrationEvent::TimedOut) => value.status = iothub_dps_status::IOTHUB_DPS_TIMED_OUT,
+            Some(RegistrationEvent::TimedOut) => {
+                value.status = iothub_dps_status::IOTHUB_DPS_TIMED_OUT
+            }
             // An outcome added to the core later: reported as a failure without details.
             Some(_) => value.status = iothub_dps_status::IOTHUB_DPS_FAILED,
         }
@@ -342,7 +374,11 @@ pub unsafe extern "C" fn iothub_dps_get_username(
     status((|| {
         // SAFETY: forwarded contracts.
         let (scope, id, out) = unsafe {
-            (span::required_text(id_scope)?, span::required_text(registration_id)?, Output::new(buf, size, out_len)?)
+            (
+                span::required_text(id_scope)?,
+                span::required_text(registration_id)?,
+                Output::new(buf, size, out_len)?,
+            )
         };
         out.write(|b| display_into(&DpsUsername::new(scope, id), b))
     })())

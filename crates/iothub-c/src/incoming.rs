@@ -78,7 +78,8 @@ impl iothub_incoming {
 }
 
 fn rid(id: iothub_proto::RequestId<'_>) -> iothub_span {
-    id.as_str().map_or(iothub_span::EMPTY, iothub_span::from_str)
+    id.as_str()
+        .map_or(iothub_span::EMPTY, iothub_span::from_str)
 }
 
 /// Classifies a topic received by a device (C2D, twin response, desired patch, method
@@ -106,7 +107,9 @@ pub unsafe extern "C" fn iothub_parse_received_topic(
             Incoming::C2d(message) => iothub_incoming {
                 properties: iothub_span::from_str(message.properties().raw()),
                 device_id: iothub_span::from_str(message.device_id().raw()),
-                module_id: message.module_id().map_or(iothub_span::EMPTY, |m| iothub_span::from_str(m.raw())),
+                module_id: message
+                    .module_id()
+                    .map_or(iothub_span::EMPTY, |m| iothub_span::from_str(m.raw())),
                 ..iothub_incoming::empty(iothub_incoming_kind::IOTHUB_INCOMING_C2D)
             },
             Incoming::TwinResponse(response) => iothub_incoming {
@@ -185,7 +188,10 @@ pub unsafe extern "C" fn iothub_properties_next(
         }
         // SAFETY: the bag span is valid, as the caller guarantees.
         let bag = PropertyBag::parse(unsafe { span::text(iterator.bag) }?);
-        let (name, value) = bag.iter().nth(iterator.index).ok_or(IOTHUB_ERROR_NOT_FOUND)?;
+        let (name, value) = bag
+            .iter()
+            .nth(iterator.index)
+            .ok_or(IOTHUB_ERROR_NOT_FOUND)?;
         iterator.index = iterator.index.saturating_add(1);
         let property = iothub_property {
             name: iothub_span::from_str(name.raw()),
@@ -215,7 +221,9 @@ pub unsafe extern "C" fn iothub_properties_find(
         }
         // SAFETY: forwarded contracts.
         let (bag, name) = unsafe { (span::text(bag)?, span::required_text(name)?) };
-        let value = PropertyBag::parse(bag).get(name).ok_or(IOTHUB_ERROR_NOT_FOUND)?;
+        let value = PropertyBag::parse(bag)
+            .get(name)
+            .ok_or(IOTHUB_ERROR_NOT_FOUND)?;
         let value = value.map_or(iothub_span::EMPTY, |v| iothub_span::from_str(v.raw()));
         // SAFETY: non-NULL and writable, as the caller guarantees.
         unsafe { span::put(out_value, value) }
@@ -250,7 +258,9 @@ pub unsafe extern "C" fn iothub_property_decode(
             return Err(IOTHUB_ERROR_BUFFER_TOO_SMALL);
         }
         let (body, _) = buf.split_at_mut(room);
-        let text = decoded.decode_into(body).map_err(|_| IOTHUB_ERROR_MALFORMED)?;
+        let text = decoded
+            .decode_into(body)
+            .map_err(|_| IOTHUB_ERROR_MALFORMED)?;
         let len = text.len();
         if let Some(terminator) = buf.get_mut(len) {
             *terminator = 0;

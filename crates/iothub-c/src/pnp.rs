@@ -105,7 +105,9 @@ pub unsafe extern "C" fn iothub_pnp_parse_command_name(
         }
         // SAFETY: forwarded contract.
         let name = CommandName::parse(unsafe { span::required_text(method_name) }?);
-        let component = name.component().map_or(iothub_span::EMPTY, iothub_span::from_str);
+        let component = name
+            .component()
+            .map_or(iothub_span::EMPTY, iothub_span::from_str);
         // SAFETY: both non-NULL and writable, as the caller guarantees.
         unsafe {
             span::put(out_component, component)?;

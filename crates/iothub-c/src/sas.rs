@@ -39,7 +39,8 @@ impl Signer for CallbackSigner {
     ) -> Result<(), SignError> {
         // Not on the token path (that hands over bytes); kept correct for any other caller.
         let mut text = [0u8; 512];
-        let text = iothub_proto::encode_into(&message, &mut text).map_err(SignError::BufferTooSmall)?;
+        let text =
+            iothub_proto::encode_into(&message, &mut text).map_err(SignError::BufferTooSmall)?;
         self.sign_bytes_into(text.as_bytes(), out)
     }
 
@@ -50,8 +51,19 @@ impl Signer for CallbackSigner {
     ) -> Result<(), SignError> {
         // SAFETY: the caller of the C entry point guarantees `hmac` follows
         // `iothub_hmac_sha256_fn`: it reads `message_len` bytes and writes 32.
-        let rc = unsafe { (self.hmac)(self.context, message.as_ptr(), message.len(), out.as_mut_ptr()) };
-        if rc == 0 { Ok(()) } else { Err(SignError::Failed) }
+        let rc = unsafe {
+            (self.hmac)(
+                self.context,
+                message.as_ptr(),
+                message.len(),
+                out.as_mut_ptr(),
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(SignError::Failed)
+        }
     }
 }
 
@@ -67,7 +79,12 @@ fn write_token(
     let (buf, out_len) = out.into_parts();
     let room = buf.len().saturating_sub(1);
     // The longest token: a signature whose base64 is all `/` (each percent-encoded).
-    let longest = SasToken::new(resource, Signature::from_bytes([0xff; SIGNATURE_LEN]), expiry, policy);
+    let longest = SasToken::new(
+        resource,
+        Signature::from_bytes([0xff; SIGNATURE_LEN]),
+        expiry,
+        policy,
+    );
     let longest = match longest.encode_to(&mut []) {
         Ok(len) => len,
         Err(e) => e.required,
@@ -148,7 +165,12 @@ pub unsafe extern "C" fn iothub_client_sas_get_password(
     status((|| {
         // SAFETY: forwarded contracts.
         let (f, key, policy, out) = unsafe {
-            (fields(client)?, span::required_text(key)?, span::optional_text(policy_name)?, Output::new(buf, size, out_len)?)
+            (
+                fields(client)?,
+                span::required_text(key)?,
+                span::optional_text(policy_name)?,
+                Output::new(buf, size, out_len)?,
+            )
         };
         write_token(out, client_resource(&f), policy, expiry, &key_signer(key)?)
     })())
@@ -174,9 +196,19 @@ pub unsafe extern "C" fn iothub_client_sas_get_password_with_hmac(
     status((|| {
         // SAFETY: forwarded contracts.
         let (f, policy, out) = unsafe {
-            (fields(client)?, span::optional_text(policy_name)?, Output::new(buf, size, out_len)?)
+            (
+                fields(client)?,
+                span::optional_text(policy_name)?,
+                Output::new(buf, size, out_len)?,
+            )
         };
-        write_token(out, client_resource(&f), policy, expiry, &callback_signer(hmac, context)?)
+        write_token(
+            out,
+            client_resource(&f),
+            policy,
+            expiry,
+            &callback_signer(hmac, context)?,
+        )
     })())
 }
 
@@ -201,10 +233,21 @@ pub unsafe extern "C" fn iothub_dps_sas_get_password(
     status((|| {
         // SAFETY: forwarded contracts.
         let (scope, id, key, out) = unsafe {
-            (span::required_text(id_scope)?, span::required_text(registration_id)?, span::required_text(key)?, Output::new(buf, size, out_len)?)
+            (
+                span::required_text(id_scope)?,
+                span::required_text(registration_id)?,
+                span::required_text(key)?,
+                Output::new(buf, size, out_len)?,
+            )
         };
         let resource = ResourceUri::dps_registration(scope, id);
-        write_token(out, resource, Some(DPS_REGISTRATION_POLICY), expiry, &key_signer(key)?)
+        write_token(
+            out,
+            resource,
+            Some(DPS_REGISTRATION_POLICY),
+            expiry,
+            &key_signer(key)?,
+        )
     })())
 }
 
@@ -227,10 +270,20 @@ pub unsafe extern "C" fn iothub_dps_sas_get_password_with_hmac(
     status((|| {
         // SAFETY: forwarded contracts.
         let (scope, id, out) = unsafe {
-            (span::required_text(id_scope)?, span::required_text(registration_id)?, Output::new(buf, size, out_len)?)
+            (
+                span::required_text(id_scope)?,
+                span::required_text(registration_id)?,
+                Output::new(buf, size, out_len)?,
+            )
         };
         let resource = ResourceUri::dps_registration(scope, id);
-        write_token(out, resource, Some(DPS_REGISTRATION_POLICY), expiry, &callback_signer(hmac, context)?)
+        write_token(
+            out,
+            resource,
+            Some(DPS_REGISTRATION_POLICY),
+            expiry,
+            &callback_signer(hmac, context)?,
+        )
     })())
 }
 
@@ -252,7 +305,11 @@ pub unsafe extern "C" fn iothub_dps_derive_device_key(
     status((|| {
         // SAFETY: forwarded contracts.
         let (group_key, id, out) = unsafe {
-            (span::required_text(group_key)?, span::required_text(registration_id)?, Output::new(buf, size, out_len)?)
+            (
+                span::required_text(group_key)?,
+                span::required_text(registration_id)?,
+                Output::new(buf, size, out_len)?,
+            )
         };
         let mut derived = [0u8; iothub_proto::sas::DERIVED_KEY_LEN];
         let key = iothub_proto::sas::derive_device_key(group_key, id, &mut derived)
@@ -265,7 +322,9 @@ pub unsafe extern "C" fn iothub_dps_derive_device_key(
 pub(crate) fn copy_text(text: &str, buf: &mut [u8]) -> Result<usize, iothub_proto::BufferTooSmall> {
     let target = buf
         .get_mut(..text.len())
-        .ok_or(iothub_proto::BufferTooSmall { required: text.len() })?;
+        .ok_or(iothub_proto::BufferTooSmall {
+            required: text.len(),
+        })?;
     target.copy_from_slice(text.as_bytes());
     Ok(text.len())
 }

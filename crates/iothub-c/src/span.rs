@@ -93,7 +93,6 @@ pub(crate) unsafe fn text<'a>(span: iothub_span) -> Result<&'a str, iothub_resul
     core::str::from_utf8(bytes).map_err(|_| IOTHUB_ERROR_INVALID_ARGUMENT)
 }
 
-
 /// Like [`text`], but the text must not be empty.
 ///
 /// # Safety
@@ -113,7 +112,9 @@ pub(crate) unsafe fn required_text<'a>(span: iothub_span) -> Result<&'a str, iot
 /// # Safety
 ///
 /// As [`bytes`].
-pub(crate) unsafe fn optional_text<'a>(span: iothub_span) -> Result<Option<&'a str>, iothub_result> {
+pub(crate) unsafe fn optional_text<'a>(
+    span: iothub_span,
+) -> Result<Option<&'a str>, iothub_result> {
     // SAFETY: forwarded contract.
     let text = unsafe { text(span) }?;
     Ok(Some(text).filter(|t| !t.is_empty()))

@@ -4,7 +4,9 @@ use core::ffi::c_char;
 
 use iothub_proto::RequestId;
 use iothub_proto::properties::{PropertyWriter, SystemProperty};
-use iothub_proto::topic::{C2dFilter, MethodResponseTopic, ReportedPatchTopic, TelemetryTopic, TwinGetTopic};
+use iothub_proto::topic::{
+    C2dFilter, MethodResponseTopic, ReportedPatchTopic, TelemetryTopic, TwinGetTopic,
+};
 
 use crate::client::{fields, iothub_client};
 use crate::result::*;
@@ -153,7 +155,12 @@ unsafe fn property_writer<'a>(
     let application = unsafe { core::slice::from_raw_parts(p.application, count) };
     for (slot, property) in pairs.iter_mut().zip(application) {
         // SAFETY: the caller guarantees the spans.
-        *slot = unsafe { (span::required_text(property.name)?, span::text(property.value)?) };
+        *slot = unsafe {
+            (
+                span::required_text(property.name)?,
+                span::text(property.value)?,
+            )
+        };
     }
     let pairs: &'a [(&'a str, &'a str)] = pairs;
     Ok(w.application(pairs.get(..count).unwrap_or_default()))
@@ -209,7 +216,12 @@ pub unsafe extern "C" fn iothub_twin_document_get_publish_topic(
 ) -> iothub_result {
     status((|| {
         // SAFETY: forwarded contracts.
-        let (rid, out) = unsafe { (self::request_id(request_id)?, Output::new(buf, size, out_len)?) };
+        let (rid, out) = unsafe {
+            (
+                self::request_id(request_id)?,
+                Output::new(buf, size, out_len)?,
+            )
+        };
         out.write(|b| display_into(&TwinGetTopic::new(rid), b))
     })())
 }
@@ -230,7 +242,12 @@ pub unsafe extern "C" fn iothub_twin_patch_get_publish_topic(
 ) -> iothub_result {
     status((|| {
         // SAFETY: forwarded contracts.
-        let (rid, out) = unsafe { (self::request_id(request_id)?, Output::new(buf, size, out_len)?) };
+        let (rid, out) = unsafe {
+            (
+                self::request_id(request_id)?,
+                Output::new(buf, size, out_len)?,
+            )
+        };
         out.write(|b| display_into(&ReportedPatchTopic::new(rid), b))
     })())
 }
@@ -251,7 +268,12 @@ pub unsafe extern "C" fn iothub_methods_response_get_publish_topic(
 ) -> iothub_result {
     status((|| {
         // SAFETY: forwarded contracts.
-        let (rid, out) = unsafe { (self::request_id(request_id)?, Output::new(buf, size, out_len)?) };
+        let (rid, out) = unsafe {
+            (
+                self::request_id(request_id)?,
+                Output::new(buf, size, out_len)?,
+            )
+        };
         out.write(|b| display_into(&MethodResponseTopic::new(rid, status_code), b))
     })())
 }
@@ -265,11 +287,31 @@ mod tests {
     #[test]
     fn subscribe_filters_match_the_core_and_the_header() {
         let pairs = [
-            ("IOTHUB_TWIN_RESPONSE_SUBSCRIBE_TOPIC", IOTHUB_TWIN_RESPONSE_SUBSCRIBE_TOPIC, topic::TWIN_RESPONSE_FILTER),
-            ("IOTHUB_TWIN_PATCH_SUBSCRIBE_TOPIC", IOTHUB_TWIN_PATCH_SUBSCRIBE_TOPIC, topic::DESIRED_PATCH_FILTER),
-            ("IOTHUB_METHODS_SUBSCRIBE_TOPIC", IOTHUB_METHODS_SUBSCRIBE_TOPIC, topic::METHODS_FILTER),
-            ("IOTHUB_C2D_SUBSCRIBE_TOPIC", IOTHUB_C2D_SUBSCRIBE_TOPIC, topic::C2D_FILTER_ANY_DEVICE),
-            ("IOTHUB_DPS_SUBSCRIBE_TOPIC", IOTHUB_DPS_SUBSCRIBE_TOPIC, topic::DPS_RESPONSE_FILTER),
+            (
+                "IOTHUB_TWIN_RESPONSE_SUBSCRIBE_TOPIC",
+                IOTHUB_TWIN_RESPONSE_SUBSCRIBE_TOPIC,
+                topic::TWIN_RESPONSE_FILTER,
+            ),
+            (
+                "IOTHUB_TWIN_PATCH_SUBSCRIBE_TOPIC",
+                IOTHUB_TWIN_PATCH_SUBSCRIBE_TOPIC,
+                topic::DESIRED_PATCH_FILTER,
+            ),
+            (
+                "IOTHUB_METHODS_SUBSCRIBE_TOPIC",
+                IOTHUB_METHODS_SUBSCRIBE_TOPIC,
+                topic::METHODS_FILTER,
+            ),
+            (
+                "IOTHUB_C2D_SUBSCRIBE_TOPIC",
+                IOTHUB_C2D_SUBSCRIBE_TOPIC,
+                topic::C2D_FILTER_ANY_DEVICE,
+            ),
+            (
+                "IOTHUB_DPS_SUBSCRIBE_TOPIC",
+                IOTHUB_DPS_SUBSCRIBE_TOPIC,
+                topic::DPS_RESPONSE_FILTER,
+            ),
         ];
         let header = include_str!("../../../include/iothub.h");
         for (name, ours, core) in pairs {

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 fn committed_header_is_current() {
     let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let header = crate_dir.join("../../include/iothub.h");
-    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
-        .expect("cbindgen.toml parses");
+    let config =
+        cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("cbindgen.toml parses");
     let mut generated = Vec::new();
     cbindgen::Builder::new()
         .with_crate(&crate_dir)
