@@ -99,9 +99,6 @@ pub(crate) struct Fields<'a> {
     pub(crate) host: &'a str,
     pub(crate) device_id: &'a str,
     pub(crate) module_id: Option<&'a str>,
-    pub(crate) model_id: Option<&'a str>,
-    pub(crate) api_version: &'a str,
-    pub(crate) user_agent: Option<&'a str>,
 }
 
 /// Reads an initialised client.
@@ -118,9 +115,6 @@ pub(crate) unsafe fn fields<'a>(client: *const iothub_client) -> Result<Fields<'
             host: span::required_text(client.host)?,
             device_id: span::required_text(client.device_id)?,
             module_id: span::optional_text(client.module_id)?,
-            model_id: span::optional_text(client.options.model_id)?,
-            api_version: span::optional_text(client.options.api_version)?.unwrap_or(API_VERSION),
-            user_agent: span::optional_text(client.options.user_agent)?,
         })
     }
 }
@@ -167,15 +161,26 @@ pub unsafe extern "C" fn iothub_client_get_username(
     status((|| {
         // SAFETY: forwarded contracts.
         let (f, out) = unsafe { (fields(client)?, Output::new(buf, size, out_len)?) };
+        // Only the username reads the options, so only it validates them.
+        // SAFETY: `fields` checked `client` is non-NULL; its spans are valid, as the caller
+        // guarantees.
+        let (api_version, model_id, user_agent) = unsafe {
+            let options = &(*client).options;
+            (
+                span::optional_text(options.api_version)?.unwrap_or(API_VERSION),
+                span::optional_text(options.model_id)?,
+                span::optional_text(options.user_agent)?,
+            )
+        };
         let mut username = match f.module_id {
             Some(module) => Username::module(f.host, f.device_id, module),
             None => Username::device(f.host, f.device_id),
         }
-        .with_api_version(f.api_version);
-        if let Some(model_id) = f.model_id {
+        .with_api_version(api_version);
+        if let Some(model_id) = model_id {
             username = username.with_model_id(model_id);
         }
-        if let Some(user_agent) = f.user_agent {
+        if let Some(user_agent) = user_agent {
             username = username.with_user_agent(user_agent);
         }
         out.write(|b| username.encode_to(b))
