@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine, idempotently:
 #   - Debian: mosquitto + mosquitto-clients (interop clients and the benchmark baseline),
-#     chromium + chromium-driver (the dashboard's browser test)
+#     chromium + chromium-driver (the dashboard's browser test), cmake + pkg-config +
+#     libmosquitto-dev + libssl-dev + valgrind + curl (scripts/c-samples.sh)
 #   - cargo-fuzz (fuzz smoke runs; built with the installed nightly toolchain)
 #   - a Python virtualenv in .venv with the interop clients (paho-mqtt, azure-iot-device)
 # Runs apt-get as root, or through sudo when not root.
@@ -12,7 +13,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 need_apt=()
-for pkg in mosquitto mosquitto-clients chromium chromium-driver; do
+for pkg in mosquitto mosquitto-clients chromium chromium-driver cmake pkg-config libmosquitto-dev libssl-dev valgrind curl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then

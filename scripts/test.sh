@@ -5,6 +5,7 @@
 #   - the iothub-proto feature matrix and the no_std / allocation-free proof
 #   - a short smoke run of every fuzz target
 #   - the interop suite (mosquitto, paho-mqtt, azure-iot-device against the emulator), if present
+#   - the C API's C tests and C samples against the emulator, plain / ASan+UBSan / valgrind
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,4 +16,5 @@ scripts/feature-matrix.sh
 scripts/nostd-check.sh
 scripts/fuzz-smoke.sh
 if [ -x scripts/interop.sh ]; then scripts/interop.sh; fi
+scripts/c-samples.sh
 echo "test.sh: all suites passed"

@@ -1,0 +1,354 @@
+//! SAS passwords for the hub and DPS, signed with the built-in HMAC-SHA256 or the caller's
+//! (docs/c-api.md, "SAS tokens"). No clock: the expiry is an argument.
+
+use core::ffi::{c_char, c_void};
+use core::fmt::Display;
+
+use iothub_proto::sas::{
+    DPS_REGISTRATION_POLICY, HmacSha256Signer, ParsedSasToken, ResourceUri, SIGNATURE_LEN,
+    SasToken, SignError, Signature, Signer,
+};
+
+use crate::client::{fields, iothub_client};
+use crate::result::*;
+use crate::span::{self, Output, iothub_span};
+
+/// The caller's HMAC-SHA256 (a secure element, the TLS library's): sign `message_len` bytes
+/// at `message` with the device key and write the 32-byte MAC to `out_signature`. Return 0 on
+/// success, anything else on failure. `context` is passed through untouched.
+pub type iothub_hmac_sha256_fn = Option<
+    unsafe extern "C" fn(
+        context: *mut c_void,
+        message: *const u8,
+        message_len: usize,
+        out_signature: *mut u8,
+    ) -> i32,
+>;
+
+/// A [`Signer`] calling the caller's HMAC function.
+struct CallbackSigner {
+    hmac: unsafe extern "C" fn(*mut c_void, *const u8, usize, *mut u8) -> i32,
+    context: *mut c_void,
+}
+
+impl Signer for CallbackSigner {
+    fn sign_into(
+        &self,
+        message: &dyn Display,
+        out: &mut [u8; SIGNATURE_LEN],
+    ) -> Result<(), SignError> {
+        // Not on the token path (that hands over bytes); kept correct for any other caller.
+        let mut text = [0u8; 512];
+        let text =
+            iothub_proto::encode_into(&message, &mut text).map_err(SignError::BufferTooSmall)?;
+        self.sign_bytes_into(text.as_bytes(), out)
+    }
+
+    fn sign_bytes_into(
+        &self,
+        message: &[u8],
+        out: &mut [u8; SIGNATURE_LEN],
+    ) -> Result<(), SignError> {
+        // SAFETY: the caller of the C entry point guarantees `hmac` follows
+        // `iothub_hmac_sha256_fn`: it reads `message_len` bytes and writes 32.
+        let rc = unsafe {
+            (self.hmac)(
+                self.context,
+                message.as_ptr(),
+                message.len(),
+                out.as_mut_ptr(),
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(SignError::Failed)
+        }
+    }
+}
+
+/// Signs a token for `resource` into `out` (the buffer doubles as scratch for the string to
+/// sign).
+fn write_token(
+    out: Output<'_>,
+    resource: ResourceUri<'_>,
+    policy: Option<&str>,
+    expiry: u64,
+    signer: &impl Signer,
+) -> Result<(), iothub_result> {
+    let (buf, out_len) = out.into_parts();
+    let room = buf.len().saturating_sub(1);
+    // The longest token: a signature whose base64 is all `/` (each percent-encoded).
+    let longest = SasToken::new(
+        resource,
+        Signature::from_bytes([0xff; SIGNATURE_LEN]),
+        expiry,
+        policy,
+    );
+    let longest = match longest.encode_to(&mut []) {
+        Ok(len) => len,
+        Err(e) => e.required,
+    };
+    let (body, _) = buf.split_at_mut(room);
+    let token = match SasToken::sign_in_buffer(resource, expiry, policy, signer, body) {
+        Ok(token) => token,
+        Err(SignError::BufferTooSmall(e)) => {
+            if let Some(out_len) = out_len {
+                *out_len = e.required.max(longest).saturating_add(1);
+            }
+            return Err(IOTHUB_ERROR_BUFFER_TOO_SMALL);
+        }
+        Err(_) => return Err(IOTHUB_ERROR_SIGN_FAILED),
+    };
+    match token.encode_to(body) {
+        Ok(len) => {
+            if let Some(terminator) = buf.get_mut(len) {
+                *terminator = 0;
+            }
+            if let Some(out_len) = out_len {
+                *out_len = len;
+            }
+            Ok(())
+        }
+        Err(e) => {
+            if let Some(out_len) = out_len {
+                *out_len = e.required.saturating_add(1);
+            }
+            Err(IOTHUB_ERROR_BUFFER_TOO_SMALL)
+        }
+    }
+}
+
+/// The hub resource a client's tokens cover.
+fn client_resource<'a>(f: &crate::client::Fields<'a>) -> ResourceUri<'a> {
+    match f.module_id {
+        Some(module) => ResourceUri::module(f.host, f.device_id, module),
+        None => ResourceUri::device(f.host, f.device_id),
+    }
+}
+
+fn key_signer(key: &str) -> Result<HmacSha256Signer, iothub_result> {
+    HmacSha256Signer::from_base64(key).map_err(|_| IOTHUB_ERROR_INVALID_ARGUMENT)
+}
+
+fn callback_signer(
+    hmac: iothub_hmac_sha256_fn,
+    context: *mut c_void,
+) -> Result<CallbackSigner, iothub_result> {
+    let hmac = hmac.ok_or(IOTHUB_ERROR_NULL_ARGUMENT)?;
+    Ok(CallbackSigner { hmac, context })
+}
+
+/// Writes the MQTT password, a SAS token for the client's device (or module) valid until
+/// `expiry` (Unix seconds), signed with the base64 `key` by the built-in HMAC-SHA256.
+/// `policy_name` is empty for a device or module key, or the policy (`skn`) for a policy key.
+///
+/// Reconnect with a fresh token before `expiry`: the hub closes the connection when the
+/// token expires. On `IOTHUB_ERROR_BUFFER_TOO_SMALL`, `*out_len` is the size needed (an upper
+/// bound until the signature is known). `IOTHUB_ERROR_INVALID_ARGUMENT` for a key that is not
+/// base64.
+///
+/// # Safety
+///
+/// `client` is NULL or initialised; spans valid; `buf`/`size`/`out_len` as
+/// [`iothub_client_get_client_id`](crate::client::iothub_client_get_client_id).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn iothub_client_sas_get_password(
+    client: *const iothub_client,
+    key: iothub_span,
+    policy_name: iothub_span,
+    expiry: u64,
+    buf: *mut c_char,
+    size: usize,
+    out_len: *mut usize,
+) -> iothub_result {
+    status((|| {
+        // SAFETY: forwarded contracts.
+        let (f, key, policy, out) = unsafe {
+            (
+                fields(client)?,
+                span::required_text(key)?,
+                span::optional_text(policy_name)?,
+                Output::new(buf, size, out_len)?,
+            )
+        };
+        write_token(out, client_resource(&f), policy, expiry, &key_signer(key)?)
+    })())
+}
+
+/// As [`iothub_client_sas_get_password`], but the caller computes the HMAC-SHA256 (the key
+/// never enters the library). `IOTHUB_ERROR_SIGN_FAILED` when `hmac` returns non-zero.
+///
+/// # Safety
+///
+/// As [`iothub_client_sas_get_password`]; `hmac` follows [`iothub_hmac_sha256_fn`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn iothub_client_sas_get_password_with_hmac(
+    client: *const iothub_client,
+    hmac: iothub_hmac_sha256_fn,
+    context: *mut c_void,
+    policy_name: iothub_span,
+    expiry: u64,
+    buf: *mut c_char,
+    size: usize,
+    out_len: *mut usize,
+) -> iothub_result {
+    status((|| {
+        // SAFETY: forwarded contracts.
+        let (f, policy, out) = unsafe {
+            (
+                fields(client)?,
+                span::optional_text(policy_name)?,
+                Output::new(buf, size, out_len)?,
+            )
+        };
+        write_token(
+            out,
+            client_resource(&f),
+            policy,
+            expiry,
+            &callback_signer(hmac, context)?,
+        )
+    })())
+}
+
+/// Writes the DPS MQTT password: a token for `{id_scope}/registrations/{registration_id}`
+/// with policy `registration`, valid until `expiry` (Unix seconds), signed with the base64
+/// `key` (the enrollment's key, or one derived with [`iothub_dps_derive_device_key`]).
+///
+/// # Safety
+///
+/// Spans valid; `buf`/`size`/`out_len` as
+/// [`iothub_client_get_client_id`](crate::client::iothub_client_get_client_id).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn iothub_dps_sas_get_password(
+    id_scope: iothub_span,
+    registration_id: iothub_span,
+    key: iothub_span,
+    expiry: u64,
+    buf: *mut c_char,
+    size: usize,
+    out_len: *mut usize,
+) -> iothub_result {
+    status((|| {
+        // SAFETY: forwarded contracts.
+        let (scope, id, key, out) = unsafe {
+            (
+                span::required_text(id_scope)?,
+                span::required_text(registration_id)?,
+                span::required_text(key)?,
+                Output::new(buf, size, out_len)?,
+            )
+        };
+        let resource = ResourceUri::dps_registration(scope, id);
+        write_token(
+            out,
+            resource,
+            Some(DPS_REGISTRATION_POLICY),
+            expiry,
+            &key_signer(key)?,
+        )
+    })())
+}
+
+/// As [`iothub_dps_sas_get_password`] with the caller's HMAC-SHA256.
+///
+/// # Safety
+///
+/// As [`iothub_dps_sas_get_password`]; `hmac` follows [`iothub_hmac_sha256_fn`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn iothub_dps_sas_get_password_with_hmac(
+    id_scope: iothub_span,
+    registration_id: iothub_span,
+    hmac: iothub_hmac_sha256_fn,
+    context: *mut c_void,
+    expiry: u64,
+    buf: *mut c_char,
+    size: usize,
+    out_len: *mut usize,
+) -> iothub_result {
+    status((|| {
+        // SAFETY: forwarded contracts.
+        let (scope, id, out) = unsafe {
+            (
+                span::required_text(id_scope)?,
+                span::required_text(registration_id)?,
+                Output::new(buf, size, out_len)?,
+            )
+        };
+        let resource = ResourceUri::dps_registration(scope, id);
+        write_token(
+            out,
+            resource,
+            Some(DPS_REGISTRATION_POLICY),
+            expiry,
+            &callback_signer(hmac, context)?,
+        )
+    })())
+}
+
+/// Derives an individual device key from a DPS enrollment-group key (HMAC-SHA256 of the
+/// registration id, base64) into `buf` (45 bytes with the NUL).
+///
+/// # Safety
+///
+/// Spans valid; `buf`/`size`/`out_len` as
+/// [`iothub_client_get_client_id`](crate::client::iothub_client_get_client_id).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn iothub_dps_derive_device_key(
+    group_key: iothub_span,
+    registration_id: iothub_span,
+    buf: *mut c_char,
+    size: usize,
+    out_len: *mut usize,
+) -> iothub_result {
+    status((|| {
+        // SAFETY: forwarded contracts.
+        let (group_key, id, out) = unsafe {
+            (
+                span::required_text(group_key)?,
+                span::required_text(registration_id)?,
+                Output::new(buf, size, out_len)?,
+            )
+        };
+        let mut derived = [0u8; iothub_proto::sas::DERIVED_KEY_LEN];
+        let key = iothub_proto::sas::derive_device_key(group_key, id, &mut derived)
+            .map_err(|_| IOTHUB_ERROR_INVALID_ARGUMENT)?;
+        out.write(|b| copy_text(key, b))
+    })())
+}
+
+/// Copies text into a buffer, or reports the size needed.
+pub(crate) fn copy_text(text: &str, buf: &mut [u8]) -> Result<usize, iothub_proto::BufferTooSmall> {
+    let target = buf
+        .get_mut(..text.len())
+        .ok_or(iothub_proto::BufferTooSmall {
+            required: text.len(),
+        })?;
+    target.copy_from_slice(text.as_bytes());
+    Ok(text.len())
+}
+
+/// Reads the expiry (`se`, Unix seconds) of a SAS token such as the one in a
+/// `SharedAccessSignature=` connection string, so the caller knows when it must stop using
+/// it. `IOTHUB_ERROR_MALFORMED` when `token` is not a SAS token.
+///
+/// # Safety
+///
+/// `token` valid; `out_expiry` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn iothub_sas_token_get_expiry(
+    token: iothub_span,
+    out_expiry: *mut u64,
+) -> iothub_result {
+    status((|| {
+        if out_expiry.is_null() {
+            return Err(IOTHUB_ERROR_NULL_ARGUMENT);
+        }
+        // SAFETY: forwarded contract.
+        let token = unsafe { span::text(token) }?;
+        let parsed = ParsedSasToken::parse(token).map_err(|_| IOTHUB_ERROR_MALFORMED)?;
+        // SAFETY: non-NULL and writable, as the caller guarantees.
+        unsafe { span::put(out_expiry, parsed.expiry()) }
+    })())
+}
