@@ -34,6 +34,21 @@ pub enum HubError {
     /// A twin operation failed.
     #[error(transparent)]
     Twin(#[from] super::twin::TwinError),
+    /// The identity is not in the registry (a module of an unknown device names the device).
+    #[error("{0} is not in the registry")]
+    NotFound(Identity),
+    /// The identity is in the registry already (a create without a condition).
+    #[error("{0} is in the registry already")]
+    AlreadyExists(Identity),
+    /// The caller's ETag condition does not match the identity's current ETag.
+    #[error("the ETag condition does not match")]
+    PreconditionFailed,
+    /// A registry change was refused (invalid id or key).
+    #[error(transparent)]
+    Registry(#[from] super::registry::RegistryError),
+    /// A direct-method call failed (not online, timed out, malformed).
+    #[error(transparent)]
+    Method(#[from] super::methods::MethodError),
 }
 
 /// How a hub is set up; [`HubOptions::default`] is what `iothub emulator` runs with.
