@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod c2d;
+mod c2d_ops;
 mod c2d_pump;
 mod clock;
 mod connections;
@@ -18,6 +19,7 @@ pub mod event_log;
 mod handle;
 pub mod ids;
 mod ingest;
+mod method_ops;
 pub mod methods;
 pub mod provisioning;
 pub mod registry;
