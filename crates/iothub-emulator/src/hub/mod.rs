@@ -24,6 +24,7 @@ pub mod methods;
 pub mod provisioning;
 pub mod registry;
 pub mod registry_ops;
+pub mod service_auth;
 mod service_side;
 pub mod telemetry;
 pub mod timestamp;
