@@ -1,15 +1,17 @@
-//! Reading the durable event log for the service side: range reads from any sequence number,
-//! and a follower that replays the log from a sequence number and then tails the live feed
+//! Reading the durable event log for the service side: range reads from any sequence number
+//! (or from the position of a time), and a follower that replays the log from a sequence number and then tails the live feed
 //! without gaps or duplicates. Every transport that hands out telemetry (REST and SSE today,
 //! AMQP next) reads through these.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::Hub;
+use super::timestamp::unix_millis;
 use crate::store::StoreError;
 use crate::store::events::{self, TelemetryEvent};
 
@@ -84,6 +86,20 @@ impl Hub {
             }
         }
         Ok(EventRange { events: out, next })
+    }
+
+    /// Where the events enqueued at or after `time` begin: the sequence number to pass as
+    /// `after` to [`Hub::read_events`] or [`Hub::follow_events`] (a reader that starts from a
+    /// time rather than a sequence number). See [`events::position_at`] for its precision.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the log cannot be read.
+    pub async fn event_position_at(&self, time: SystemTime) -> Result<i64, StoreError> {
+        let at_ms = unix_millis(time);
+        self.inner
+            .store
+            .call(move |tx| events::position_at(tx, at_ms))
+            .await
     }
 
     /// A follower of the events matching `filter`: first the log after `after` (nothing

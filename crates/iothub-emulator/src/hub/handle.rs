@@ -21,7 +21,9 @@ use crate::store::{Store, StoreError};
 /// Capacity of the live feed; slow subscribers see `RecvError::Lagged`.
 const LIVE_FEED_CAPACITY: usize = 4096;
 
-/// Errors of the hub's operations that are not a device's or service's own refusal.
+/// Errors of the hub's operations: the service side's refusals (missing identity, stale ETag,
+/// invalid registry input, method failures) and the domains' and store's failures. A device's
+/// connect refusal has its own type ([`super::ConnectError`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HubError {

@@ -1,4 +1,4 @@
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::*;
 
@@ -58,6 +58,40 @@ async fn a_range_read_starts_at_any_sequence_number_and_says_where_to_continue()
     let nothing = hub.read_events(rest.next, &evens(), 100).await.unwrap();
     assert!(nothing.events.is_empty());
     assert_eq!(nothing.next, rest.next);
+}
+
+#[tokio::test]
+async fn a_reader_can_start_at_a_time() {
+    let hub = hub();
+    let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    assert_eq!(hub.event_position_at(start).await.unwrap(), 0, "empty log");
+    let mut seqs = Vec::new();
+    for n in 0..4 {
+        let mut e = event(n);
+        e.enqueued_ms = unix_millis(start + Duration::from_secs(n as u64));
+        seqs.push(hub.append_telemetry(e).await.unwrap());
+    }
+    let at = |secs: u64| start + Duration::from_secs(secs) - Duration::from_millis(1);
+    let from_two = hub.event_position_at(at(2)).await.unwrap();
+    let read = hub
+        .read_events(from_two, &EventFilter::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        read.events.iter().map(body_of).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+    // Before everything: the whole log; after everything: nothing, but the log's end.
+    let first = hub.event_position_at(start).await.unwrap();
+    assert_eq!(
+        hub.read_events(first, &EventFilter::default(), 10)
+            .await
+            .unwrap()
+            .events
+            .len(),
+        4
+    );
+    assert_eq!(hub.event_position_at(at(9)).await.unwrap(), seqs[3]);
 }
 
 #[tokio::test]
