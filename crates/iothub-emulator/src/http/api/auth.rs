@@ -55,3 +55,73 @@ impl From<ServiceAuthError> for ApiError {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+
+    use super::*;
+
+    #[test]
+    fn each_refusal_is_a_401_with_the_message_the_api_has_always_sent() {
+        let policy = || "service".to_owned();
+        let cases = [
+            (
+                ServiceAuthRefusal::MissingToken,
+                "Missing Authorization header",
+            ),
+            (
+                ServiceAuthRefusal::MalformedToken,
+                "Malformed SharedAccessSignature",
+            ),
+            (
+                ServiceAuthRefusal::NoPolicy,
+                "A service token needs a policy (skn)",
+            ),
+            (
+                ServiceAuthRefusal::MalformedResource,
+                "Malformed token resource",
+            ),
+            (
+                ServiceAuthRefusal::ForeignResource {
+                    resource: "other".into(),
+                },
+                "Token resource other is not this hub",
+            ),
+            (
+                ServiceAuthRefusal::UnknownPolicy { policy: policy() },
+                "Unknown shared access policy service",
+            ),
+            (
+                ServiceAuthRefusal::NotGranted {
+                    policy: policy(),
+                    needed: Permission::RegistryWrite,
+                },
+                "Policy service does not grant RegistryWrite",
+            ),
+            (
+                ServiceAuthRefusal::Expired {
+                    policy: policy(),
+                    expired_at: "2027-01-15T08:00:00.000Z".into(),
+                    skew_secs: 300,
+                },
+                "SAS token expired",
+            ),
+            (
+                ServiceAuthRefusal::SignatureMismatch { policy: policy() },
+                "SAS token signature or scope is invalid",
+            ),
+            (
+                ServiceAuthRefusal::OutOfScope { policy: policy() },
+                "SAS token signature or scope is invalid",
+            ),
+        ];
+        for (refusal, message) in cases {
+            let e = ApiError::from(ServiceAuthError::Refused(refusal));
+            assert_eq!(
+                (e.status, e.code, e.message.as_str()),
+                (StatusCode::UNAUTHORIZED, 401_002, message)
+            );
+        }
+    }
+}
