@@ -1,6 +1,9 @@
 //! The [`Hub`] handle: everything IoT Hub does, shared by every transport. Its operations are
 //! spread over files by who calls them: `device_side.rs` (a device's connection),
-//! `ingest.rs` (telemetry), `service_side.rs` (the service API), `c2d_pump.rs` (C2D delivery).
+//! `ingest.rs` (telemetry), `service_side.rs` (the service API), `c2d_pump.rs` (C2D delivery);
+//! the service side's registry, twin, event-log, C2D-queue, method and SAS operations have one
+//! file each (`registry_ops.rs`, `twin_ops.rs`, `event_log.rs`, `c2d_ops.rs`,
+//! `method_ops.rs`, `service_auth.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
