@@ -3,9 +3,12 @@
 //! primary or secondary key, expiry, the policy's rights — is the hub's
 //! ([`crate::hub::service_auth`]); this layer reads the header and answers a refusal with 401.
 
-use axum::extract::{Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
 
 use super::{ApiError, ApiState};
 pub(crate) use crate::hub::service_auth::ServiceRight as Permission;
@@ -22,7 +25,23 @@ pub(crate) async fn require(
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    match state.hub.authorize_service(header.as_deref(), needed).await {
+    // The hub logs a refusal; the span adds who asked, and for what.
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.to_string());
+    let span = tracing::info_span!(
+        "rest",
+        peer = peer.as_deref().unwrap_or("unknown"),
+        method = %request.method(),
+        path = request.uri().path(),
+    );
+    let decision = state
+        .hub
+        .authorize_service(header.as_deref(), needed)
+        .instrument(span)
+        .await;
+    match decision {
         Ok(_) => next.run(request).await,
         Err(e) => ApiError::from(e).into_response(),
     }
