@@ -25,7 +25,7 @@
 //! carries a strict Content-Security-Policy (own scripts only, no framing).
 
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -33,11 +33,9 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use iothub_proto::sas::{HmacSha256Signer, ResourceUri, SasToken};
 use serde_json::json;
 
 use crate::hub::Hub;
-use crate::store::registry;
 
 /// Lifetime of a dashboard token; the page asks for a new one before it runs out.
 pub(crate) const SESSION_TTL_SECS: u64 = 600;
@@ -126,7 +124,7 @@ async fn session(State(hub): State<Hub>, request: Request) -> Response {
         hub.names(),
     );
     let mut response = match verdict {
-        Ok(()) => match mint(&hub, unix_now()).await {
+        Ok(()) => match mint(&hub).await {
             Ok(body) => Json(body).into_response(),
             Err(message) => {
                 tracing::warn!(%message, "dashboard session: cannot sign a token");
@@ -192,32 +190,18 @@ fn host_name(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
-/// Signs a hub-scoped `iothubowner` token valid until `now + SESSION_TTL_SECS`.
-async fn mint(hub: &Hub, now: u64) -> Result<serde_json::Value, String> {
-    let policy = hub
-        .store()
-        .call(|tx| registry::policy(tx, OWNER_POLICY))
+/// Signs a hub-scoped `iothubowner` token valid for [`SESSION_TTL_SECS`] from the hub's time.
+async fn mint(hub: &Hub) -> Result<serde_json::Value, String> {
+    let signed = hub
+        .sign_service_token(OWNER_POLICY, Duration::from_secs(SESSION_TTL_SECS))
         .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no {OWNER_POLICY} policy"))?;
-    let signer = HmacSha256Signer::from_base64(&policy.primary_key)
-        .map_err(|_| format!("the {OWNER_POLICY} key is not base64"))?;
-    let expires = now + SESSION_TTL_SECS;
-    let host = hub.host();
-    let token = SasToken::sign(ResourceUri::hub(host), expires, Some(OWNER_POLICY), &signer)
-        .map_err(|_| "signing failed".to_string())?;
+        .map_err(|e| e.to_string())?;
     Ok(json!({
-        "hostName": host,
+        "hostName": hub.host(),
         "policy": OWNER_POLICY,
-        "token": token.to_string(),
-        "expiresAt": expires,
+        "token": signed.token,
+        "expiresAt": signed.expires_unix_secs,
     }))
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

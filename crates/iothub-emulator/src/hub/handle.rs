@@ -1,6 +1,9 @@
 //! The [`Hub`] handle: everything IoT Hub does, shared by every transport. Its operations are
 //! spread over files by who calls them: `device_side.rs` (a device's connection),
-//! `ingest.rs` (telemetry), `service_side.rs` (the service API), `c2d_pump.rs` (C2D delivery).
+//! `ingest.rs` (telemetry), `service_side.rs` (the service API), `c2d_pump.rs` (C2D delivery);
+//! the service side's registry, twin, event-log, C2D-queue, method and SAS operations have one
+//! file each (`registry_ops.rs`, `twin_ops.rs`, `event_log.rs`, `c2d_ops.rs`,
+//! `method_ops.rs`, `service_auth.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,7 +25,9 @@ use crate::store::{Store, StoreError};
 /// Capacity of the live feed; slow subscribers see `RecvError::Lagged`.
 const LIVE_FEED_CAPACITY: usize = 4096;
 
-/// Errors of the hub's operations that are not a device's or service's own refusal.
+/// Errors of the hub's operations: the service side's refusals (missing identity, stale ETag,
+/// invalid registry input, method failures) and the domains' and store's failures. A device's
+/// connect refusal has its own type ([`super::ConnectError`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HubError {
@@ -35,6 +40,21 @@ pub enum HubError {
     /// A twin operation failed.
     #[error(transparent)]
     Twin(#[from] super::twin::TwinError),
+    /// The identity is not in the registry (a module of an unknown device names the device).
+    #[error("{0} is not in the registry")]
+    NotFound(Identity),
+    /// The identity is in the registry already (a create without a condition).
+    #[error("{0} is in the registry already")]
+    AlreadyExists(Identity),
+    /// The caller's ETag condition does not match the identity's current ETag.
+    #[error("the ETag condition does not match")]
+    PreconditionFailed,
+    /// A registry change was refused (invalid id or key).
+    #[error(transparent)]
+    Registry(#[from] super::registry::RegistryError),
+    /// A direct-method call failed (not online, timed out, malformed).
+    #[error(transparent)]
+    Method(#[from] super::methods::MethodError),
 }
 
 /// How a hub is set up; [`HubOptions::default`] is what `iothub emulator` runs with.

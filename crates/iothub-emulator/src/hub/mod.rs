@@ -10,22 +10,28 @@
 
 pub mod auth;
 pub mod c2d;
+mod c2d_ops;
 mod c2d_pump;
 mod clock;
 mod connection_log;
 mod connections;
 mod device_side;
+pub mod event_log;
 mod handle;
 pub mod ids;
 mod ingest;
+mod method_ops;
 pub mod methods;
 pub mod provisioning;
 pub mod registry;
+pub mod registry_ops;
+pub mod service_auth;
 mod service_side;
 pub mod telemetry;
 
 mod to_device;
 pub mod twin;
+pub mod twin_ops;
 
 #[cfg(test)]
 mod tests;

@@ -370,5 +370,25 @@ pub fn purge_before(conn: &Connection, cutoff_ms: i64) -> Result<usize, StoreErr
     )?)
 }
 
+/// Where the events enqueued at or after `at_ms` begin in the log: the `seq` to pass to
+/// [`read_after`] (the log's last `seq` when none is that recent, 0 for an empty log).
+///
+/// Scans in arrival order like [`purge_before`], with the same caveat: the log is ordered by
+/// arrival, not by stamp, so an event stamped a moment before one appended earlier may be
+/// read although it is a millisecond or two older than `at_ms`.
+///
+/// # Errors
+/// [`StoreError::Sqlite`].
+pub fn position_at(conn: &Connection, at_ms: i64) -> Result<i64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT coalesce(
+             (SELECT seq - 1 FROM events WHERE enqueued_ms >= ?1 ORDER BY seq LIMIT 1),
+             (SELECT max(seq) FROM events),
+             0)",
+        params![at_ms],
+        |r| r.get(0),
+    )?)
+}
+
 #[cfg(test)]
 mod tests;

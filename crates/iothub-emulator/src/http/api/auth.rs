@@ -1,58 +1,18 @@
 //! Service authentication: `Authorization: SharedAccessSignature sr={host}&sig=…&se=…&skn={policy}`
-//! (PROTOCOL.md §10), verified with `iothub-proto` over the raw `sr` against the named shared
-//! access policy's primary or secondary key, then authorised by the policy's rights.
-//!
-//! Rights (IoT Hub's permission model): `RegistryRead` reads the registry, `RegistryWrite`
-//! reads and writes it, `ServiceConnect` covers twins, methods, C2D, feedback and events,
-//! `DeviceConnect` alone grants nothing here. `iothubowner` has all of them.
+//! (PROTOCOL.md §10). The decision — signature against the named shared access policy's
+//! primary or secondary key, expiry, the policy's rights — is the hub's
+//! ([`crate::hub::service_auth`]); this layer reads the header and answers a refusal with 401.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::net::SocketAddr;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use iothub_proto::sas::{HmacSha256Signer, ParsedSasToken, VerifyError, VerifyRequest};
+use tracing::Instrument;
 
 use super::{ApiError, ApiState};
-use crate::hub::Hub;
-use crate::hub::auth::MAX_SKEW_SECS;
-use crate::store::registry;
-
-/// The policy right an operation needs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Permission {
-    /// Read identities (`RegistryRead` or `RegistryWrite`).
-    RegistryRead,
-    /// Create, update, delete identities (`RegistryWrite`).
-    RegistryWrite,
-    /// Twins, methods, C2D, feedback, events (`ServiceConnect`).
-    ServiceConnect,
-}
-
-impl Permission {
-    /// The right's name, as policies list it.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::RegistryRead => "RegistryRead",
-            Self::RegistryWrite => "RegistryWrite",
-            Self::ServiceConnect => "ServiceConnect",
-        }
-    }
-
-    /// Whether a policy's comma-separated `rights` grant this permission.
-    pub(crate) fn granted_by(self, rights: &str) -> bool {
-        let has = |name: &str| {
-            rights
-                .split(',')
-                .any(|r| r.trim().eq_ignore_ascii_case(name))
-        };
-        match self {
-            Self::RegistryRead => has("RegistryRead") || has("RegistryWrite"),
-            Self::RegistryWrite => has("RegistryWrite"),
-            Self::ServiceConnect => has("ServiceConnect"),
-        }
-    }
-}
+pub(crate) use crate::hub::service_auth::ServiceRight as Permission;
+use crate::hub::service_auth::{ServiceAuthError, ServiceAuthRefusal};
 
 /// Middleware: answers 401 unless the request carries a valid service token granting `needed`.
 pub(crate) async fn require(
@@ -65,96 +25,122 @@ pub(crate) async fn require(
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    match authorize(&state.hub, header.as_deref(), needed, now).await {
-        Ok(()) => next.run(request).await,
-        Err(e) => e.into_response(),
+    // The hub logs a refusal; the span adds who asked, and for what.
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.to_string());
+    let span = tracing::info_span!(
+        "rest",
+        peer = peer.as_deref().unwrap_or("unknown"),
+        method = %request.method(),
+        path = request.uri().path(),
+    );
+    let decision = state
+        .hub
+        .authorize_service(header.as_deref(), needed)
+        .instrument(span)
+        .await;
+    match decision {
+        Ok(_) => next.run(request).await,
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
-/// Checks `header` (the `Authorization` value) at Unix time `now`.
-pub(crate) async fn authorize(
-    hub: &Hub,
-    header: Option<&str>,
-    needed: Permission,
-    now: u64,
-) -> Result<(), ApiError> {
-    let header = header.ok_or_else(|| ApiError::unauthorized("Missing Authorization header"))?;
-    let token = ParsedSasToken::parse(header.trim())
-        .map_err(|_| ApiError::unauthorized("Malformed SharedAccessSignature"))?;
-    let policy = token
-        .policy()
-        .and_then(|p| p.decode().ok())
-        .ok_or_else(|| ApiError::unauthorized("A service token needs a policy (skn)"))?;
-    let resource = token
-        .resource()
-        .decode()
-        .map_err(|_| ApiError::unauthorized("Malformed token resource"))?;
-    if !names_this_hub(hub, &resource) {
-        return Err(ApiError::unauthorized(format!(
-            "Token resource {resource} is not this hub"
-        )));
-    }
-    let name = policy.clone();
-    let record = hub
-        .store()
-        .call(move |tx| registry::policy(tx, &name))
-        .await?
-        .ok_or_else(|| ApiError::unauthorized(format!("Unknown shared access policy {policy}")))?;
-    let request = VerifyRequest {
-        resource: &resource,
-        policy: Some(&record.name),
-        now,
-        max_skew: MAX_SKEW_SECS,
-    };
-    let mut outcome = Err(VerifyError::SignatureMismatch);
-    for key in [&record.primary_key, &record.secondary_key] {
-        let Ok(signer) = HmacSha256Signer::from_base64(key) else {
-            continue;
+impl From<ServiceAuthError> for ApiError {
+    /// 401 with the message this API has always sent for each reason.
+    fn from(e: ServiceAuthError) -> Self {
+        let refusal = match e {
+            ServiceAuthError::Refused(refusal) => refusal,
+            ServiceAuthError::Store(e) => return e.into(),
         };
-        outcome = token.verify(&request, &signer);
-        if outcome.is_ok() {
-            break;
-        }
+        Self::unauthorized(match refusal {
+            ServiceAuthRefusal::MissingToken => "Missing Authorization header".to_owned(),
+            ServiceAuthRefusal::MalformedToken => "Malformed SharedAccessSignature".to_owned(),
+            ServiceAuthRefusal::NoPolicy => "A service token needs a policy (skn)".to_owned(),
+            ServiceAuthRefusal::MalformedResource => "Malformed token resource".to_owned(),
+            ServiceAuthRefusal::ForeignResource { resource } => {
+                format!("Token resource {resource} is not this hub")
+            }
+            ServiceAuthRefusal::UnknownPolicy { policy } => {
+                format!("Unknown shared access policy {policy}")
+            }
+            ServiceAuthRefusal::NotGranted { policy, needed } => {
+                format!("Policy {policy} does not grant {}", needed.as_str())
+            }
+            ServiceAuthRefusal::Expired { .. } => "SAS token expired".to_owned(),
+            // Signature and scope failures, and any reason added later.
+            _ => "SAS token signature or scope is invalid".to_owned(),
+        })
     }
-    match outcome {
-        Ok(()) if needed.granted_by(&record.rights) => Ok(()),
-        Ok(()) => Err(ApiError::unauthorized(format!(
-            "Policy {} does not grant {}",
-            record.name,
-            needed.as_str()
-        ))),
-        Err(VerifyError::Expired) => Err(ApiError::unauthorized("SAS token expired")),
-        Err(_) => Err(ApiError::unauthorized(
-            "SAS token signature or scope is invalid",
-        )),
-    }
-}
-
-/// Whether a token's decoded `sr` names this hub: one of its host names, optionally with a
-/// port (service SDKs sign the connection string's `HostName`, which may carry one when the
-/// emulator runs on a non-default HTTPS port), optionally followed by a path.
-fn names_this_hub(hub: &Hub, resource: &str) -> bool {
-    let host = resource.split('/').next().unwrap_or_default();
-    let host = match host.rsplit_once(':') {
-        Some((h, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
-    };
-    hub.names().iter().any(|n| n.eq_ignore_ascii_case(host))
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::http::StatusCode;
+
     use super::*;
 
     #[test]
-    fn registry_write_implies_registry_read_but_not_service_connect() {
-        assert!(Permission::RegistryRead.granted_by("RegistryWrite"));
-        assert!(Permission::RegistryWrite.granted_by("RegistryWrite,ServiceConnect,DeviceConnect"));
-        assert!(!Permission::ServiceConnect.granted_by("RegistryWrite"));
-        assert!(!Permission::RegistryWrite.granted_by("RegistryRead"));
-        assert!(!Permission::ServiceConnect.granted_by("DeviceConnect"));
+    fn each_refusal_is_a_401_with_the_message_the_api_has_always_sent() {
+        let policy = || "service".to_owned();
+        let cases = [
+            (
+                ServiceAuthRefusal::MissingToken,
+                "Missing Authorization header",
+            ),
+            (
+                ServiceAuthRefusal::MalformedToken,
+                "Malformed SharedAccessSignature",
+            ),
+            (
+                ServiceAuthRefusal::NoPolicy,
+                "A service token needs a policy (skn)",
+            ),
+            (
+                ServiceAuthRefusal::MalformedResource,
+                "Malformed token resource",
+            ),
+            (
+                ServiceAuthRefusal::ForeignResource {
+                    resource: "other".into(),
+                },
+                "Token resource other is not this hub",
+            ),
+            (
+                ServiceAuthRefusal::UnknownPolicy { policy: policy() },
+                "Unknown shared access policy service",
+            ),
+            (
+                ServiceAuthRefusal::NotGranted {
+                    policy: policy(),
+                    needed: Permission::RegistryWrite,
+                },
+                "Policy service does not grant RegistryWrite",
+            ),
+            (
+                ServiceAuthRefusal::Expired {
+                    policy: policy(),
+                    expired_at: "2027-01-15T08:00:00.000Z".into(),
+                    skew_secs: 300,
+                },
+                "SAS token expired",
+            ),
+            (
+                ServiceAuthRefusal::SignatureMismatch { policy: policy() },
+                "SAS token signature or scope is invalid",
+            ),
+            (
+                ServiceAuthRefusal::OutOfScope { policy: policy() },
+                "SAS token signature or scope is invalid",
+            ),
+        ];
+        for (refusal, message) in cases {
+            let e = ApiError::from(ServiceAuthError::Refused(refusal));
+            assert_eq!(
+                (e.status, e.code, e.message.as_str()),
+                (StatusCode::UNAUTHORIZED, 401_002, message)
+            );
+        }
     }
 }

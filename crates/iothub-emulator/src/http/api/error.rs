@@ -191,6 +191,13 @@ impl From<HubError> for ApiError {
             HubError::C2d(e) => e.into(),
             HubError::Twin(e) => e.into(),
             HubError::Store(e) => e.into(),
+            HubError::NotFound(who) => Self::not_found(&who.device_id, who.module_id.as_deref()),
+            HubError::AlreadyExists(who) => {
+                Self::already_exists(&who.device_id, who.module_id.as_deref())
+            }
+            HubError::PreconditionFailed => Self::precondition_failed(),
+            HubError::Registry(e) => e.into(),
+            HubError::Method(e) => e.into(),
         }
     }
 }

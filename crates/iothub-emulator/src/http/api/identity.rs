@@ -1,20 +1,14 @@
 //! Registry facts the REST views add to a stored identity (PROTOCOL.md §10 "Device fields"):
 //! ETag, connection state, last activity time, C2D queue depth; parsing of the registry
-//! `PUT` body; the in-place update of an identity's status and credentials.
+//! `PUT` body into the hub's [`IdentityChange`].
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use ring::digest;
-use rusqlite::Connection;
 use serde_json::{Map, Value, json};
 
 use super::ApiError;
 use super::body::opt_str;
-use crate::hub::Hub;
-use crate::hub::auth::Identity;
+use crate::hub::registry_ops::{Credentials, IdentityChange, RegisteredIdentity, etag};
 use crate::hub::twin::TwinIdentity;
-use crate::store::StoreError;
-use crate::store::registry::{Authentication, IdentityRecord, Status};
+use crate::store::registry::{Authentication, Status};
 use crate::timestamp::{from_unix_millis, iso8601_millis};
 
 /// What real hubs report for a time that never happened.
@@ -29,58 +23,24 @@ pub(crate) struct Facts {
 }
 
 impl Facts {
-    /// Gathers the facts; `c2d_count` comes from the caller's store transaction.
-    pub(crate) fn of(hub: &Hub, record: &IdentityRecord, c2d_count: usize) -> Self {
-        let identity = identity_of(record);
+    /// The facts the hub gathered with the identity.
+    pub(crate) fn of(identity: &RegisteredIdentity) -> Self {
         Self {
-            connected: hub.is_connected(&identity),
+            connected: identity.connected,
             // The emulator's notion of `lastActivityTime`: the last telemetry (connects alone
             // do not count).
-            last_activity: hub.last_activity(&identity).map_or_else(
+            last_activity: identity.last_activity_ms.map_or_else(
                 || NEVER.to_owned(),
                 |ms| iso8601_millis(from_unix_millis(ms)),
             ),
-            c2d_count,
+            c2d_count: identity.c2d_depth,
         }
     }
 }
 
-/// The `Identity` of a record.
-pub(crate) fn identity_of(record: &IdentityRecord) -> Identity {
-    Identity {
-        device_id: record.device_id.clone(),
-        module_id: record.module_id.clone(),
-    }
-}
-
-/// The identity's registry ETag: changes whenever status or credentials change.
-pub(crate) fn etag(record: &IdentityRecord) -> String {
-    let (kind, a, b) = match &record.authentication {
-        Authentication::Sas {
-            primary_key,
-            secondary_key,
-        } => ("sas", primary_key, secondary_key),
-        Authentication::SelfSigned {
-            primary_thumbprint,
-            secondary_thumbprint,
-        } => ("selfSigned", primary_thumbprint, secondary_thumbprint),
-    };
-    let text = format!(
-        "{}\n{kind}\n{a}\n{b}\n{}",
-        record.generation_id,
-        record.status.as_str()
-    );
-    let hash = digest::digest(&digest::SHA256, text.as_bytes());
-    STANDARD.encode(&hash.as_ref()[..8])
-}
-
-/// Whether `if_match` (`None`, `*` or an ETag) allows changing `record`.
-pub(crate) fn matches(record: &IdentityRecord, if_match: Option<&str>) -> bool {
-    if_match.is_none_or(|m| m == "*" || m == etag(record))
-}
-
 /// The device or module as `GET /devices/{id}` returns it.
-pub(crate) fn view(record: &IdentityRecord, facts: &Facts) -> Value {
+pub(crate) fn view(identity: &RegisteredIdentity) -> Value {
+    let (record, facts) = (&identity.record, Facts::of(identity));
     let mut v = crate::hub::registry::to_json(record);
     let connection_state = if facts.connected {
         "Connected"
@@ -108,7 +68,8 @@ pub(crate) fn view(record: &IdentityRecord, facts: &Facts) -> Value {
 }
 
 /// The registry part of a twin's service view.
-pub(crate) fn twin_identity(record: &IdentityRecord, facts: &Facts) -> TwinIdentity {
+pub(crate) fn twin_identity(identity: &RegisteredIdentity) -> TwinIdentity {
+    let (record, facts) = (&identity.record, Facts::of(identity));
     let (x509_primary_thumbprint, x509_secondary_thumbprint) = match &record.authentication {
         Authentication::SelfSigned {
             primary_thumbprint,
@@ -141,62 +102,40 @@ pub(crate) fn twin_identity(record: &IdentityRecord, facts: &Facts) -> TwinIdent
     }
 }
 
-/// The registry `PUT` body (PROTOCOL.md §10): status and credentials, all optional.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct IdentityBody {
-    pub(crate) status: Option<Status>,
-    /// `Some` when the body names credentials.
-    pub(crate) credentials: Option<Credentials>,
-}
-
-/// Credentials given in a registry `PUT`; `None` keys are generated.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Credentials {
-    Sas {
-        primary_key: Option<String>,
-        secondary_key: Option<String>,
-    },
-    SelfSigned {
-        primary_thumbprint: String,
-        secondary_thumbprint: Option<String>,
-    },
-}
-
-impl IdentityBody {
-    /// Parses and checks the body against the path ids; every problem is a 400.
-    pub(crate) fn parse(
-        map: &Map<String, Value>,
-        device_id: &str,
-        module_id: Option<&str>,
-    ) -> Result<Self, ApiError> {
-        if opt_str(map, "deviceId")?.is_some_and(|d| d != device_id) {
-            return Err(ApiError::bad_request(
-                "deviceId in the body does not match the path",
-            ));
-        }
-        if let Some(m) = module_id
-            && opt_str(map, "moduleId")?.is_some_and(|b| b != m)
-        {
-            return Err(ApiError::bad_request(
-                "moduleId in the body does not match the path",
-            ));
-        }
-        let status = match opt_str(map, "status")? {
-            None => None,
-            Some(s) if s.eq_ignore_ascii_case("enabled") => Some(Status::Enabled),
-            Some(s) if s.eq_ignore_ascii_case("disabled") => Some(Status::Disabled),
-            Some(s) => return Err(ApiError::bad_request(format!("Invalid status {s}"))),
-        };
-        let credentials = match map.get("authentication") {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(auth)) => Some(credentials(auth)?),
-            Some(_) => return Err(ApiError::bad_request("authentication must be an object")),
-        };
-        Ok(Self {
-            status,
-            credentials,
-        })
+/// Parses the registry `PUT` body (PROTOCOL.md §10: status and credentials, all optional)
+/// and checks it against the path ids; every problem is a 400.
+pub(crate) fn parse_body(
+    map: &Map<String, Value>,
+    device_id: &str,
+    module_id: Option<&str>,
+) -> Result<IdentityChange, ApiError> {
+    if opt_str(map, "deviceId")?.is_some_and(|d| d != device_id) {
+        return Err(ApiError::bad_request(
+            "deviceId in the body does not match the path",
+        ));
     }
+    if let Some(m) = module_id
+        && opt_str(map, "moduleId")?.is_some_and(|b| b != m)
+    {
+        return Err(ApiError::bad_request(
+            "moduleId in the body does not match the path",
+        ));
+    }
+    let status = match opt_str(map, "status")? {
+        None => None,
+        Some(s) if s.eq_ignore_ascii_case("enabled") => Some(Status::Enabled),
+        Some(s) if s.eq_ignore_ascii_case("disabled") => Some(Status::Disabled),
+        Some(s) => return Err(ApiError::bad_request(format!("Invalid status {s}"))),
+    };
+    let credentials = match map.get("authentication") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(auth)) => Some(credentials(auth)?),
+        Some(_) => return Err(ApiError::bad_request("authentication must be an object")),
+    };
+    Ok(IdentityChange {
+        status,
+        credentials,
+    })
 }
 
 fn credentials(auth: &Map<String, Value>) -> Result<Credentials, ApiError> {
@@ -234,93 +173,15 @@ fn credentials(auth: &Map<String, Value>) -> Result<Credentials, ApiError> {
     }
 }
 
-/// Applies status and credentials to an existing identity, in place (generation id kept).
-pub(crate) fn update(
-    conn: &Connection,
-    record: &mut IdentityRecord,
-    body: IdentityBody,
-) -> Result<(), StoreError> {
-    if let Some(status) = body.status {
-        record.status = status;
-    }
-    match body.credentials {
-        None => {}
-        Some(Credentials::Sas {
-            primary_key,
-            secondary_key,
-        }) => {
-            record.authentication = Authentication::Sas {
-                primary_key: primary_key.unwrap_or_else(crate::hub::registry::generate_key),
-                secondary_key: secondary_key.unwrap_or_else(crate::hub::registry::generate_key),
-            };
-        }
-        Some(Credentials::SelfSigned {
-            primary_thumbprint,
-            secondary_thumbprint,
-        }) => {
-            record.authentication = Authentication::SelfSigned {
-                primary_thumbprint: primary_thumbprint.to_ascii_uppercase(),
-                secondary_thumbprint: secondary_thumbprint
-                    .unwrap_or_default()
-                    .to_ascii_uppercase(),
-            };
-        }
-    }
-    crate::store::registry::update(conn, record)?;
-    Ok(())
-}
-
-/// Invalid keys are refused before anything is written.
-pub(crate) fn check_keys(body: &IdentityBody) -> Result<(), ApiError> {
-    if let Some(Credentials::Sas {
-        primary_key,
-        secondary_key,
-    }) = &body.credentials
-    {
-        for key in [primary_key, secondary_key].into_iter().flatten() {
-            if STANDARD.decode(key).map_or(true, |b| b.is_empty()) {
-                return Err(ApiError::bad_request(
-                    "Invalid symmetric key: must be base64",
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn record() -> IdentityRecord {
-        IdentityRecord {
-            device_id: "d1".into(),
-            module_id: None,
-            authentication: Authentication::Sas {
-                primary_key: "a2V5".into(),
-                secondary_key: "a2V5Mg==".into(),
-            },
-            status: Status::Enabled,
-            generation_id: "1".into(),
-            created_ms: 0,
-        }
-    }
-
-    #[test]
-    fn etag_changes_with_status_and_keys() {
-        let mut r = record();
-        let first = etag(&r);
-        assert!(matches(&r, Some(&first)) && matches(&r, Some("*")) && matches(&r, None));
-        r.status = Status::Disabled;
-        assert_ne!(etag(&r), first);
-        assert!(!matches(&r, Some(&first)));
-    }
 
     #[test]
     fn parses_the_sdk_create_body() {
         let body = json!({"deviceId": "d1", "status": "disabled",
             "authentication": {"type": "sas", "symmetricKey": {"primaryKey": "a2V5", "secondaryKey": ""}}});
-        let parsed = IdentityBody::parse(body.as_object().unwrap(), "d1", None).unwrap();
+        let parsed = parse_body(body.as_object().unwrap(), "d1", None).unwrap();
         assert_eq!(parsed.status, Some(Status::Disabled));
         assert_eq!(
             parsed.credentials,
@@ -334,10 +195,10 @@ mod tests {
     #[test]
     fn rejects_mismatched_ids_and_unknown_status() {
         let wrong = json!({"deviceId": "other"});
-        assert!(IdentityBody::parse(wrong.as_object().unwrap(), "d1", None).is_err());
+        assert!(parse_body(wrong.as_object().unwrap(), "d1", None).is_err());
         let status = json!({"status": "sleeping"});
-        assert!(IdentityBody::parse(status.as_object().unwrap(), "d1", None).is_err());
+        assert!(parse_body(status.as_object().unwrap(), "d1", None).is_err());
         let ca = json!({"authentication": {"type": "certificateAuthority"}});
-        assert!(IdentityBody::parse(ca.as_object().unwrap(), "d1", None).is_err());
+        assert!(parse_body(ca.as_object().unwrap(), "d1", None).is_err());
     }
 }

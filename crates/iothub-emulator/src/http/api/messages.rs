@@ -13,7 +13,9 @@
 //! - `GET /messages/serviceBound/feedback` — **our extension**: takes (removes) up to `max`
 //!   (default 64) feedback records, in IoT Hub's feedback JSON shape.
 //!
-//! Queue rules (50 per device, 64 KB, TTL, delivery count) are the C2D domain's.
+//! Queue rules (50 per device, 64 KB, TTL, delivery count) are the C2D domain's; the handlers
+//! call the hub's C2D operations ([`crate::hub::Hub::send_c2d_to_registered`] and its
+//! neighbours).
 
 use std::time::{Duration, SystemTime};
 
@@ -30,7 +32,6 @@ use super::body::{json_object, opt_str};
 use super::{ApiError, ApiState, Permission, Route};
 use crate::hub::auth::Identity;
 use crate::hub::c2d::{self, AckMode, OutgoingMessage};
-use crate::store::registry;
 use crate::timestamp::from_unix_millis;
 
 pub(crate) fn routes() -> Vec<Route> {
@@ -61,8 +62,8 @@ async fn send_json(State(s): State<ApiState>, body: Bytes) -> Result<Json<Value>
         device_id: device_id.to_owned(),
         module_id: opt_str(&map, "moduleId")?.map(str::to_owned),
     };
-    let message = message_from_json(&map, SystemTime::now())?;
-    let enqueued = send(&s, &who, message).await?;
+    let message = message_from_json(&map, s.hub.now())?;
+    let enqueued = s.hub.send_c2d_to_registered(&who, message).await?;
     Ok(Json(
         json!({ "messageId": enqueued.message_id, "cloudToDeviceMessageCount": enqueued.queue_depth }),
     ))
@@ -75,38 +76,20 @@ async fn send_raw(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let message = message_from_headers(&headers, body.to_vec())?;
-    send(
-        &s,
-        &Identity {
-            device_id: id,
-            module_id: None,
-        },
-        message,
-    )
-    .await?;
+    let who = Identity {
+        device_id: id,
+        module_id: None,
+    };
+    s.hub.send_c2d_to_registered(&who, message).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn send(
-    s: &ApiState,
-    who: &Identity,
-    message: OutgoingMessage,
-) -> Result<c2d::Enqueued, ApiError> {
-    exists(s, who).await?;
-    Ok(s.hub.send_c2d(who, message).await?)
 }
 
 async fn purge(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let who = Identity {
-        device_id: id.clone(),
+        device_id: id,
         module_id: None,
     };
-    exists(&s, &who).await?;
-    let purged = s
-        .hub
-        .store()
-        .call(move |tx| Ok(c2d::purge(tx, &id, None, SystemTime::now())))
-        .await??;
+    let purged = s.hub.purge_c2d(&who).await?;
     Ok(Json(
         json!({ "totalMessagesPurged": purged, "deviceId": who.device_id, "moduleId": null }),
     ))
@@ -122,26 +105,10 @@ async fn feedback(
     Query(q): Query<FeedbackQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let max = q.max.unwrap_or(64).clamp(1, 1000);
-    let records = s
-        .hub
-        .store()
-        .call(move |tx| Ok(c2d::take_feedback(tx, max)))
-        .await??;
+    let records = s.hub.take_c2d_feedback(max).await?;
     Ok(Json(Value::Array(
         records.iter().map(c2d::FeedbackRecord::to_json).collect(),
     )))
-}
-
-async fn exists(s: &ApiState, who: &Identity) -> Result<(), ApiError> {
-    let id = who.clone();
-    s.hub
-        .store()
-        .call(move |tx| {
-            Ok(registry::find(tx, &id.device_id, id.module_id.as_deref())?
-                .map(|_| ())
-                .ok_or_else(|| ApiError::not_found(&id.device_id, id.module_id.as_deref())))
-        })
-        .await?
 }
 
 /// The JSON extension body as a message; every malformed field is a 400.

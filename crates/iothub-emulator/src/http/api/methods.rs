@@ -13,7 +13,6 @@ use super::body::json;
 use super::{ApiError, ApiState, Permission, Route};
 use crate::hub::auth::Identity;
 use crate::hub::methods::MethodCall;
-use crate::store::registry;
 
 pub(crate) fn routes() -> Vec<Route> {
     let service = Some(Permission::ServiceConnect);
@@ -62,15 +61,6 @@ async fn module(
 
 async fn invoke(s: &ApiState, who: Identity, body: &[u8]) -> Result<Json<Value>, ApiError> {
     let call = MethodCall::from_json(&json(body)?)?;
-    let id = who.clone();
-    s.hub
-        .store()
-        .call(move |tx| {
-            Ok(registry::find(tx, &id.device_id, id.module_id.as_deref())?
-                .map(|_| ())
-                .ok_or_else(|| ApiError::not_found(&id.device_id, id.module_id.as_deref())))
-        })
-        .await??;
-    let result = s.hub.invoke_method(&who, call).await?;
+    let result = s.hub.call_registered_method(&who, call).await?;
     Ok(Json(result.to_json()))
 }

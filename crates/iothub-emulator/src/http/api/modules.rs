@@ -7,10 +7,9 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::devices::{c2d_depth, delete_identity, get_identity, put_identity};
-use super::identity::{self, Facts};
+use super::devices::{delete_identity, get_identity, put_identity};
+use super::identity;
 use super::{ApiError, ApiState, Permission, Route};
-use crate::store::registry;
 
 pub(crate) fn routes() -> Vec<Route> {
     let (read, write) = (
@@ -29,28 +28,10 @@ async fn list(
     State(s): State<ApiState>,
     Path(device): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let rows = s
-        .hub
-        .store()
-        .call(move |tx| {
-            if registry::find(tx, &device, None)?.is_none() {
-                return Ok(Err(ApiError::not_found(&device, None)));
-            }
-            let modules = registry::list(tx)?
-                .into_iter()
-                .filter(|r| r.device_id == device && r.module_id.is_some())
-                .map(|r| {
-                    let depth = c2d_depth(tx, &r);
-                    (r, depth)
-                })
-                .collect::<Vec<_>>();
-            Ok(Ok(modules))
-        })
-        .await??;
-    let modules = rows
-        .iter()
-        .map(|(r, depth)| identity::view(r, &Facts::of(&s.hub, r, *depth)));
-    Ok(Json(Value::Array(modules.collect())))
+    let modules = s.hub.list_modules(&device).await?;
+    Ok(Json(Value::Array(
+        modules.iter().map(identity::view).collect(),
+    )))
 }
 
 async fn put(

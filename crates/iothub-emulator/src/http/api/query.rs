@@ -8,8 +8,6 @@
 //! `properties.reported.fw`, …) and each right side a `'string'`, number, `true`, `false` or
 //! `null`. Anything else is 400.
 
-use std::time::SystemTime;
-
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
@@ -17,11 +15,10 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::body::{json_object, opt_str};
-use super::devices::c2d_depth;
-use super::identity::{self, Facts};
+use super::identity;
 use super::{ApiError, ApiState, Permission, Route};
 use crate::hub::twin;
-use crate::store::registry;
+use crate::hub::twin_ops::IdentityKind;
 
 pub(crate) fn routes() -> Vec<Route> {
     vec![Route::new(
@@ -65,33 +62,15 @@ async fn query(
         .unwrap_or(100)
         .clamp(1, 10_000);
     let offset = header_num("x-ms-continuation").unwrap_or(0);
-    let modules = parsed.modules;
-    let rows = s
-        .hub
-        .store()
-        .call(move |tx| {
-            let mut out = Vec::new();
-            for r in registry::list(tx)?
-                .into_iter()
-                .filter(|r| r.module_id.is_some() == modules)
-            {
-                let Ok(doc) =
-                    twin::read(tx, &r.device_id, r.module_id.as_deref(), SystemTime::now())
-                else {
-                    continue;
-                };
-                let depth = c2d_depth(tx, &r);
-                out.push((r, depth, doc));
-            }
-            Ok(out)
-        })
-        .await?;
-    let matching: Vec<Value> = rows
+    let kind = if parsed.modules {
+        IdentityKind::Modules
+    } else {
+        IdentityKind::Devices
+    };
+    let twins = s.hub.list_twins(kind).await?;
+    let matching: Vec<Value> = twins
         .iter()
-        .map(|(r, depth, doc)| {
-            let facts = Facts::of(&s.hub, r, *depth);
-            twin::service_view(doc, &identity::twin_identity(r, &facts))
-        })
+        .map(|t| twin::service_view(&t.document, &identity::twin_identity(&t.identity)))
         .filter(|twin| parsed.conditions.iter().all(|c| c.holds(twin)))
         .collect();
     let more = matching.len() > offset + page;

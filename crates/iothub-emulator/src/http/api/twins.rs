@@ -1,10 +1,7 @@
 //! Twins: `GET/PATCH/PUT /twins/{id}` and `/twins/{id}/modules/{mid}` (PROTOCOL.md §10
-//! "Twins"). The merge/replace, ETag and desired-notification logic is the twin domain's
-//! ([`crate::hub::Hub::patch_twin`]); a changed desired section is pushed to a
-//! connected, subscribed device there. Unknown identities are 404 (the domain would create a
-//! fresh twin for any id).
-
-use std::time::SystemTime;
+//! "Twins"). The merge/replace, ETag and desired-notification logic is the hub's
+//! ([`crate::hub::Hub::write_twin`]); a changed desired section is pushed to a connected,
+//! subscribed device there. Unknown identities are 404.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -13,12 +10,11 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::body::{if_match, json_object};
-use super::devices::c2d_depth;
-use super::identity::{self, Facts};
+use super::identity;
 use super::{ApiError, ApiState, Permission, Route};
 use crate::hub::auth::Identity;
-use crate::hub::twin::{self, TwinDocument};
-use crate::store::registry::{self, IdentityRecord};
+use crate::hub::twin;
+use crate::hub::twin_ops::{ServiceTwin, TwinWrite};
 
 pub(crate) fn routes() -> Vec<Route> {
     let service = Some(Permission::ServiceConnect);
@@ -153,27 +149,7 @@ async fn put_module(
 
 /// The twin's service view (identity facts + document).
 async fn read(s: &ApiState, who: Identity) -> Result<Json<Value>, ApiError> {
-    let (record, depth, doc) = s
-        .hub
-        .store()
-        .call(move |tx| {
-            let Some(record) = registry::find(tx, &who.device_id, who.module_id.as_deref())? else {
-                return Ok(Err(ApiError::not_found(
-                    &who.device_id,
-                    who.module_id.as_deref(),
-                )));
-            };
-            let doc = twin::read(
-                tx,
-                &who.device_id,
-                who.module_id.as_deref(),
-                SystemTime::now(),
-            );
-            let depth = c2d_depth(tx, &record);
-            Ok(doc.map(|d| (record, depth, d)).map_err(ApiError::from))
-        })
-        .await??;
-    Ok(Json(view(s, &record, depth, &doc)))
+    Ok(Json(view(&s.hub.read_twin(&who).await?)))
 }
 
 /// `PATCH` (merge) or `PUT` (replace); malformed bodies are 400 before anything changes.
@@ -185,31 +161,15 @@ async fn change(
     replace: bool,
 ) -> Result<Json<Value>, ApiError> {
     let body = Value::Object(json_object(body)?);
-    let record = find(s, &who).await?;
-    let update = if replace {
-        s.hub.replace_twin(&who, body, if_match(headers)).await?
+    let how = if replace {
+        TwinWrite::Replace
     } else {
-        s.hub.patch_twin(&who, body, if_match(headers)).await?
+        TwinWrite::Merge
     };
-    let r = record.clone();
-    let depth = s.hub.store().call(move |tx| Ok(c2d_depth(tx, &r))).await?;
-    Ok(Json(view(s, &record, depth, &update.twin)))
+    let written = s.hub.write_twin(&who, body, if_match(headers), how).await?;
+    Ok(Json(view(&written)))
 }
 
-async fn find(s: &ApiState, who: &Identity) -> Result<IdentityRecord, ApiError> {
-    let who = who.clone();
-    s.hub
-        .store()
-        .call(move |tx| {
-            Ok(
-                registry::find(tx, &who.device_id, who.module_id.as_deref())?
-                    .ok_or_else(|| ApiError::not_found(&who.device_id, who.module_id.as_deref())),
-            )
-        })
-        .await?
-}
-
-fn view(s: &ApiState, record: &IdentityRecord, depth: usize, doc: &TwinDocument) -> Value {
-    let facts = Facts::of(&s.hub, record, depth);
-    twin::service_view(doc, &identity::twin_identity(record, &facts))
+fn view(t: &ServiceTwin) -> Value {
+    twin::service_view(&t.document, &identity::twin_identity(&t.identity))
 }
