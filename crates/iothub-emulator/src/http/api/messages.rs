@@ -32,7 +32,7 @@ use super::body::{json_object, opt_str};
 use super::{ApiError, ApiState, Permission, Route};
 use crate::hub::auth::Identity;
 use crate::hub::c2d::{self, AckMode, OutgoingMessage};
-use crate::timestamp::from_unix_millis;
+use crate::timestamp::parse_iso8601;
 
 pub(crate) fn routes() -> Vec<Route> {
     let service = Some(Permission::ServiceConnect);
@@ -214,37 +214,6 @@ fn ack(text: Option<&str>) -> Result<AckMode, ApiError> {
             ))
         }),
     }
-}
-
-/// Parses `YYYY-MM-DDTHH:MM:SS[.fff…]Z` (UTC only).
-fn parse_iso8601(text: &str) -> Option<SystemTime> {
-    let text = text
-        .strip_suffix('Z')
-        .or_else(|| text.strip_suffix("+00:00"))?;
-    let (date, time) = text.split_once('T')?;
-    let mut d = date.split('-').map(str::parse::<i64>);
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
-    let mut t = hms.split(':').map(str::parse::<i64>);
-    let (h, min, sec) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || sec > 60 {
-        return None;
-    }
-    let millis = match frac.get(..3.min(frac.len())) {
-        Some("") | None => 0,
-        Some(f) => f.parse::<i64>().ok()? * 10_i64.pow(3 - u32::try_from(f.len()).ok()?),
-    };
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(from_unix_millis(
-        ((days * 86_400) + h * 3600 + min * 60 + sec) * 1000 + millis,
-    ))
 }
 
 #[cfg(test)]
