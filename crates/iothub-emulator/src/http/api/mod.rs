@@ -14,6 +14,7 @@ mod body;
 mod devices;
 mod error;
 mod events;
+mod fallback;
 mod identity;
 mod messages;
 mod methods;
@@ -128,7 +129,10 @@ fn build(hub: Hub, domains: Domains, shutdown: Option<watch::Receiver<bool>>) ->
         };
         router = router.route(route.path, handler);
     }
-    router.fallback(not_found).with_state(state)
+    router
+        .fallback(not_found)
+        .layer(middleware::map_response(fallback::iot_hub_error_shape))
+        .with_state(state)
 }
 
 /// Unknown paths: 404 in the hubs' error shape.
