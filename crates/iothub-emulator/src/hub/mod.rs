@@ -1,5 +1,6 @@
 //! The hub domain: identities and authentication, telemetry, and (helper H3b) twins, C2D,
 //! direct methods and DPS. No sockets here.
+pub mod audience;
 pub mod auth;
 pub mod c2d;
 pub mod dispatch;

@@ -11,3 +11,4 @@ mod support;
 mod error_shapes;
 mod http;
 mod ids;
+mod scoped_tokens;

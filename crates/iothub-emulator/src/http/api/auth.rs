@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use iothub_proto::sas::{HmacSha256Signer, ParsedSasToken, VerifyError, VerifyRequest};
 
 use super::{ApiError, ApiState};
-use crate::hub::Hub;
+use crate::hub::{Hub, audience};
 use crate::hub::auth::MAX_SKEW_SECS;
 use crate::store::registry;
 
@@ -68,16 +68,19 @@ pub(crate) async fn require(
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    match authorize(&state.hub, header.as_deref(), needed, now).await {
+    let path = request.uri().path().to_owned();
+    match authorize(&state.hub, header.as_deref(), &path, needed, now).await {
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }
 }
 
-/// Checks `header` (the `Authorization` value) at Unix time `now`.
+/// Checks `header` (the `Authorization` value) for a request on `path` at Unix time `now`:
+/// the token's `sr` must cover the resource the path names ([`audience::request_resource`]).
 pub(crate) async fn authorize(
     hub: &Hub,
     header: Option<&str>,
+    path: &str,
     needed: Permission,
     now: u64,
 ) -> Result<(), ApiError> {
@@ -92,11 +95,12 @@ pub(crate) async fn authorize(
         .resource()
         .decode()
         .map_err(|_| ApiError::unauthorized("Malformed token resource"))?;
-    if !names_this_hub(hub, &resource) {
+    let Some(host) = audience::hub_alias(hub.names(), &resource) else {
         return Err(ApiError::unauthorized(format!(
             "Token resource {resource} is not this hub"
         )));
-    }
+    };
+    let requested = audience::request_resource(host, path);
     let name = policy.clone();
     let record = hub
         .store()
@@ -104,7 +108,7 @@ pub(crate) async fn authorize(
         .await?
         .ok_or_else(|| ApiError::unauthorized(format!("Unknown shared access policy {policy}")))?;
     let request = VerifyRequest {
-        resource: &resource,
+        resource: &requested,
         policy: Some(&record.name),
         now,
         max_skew: MAX_SKEW_SECS,
@@ -131,18 +135,6 @@ pub(crate) async fn authorize(
             "SAS token signature or scope is invalid",
         )),
     }
-}
-
-/// Whether a token's decoded `sr` names this hub: one of its host names, optionally with a
-/// port (service SDKs sign the connection string's `HostName`, which may carry one when the
-/// emulator runs on a non-default HTTPS port), optionally followed by a path.
-fn names_this_hub(hub: &Hub, resource: &str) -> bool {
-    let host = resource.split('/').next().unwrap_or_default();
-    let host = match host.rsplit_once(':') {
-        Some((h, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
-    };
-    hub.names().iter().any(|n| n.eq_ignore_ascii_case(host))
 }
 
 #[cfg(test)]
