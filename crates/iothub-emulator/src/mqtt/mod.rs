@@ -2,6 +2,7 @@
 
 mod codec;
 mod connection;
+mod publish_checks;
 mod session;
 pub(crate) use connection::serve;
 pub(crate) use session::{Feeds, Inbound, Subscription};

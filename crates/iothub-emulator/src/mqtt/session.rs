@@ -424,6 +424,9 @@ fn own_telemetry_topic(principal: &Principal, topic: &str) -> bool {
 
 /// Classifies and authorises a publish; `Err` is the reason the connection closes.
 fn classify(principal: &Principal, publish: &Publish) -> Result<Inbound, &'static str> {
+    if let Some(reason) = super::publish_checks::topic_problem(&publish.topic) {
+        return Err(reason);
+    }
     let incoming = HubIncoming::parse(&publish.topic).map_err(|_| "publish to an unknown topic")?;
     let body = publish.payload.clone();
     let rid = |r: iothub_proto::RequestId<'_>| r.to_string();
@@ -433,6 +436,9 @@ fn classify(principal: &Principal, publish: &Publish) -> Result<Inbound, &'stati
                 return Err("telemetry on another identity's topic");
             }
             let properties = t.properties().raw().to_string();
+            if let Some(reason) = super::publish_checks::property_bag_problem(&properties) {
+                return Err(reason);
+            }
             if body.len() + properties.len() > MAX_D2C {
                 return Err("D2C message over 256 KB");
             }

@@ -11,4 +11,5 @@ mod support;
 mod error_shapes;
 mod http;
 mod ids;
+mod property_bags;
 mod scoped_tokens;
