@@ -114,7 +114,7 @@ fn write_loop(mut conn: Connection, mut rx: UnboundedReceiver<Message>, syncer: 
             // queue, so every later call fails at once.
             return;
         }
-        let tx = match conn.transaction() {
+        let tx = match super::busy::begin_immediate(&mut conn) {
             Ok(tx) => tx,
             Err(e) => {
                 // No transaction: the job is dropped unrun and its caller sees `Closed`.

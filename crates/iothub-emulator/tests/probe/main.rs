@@ -9,6 +9,7 @@
 mod support;
 
 mod error_shapes;
+mod file_modes;
 mod http;
 mod ids;
 mod property_bags;
