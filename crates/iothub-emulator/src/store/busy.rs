@@ -41,6 +41,16 @@ pub(super) fn begin_immediate(conn: &mut Connection) -> rusqlite::Result<Transac
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
 }
 
+/// What changes when a transaction writes: rows changed so far on the connection and the
+/// schema cookie (DDL changes no rows). `None` for the cookie if it cannot be read, which
+/// then counts as a write whenever it differs, so in doubt a batch is synced.
+pub(super) fn write_marks(conn: &Connection) -> (u64, Option<i64>) {
+    let schema = conn
+        .pragma_query_value(None, "schema_version", |r| r.get(0))
+        .ok();
+    (conn.total_changes(), schema)
+}
+
 /// Whether `e` is `SQLITE_BUSY` or `SQLITE_LOCKED` (any extended code).
 pub(super) fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
