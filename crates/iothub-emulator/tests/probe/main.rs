@@ -12,5 +12,6 @@ mod error_shapes;
 mod file_modes;
 mod http;
 mod ids;
+mod listeners;
 mod property_bags;
 mod scoped_tokens;
