@@ -207,6 +207,7 @@ fn error_name(code: u32) -> &'static str {
         404_010 => "ModuleNotFound",
         404_103 => "DeviceNotOnline",
         405_000 => "GenericMethodNotAllowed",
+        409_000 => "GenericConflict",
         409_001 => "DeviceAlreadyExists",
         409_301 => "ModuleAlreadyExistsOnDevice",
         412_002 => "PreconditionFailed",

@@ -12,6 +12,7 @@
 mod auth;
 mod body;
 mod devices;
+mod enrollments;
 mod error;
 mod events;
 mod fallback;
@@ -90,6 +91,7 @@ pub(crate) fn routes() -> Vec<Route> {
     all.extend(methods::routes());
     all.extend(messages::routes());
     all.extend(events::routes());
+    all.extend(enrollments::routes());
     all.extend(openapi::routes());
     all
 }
