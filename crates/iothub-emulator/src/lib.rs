@@ -13,8 +13,8 @@
 
 pub mod data_dir;
 mod http;
-mod listener_limits;
 pub mod hub;
+mod listener_limits;
 mod mqtt;
 mod server;
 pub mod store;

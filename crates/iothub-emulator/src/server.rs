@@ -12,9 +12,9 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::hub::Hub;
 use crate::hub::dispatch::Domains;
-use crate::listener_limits::{Admission, AdmittedUntilConnack, Gate, ListenerLimits};
 use crate::hub::provisioning::DpsConfig;
 use crate::hub::registry as reg;
+use crate::listener_limits::{Admission, AdmittedUntilConnack, Gate, ListenerLimits};
 use crate::store::{Store, StoreError, events, registry};
 use crate::tls::{TlsError, TlsMaterial};
 
@@ -145,7 +145,10 @@ impl RunningEmulator {
             Some(dir) => {
                 crate::data_dir::prepare(dir).map_err(StartError::DataDir)?;
                 // A CLI command holds it for a moment at most; another emulator for good.
-                Some(crate::data_dir::lock::acquire_within(dir, Duration::from_secs(5))?)
+                Some(crate::data_dir::lock::acquire_within(
+                    dir,
+                    Duration::from_secs(5),
+                )?)
             }
             None => None,
         };
@@ -256,7 +259,12 @@ impl RunningEmulator {
                     shutdown_rx.clone(),
                 )
                 .merge(crate::http::dashboard::router(hub.clone()));
-                tasks.spawn(crate::http::serve_plain(l, app, limits, shutdown_rx.clone()));
+                tasks.spawn(crate::http::serve_plain(
+                    l,
+                    app,
+                    limits,
+                    shutdown_rx.clone(),
+                ));
                 Some(addr)
             }
             None => None,

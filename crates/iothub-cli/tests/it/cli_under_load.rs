@@ -68,9 +68,15 @@ async fn send_until(
     string("MQTT", &mut body);
     body.extend_from_slice(&[4, 0xC2, 0, 60]);
     string(&id, &mut body);
-    string(&format!("localhost/{id}/?api-version=2021-04-12"), &mut body);
+    string(
+        &format!("localhost/{id}/?api-version=2021-04-12"),
+        &mut body,
+    );
     string(&token, &mut body);
-    stream.write_all(&packet(0x10, &body)).await.expect("CONNECT");
+    stream
+        .write_all(&packet(0x10, &body))
+        .await
+        .expect("CONNECT");
     let mut connack = [0u8; 4];
     stream.read_exact(&mut connack).await.expect("CONNACK");
     assert_eq!(connack, [0x20, 2, 0, 0], "{id} refused");
@@ -109,7 +115,9 @@ fn identity_commands_during_load_go_through_the_emulator_without_disturbing_devi
             data_dir: Some(dir.path().to_path_buf()),
             ..Config::ephemeral()
         };
-        RunningEmulator::start(config).await.expect("emulator starts")
+        RunningEmulator::start(config)
+            .await
+            .expect("emulator starts")
     });
     let addr = emulator.plain_addr.expect("plain listener");
     let stop = Arc::new(AtomicBool::new(false));
@@ -119,7 +127,14 @@ fn identity_commands_during_load_go_through_the_emulator_without_disturbing_devi
         let (hub, new_id) = (emulator.hub.clone(), id.clone());
         let record = runtime
             .block_on(hub.store().call(move |tx| {
-                Ok(reg::create(tx, NewIdentity { device_id: new_id, ..Default::default() }, 0))
+                Ok(reg::create(
+                    tx,
+                    NewIdentity {
+                        device_id: new_id,
+                        ..Default::default()
+                    },
+                    0,
+                ))
             }))
             .expect("store")
             .expect("device created");
@@ -138,14 +153,33 @@ fn identity_commands_during_load_go_through_the_emulator_without_disturbing_devi
     for i in 0..CREATES {
         let id = format!("cli{i}");
         let run = iothub(&["hub", "--data-dir", &data_dir, "identity", "create", &id]);
-        if run.code != Some(0) || !run.stdout.starts_with(&format!("HostName=localhost;DeviceId={id};")) {
+        if run.code != Some(0)
+            || !run
+                .stdout
+                .starts_with(&format!("HostName=localhost;DeviceId={id};"))
+        {
             eprintln!("{run:?}");
             failures.fetch_add(1, Ordering::Relaxed);
         }
     }
-    let run = iothub(&["--json", "hub", "--data-dir", &data_dir, "enrollment", "create", "cli-enrolled"]);
+    let run = iothub(&[
+        "--json",
+        "hub",
+        "--data-dir",
+        &data_dir,
+        "enrollment",
+        "create",
+        "cli-enrolled",
+    ]);
     assert_eq!(run.code, Some(0), "{run:?}");
-    let run = iothub(&["hub", "--data-dir", &data_dir, "enrollment", "disable", "cli-enrolled"]);
+    let run = iothub(&[
+        "hub",
+        "--data-dir",
+        &data_dir,
+        "enrollment",
+        "disable",
+        "cli-enrolled",
+    ]);
     assert_eq!(run.code, Some(0), "{run:?}");
 
     stop.store(true, Ordering::Relaxed);
@@ -166,8 +200,16 @@ fn identity_commands_during_load_go_through_the_emulator_without_disturbing_devi
     // The creates went into the emulator's registry.
     let hub = emulator.hub.clone();
     let all = runtime
-        .block_on(hub.store().call(|tx| iothub_emulator::store::registry::list(tx)))
+        .block_on(
+            hub.store()
+                .call(|tx| iothub_emulator::store::registry::list(tx)),
+        )
         .expect("registry");
-    assert_eq!(all.iter().filter(|r| r.device_id.starts_with("cli")).count(), CREATES);
+    assert_eq!(
+        all.iter()
+            .filter(|r| r.device_id.starts_with("cli"))
+            .count(),
+        CREATES
+    );
     runtime.block_on(emulator.shutdown());
 }

@@ -78,7 +78,9 @@ pub fn try_acquire(dir: &Path) -> Result<DataDirLock, LockError> {
             // The holder's pid, so a reader can tell which `endpoints.json` is current.
             use std::io::Write as _;
             let mut f = &file;
-            f.set_len(0).and_then(|()| write!(f, "{}", std::process::id())).map_err(io)?;
+            f.set_len(0)
+                .and_then(|()| write!(f, "{}", std::process::id()))
+                .map_err(io)?;
             Ok(DataDirLock { _file: file, path })
         }
         Err(TryLockError::WouldBlock) => Err(LockError::Held(dir.to_path_buf())),

@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
-use axum::extract::{Extension, State};
 use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Extension, State};
 use axum::response::Response;
 use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};

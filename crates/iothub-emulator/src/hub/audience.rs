@@ -63,7 +63,10 @@ mod tests {
     fn a_path_scoped_token_covers_only_its_subtree() {
         assert!(covers("localhost", "/twins/devA"));
         assert!(covers("localhost%2Fdevices%2FdevB", "/devices/devB"));
-        assert!(covers("localhost%2Fdevices%2FdevB", "/devices/devB/modules/m"));
+        assert!(covers(
+            "localhost%2Fdevices%2FdevB",
+            "/devices/devB/modules/m"
+        ));
         assert!(!covers("localhost%2Fdevices%2FdevB", "/devices/devBB"));
         assert!(!covers("localhost%2Fdevices%2FdevB", "/twins/devA"));
         assert!(!covers("localhost%2Fdevices%2FdevB", "/devices/devA"));

@@ -105,7 +105,10 @@ pub fn create(
     now_ms: i64,
 ) -> Result<IdentityRecord, RegistryError> {
     if !ids::is_valid_identity_id(&new.device_id)
-        || new.module_id.as_deref().is_some_and(|m| !ids::is_valid_identity_id(m))
+        || new
+            .module_id
+            .as_deref()
+            .is_some_and(|m| !ids::is_valid_identity_id(m))
     {
         return Err(RegistryError::InvalidId);
     }

@@ -10,7 +10,8 @@ fn assert_shape(r: &Reply, status: u16, code: u64, name: &str) {
     assert_eq!(r.status, status, "{}", r.body);
     assert_eq!(r.header("iothub-errorcode"), Some(name), "{}", r.headers);
     assert!(
-        r.header("content-type").is_some_and(|c| c.starts_with("application/json")),
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("application/json")),
         "{}",
         r.headers
     );
@@ -39,7 +40,14 @@ async fn framework_errors_use_the_hub_error_shape_on_both_listeners() {
     // Errors the handlers produce keep their specific codes.
     let r = send(http, "GET", "/devices/nobody", &token, b"").await;
     assert_shape(&r, 404, 404_001, "DeviceNotFound");
-    let r = send(http, "GET", "/devices", "SharedAccessSignature sr=x&sig=y&se=1", b"").await;
+    let r = send(
+        http,
+        "GET",
+        "/devices",
+        "SharedAccessSignature sr=x&sig=y&se=1",
+        b"",
+    )
+    .await;
     assert_shape(&r, 401, 401_002, "IotHubUnauthorizedAccess");
     hub.shutdown().await;
 }

@@ -24,7 +24,14 @@ async fn start(dir: &Path) -> RunningEmulator {
 
 fn assert_private(dir: &Path) {
     assert_eq!(mode(dir), 0o700);
-    for f in ["hub.db", "hub.db-wal", "hub.db-shm", "endpoints.json", "ca.key", "server.key"] {
+    for f in [
+        "hub.db",
+        "hub.db-wal",
+        "hub.db-shm",
+        "endpoints.json",
+        "ca.key",
+        "server.key",
+    ] {
         assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
     }
 }

@@ -72,7 +72,12 @@ pub(crate) fn owner_token(hub: &iothub_emulator::testing::TestHub, sr: &str) -> 
     use iothub_proto::sas::{HmacSha256Signer, ResourceUri, SasToken};
     let key = crate::support::key_of(&hub.emulator.service_connection_string);
     let signer = HmacSha256Signer::from_base64(&key).unwrap();
-    SasToken::sign(ResourceUri::raw(sr), crate::support::now() + 3600, Some("iothubowner"), &signer)
-        .unwrap()
-        .to_string()
+    SasToken::sign(
+        ResourceUri::raw(sr),
+        crate::support::now() + 3600,
+        Some("iothubowner"),
+        &signer,
+    )
+    .unwrap()
+    .to_string()
 }

@@ -9,7 +9,11 @@ async fn dot_and_dot_dot_ids_are_refused_on_rest() {
     let hub = TestHub::spawn().await.unwrap();
     let http = hub.emulator.http_addr.unwrap();
     let token = owner_token(&hub, "localhost");
-    for path in ["/devices/%2e", "/devices/%2E%2E", "/devices/d1/modules/%2e%2e"] {
+    for path in [
+        "/devices/%2e",
+        "/devices/%2E%2E",
+        "/devices/d1/modules/%2e%2e",
+    ] {
         if path.contains("modules") {
             let r = send(http, "PUT", "/devices/d1", &token, br#"{"deviceId":"d1"}"#).await;
             assert_eq!(r.status, 200, "{}", r.body);

@@ -38,7 +38,11 @@ async fn device(hub: &TestHub, id: &str) -> Raw {
     let key = key_of(&hub.create_device(id).await.unwrap());
     let mut raw = Raw::connect(hub.plain_addr()).await;
     let ack = raw
-        .login(id, &username("localhost", id), &device_token("localhost", id, &key, now() + 3600))
+        .login(
+            id,
+            &username("localhost", id),
+            &device_token("localhost", id, &key, now() + 3600),
+        )
         .await;
     assert!(
         matches!(ack, Some(Packet::ConnAck(ref a)) if a.code == ConnectReturnCode::Success),
@@ -68,8 +72,14 @@ fn assert_steady(latencies: &[Duration], during: &str) {
     let median = latencies[latencies.len() / 2];
     let max = latencies[latencies.len() - 1];
     // The 50 ms target on the median; a generous bound on the worst case (a loaded CI box).
-    assert!(median < Duration::from_millis(50), "{during}: median PUBACK {median:?}");
-    assert!(max < Duration::from_secs(1), "{during}: worst PUBACK {max:?}");
+    assert!(
+        median < Duration::from_millis(50),
+        "{during}: median PUBACK {median:?}"
+    );
+    assert!(
+        max < Duration::from_secs(1),
+        "{during}: worst PUBACK {max:?}"
+    );
 }
 
 /// Whether the server closed `stream` within `within` (EOF or reset; data is drained).
@@ -107,7 +117,14 @@ async fn idle_floods_on_every_listener_leave_devices_and_other_listeners_served(
         assert_steady(&puback_latencies(&mut steady, 20).await, name);
         // …and so is REST on another listener (or this one, once the flood is cut).
         if name != "http" {
-            let r = send(http, "PUT", &format!("/devices/during-{name}"), &token, b"{}").await;
+            let r = send(
+                http,
+                "PUT",
+                &format!("/devices/during-{name}"),
+                &token,
+                b"{}",
+            )
+            .await;
             assert_eq!(r.status, 200, "{name}: {}", r.body);
         }
         // Beyond the cap connections are closed at once; the rest when their timeout ends
@@ -133,12 +150,18 @@ async fn idle_floods_on_every_listener_leave_devices_and_other_listeners_served(
             let deadline = Instant::now() + Duration::from_secs(3);
             loop {
                 let mut raw = Raw::connect(hub.plain_addr()).await;
-                let ack = raw.login("after", &username("localhost", "after"), &token).await;
-                if matches!(ack, Some(Packet::ConnAck(ref a)) if a.code == ConnectReturnCode::Success) {
+                let ack = raw
+                    .login("after", &username("localhost", "after"), &token)
+                    .await;
+                if matches!(ack, Some(Packet::ConnAck(ref a)) if a.code == ConnectReturnCode::Success)
+                {
                     break;
                 }
                 // The server may not have seen every flood connection close yet.
-                assert!(Instant::now() < deadline, "no place after the flood: {ack:?}");
+                assert!(
+                    Instant::now() < deadline,
+                    "no place after the flood: {ack:?}"
+                );
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -180,9 +203,15 @@ async fn slow_clients_are_cut_off_by_the_header_and_handshake_timeouts() {
         }
     }
     let cut_after = cut_after.expect("the slow request head was never cut off");
-    assert!(cut_after < Duration::from_secs(4), "cut after {cut_after:?}");
+    assert!(
+        cut_after < Duration::from_secs(4),
+        "cut after {cut_after:?}"
+    );
     for mut s in slow_tls {
-        assert!(closed_within(&mut s, Duration::from_secs(4)).await, "TLS handshake not timed out");
+        assert!(
+            closed_within(&mut s, Duration::from_secs(4)).await,
+            "TLS handshake not timed out"
+        );
     }
     // A request whose body stalls is cut off too.
     let token = owner_token(&hub, "localhost");
@@ -191,7 +220,13 @@ async fn slow_clients_are_cut_off_by_the_header_and_handshake_timeouts() {
         "PUT /devices/stalled HTTP/1.1\r\nHost: localhost\r\nAuthorization: {token}\r\nContent-Length: 100\r\n\r\n{{"
     );
     stalled.write_all(head.as_bytes()).await.unwrap();
-    assert!(closed_within(&mut stalled, Duration::from_secs(4)).await, "stalled body kept open");
-    assert_steady(&puback_latencies(&mut steady, 20).await, "after slow clients");
+    assert!(
+        closed_within(&mut stalled, Duration::from_secs(4)).await,
+        "stalled body kept open"
+    );
+    assert_steady(
+        &puback_latencies(&mut steady, 20).await,
+        "after slow clients",
+    );
     hub.shutdown().await;
 }

@@ -27,7 +27,11 @@ async fn malformed_property_bags_and_nul_topics_close_the_connection() {
         "a=\u{0}",
     ] {
         let (hub, mut raw) = logged_in().await;
-        let mut publish = Publish::new(format!("devices/dev1/messages/events/{tail}"), QoS::AtLeastOnce, "{}");
+        let mut publish = Publish::new(
+            format!("devices/dev1/messages/events/{tail}"),
+            QoS::AtLeastOnce,
+            "{}",
+        );
         publish.pkid = 1;
         raw.send(Packet::Publish(publish)).await;
         raw.assert_closed().await;

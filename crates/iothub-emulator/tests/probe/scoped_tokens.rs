@@ -70,7 +70,11 @@ async fn mqtt_accepts_the_same_audiences_as_rest_and_scopes_them() {
         ("localhost", "localhost/devices/dev2", NotAuthorized),
         ("localhost", "other.example/devices/dev1", NotAuthorized),
     ] {
-        assert_eq!(connack(&hub, user_host, sr, &key).await, want, "{user_host} {sr}");
+        assert_eq!(
+            connack(&hub, user_host, sr, &key).await,
+            want,
+            "{user_host} {sr}"
+        );
     }
     hub.shutdown().await;
 }

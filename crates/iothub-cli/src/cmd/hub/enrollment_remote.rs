@@ -55,7 +55,11 @@ pub(crate) async fn run(
                 println!("{}", Value::Array(all));
             } else {
                 for e in &all {
-                    println!("{}\t{}", id_of(kind, e), e["provisioningStatus"].as_str().unwrap_or_default());
+                    println!(
+                        "{}\t{}",
+                        id_of(kind, e),
+                        e["provisioningStatus"].as_str().unwrap_or_default()
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -66,21 +70,31 @@ pub(crate) async fn run(
                 eprintln!("{noun} {} not found", t.id);
                 return Ok(ExitCode::from(1));
             }
-            let text = checked(response).await?.text().await.context("cannot read the response")?;
+            let text = checked(response)
+                .await?
+                .text()
+                .await
+                .context("cannot read the response")?;
             let e: Value = serde_json::from_str(&text)
                 .with_context(|| format!("the emulator answered with invalid JSON: {text}"))?;
             print(kind, &e, global);
             Ok(ExitCode::SUCCESS)
         }
-        EnrollmentCommand::Delete(t) | EnrollmentCommand::Enable(t) | EnrollmentCommand::Disable(t) => {
+        EnrollmentCommand::Delete(t)
+        | EnrollmentCommand::Enable(t)
+        | EnrollmentCommand::Disable(t) => {
             let response = match &args.command {
                 EnrollmentCommand::Delete(_) => {
-                    client.send(Method::DELETE, &one(&t.id), None, Some("*")).await?
+                    client
+                        .send(Method::DELETE, &one(&t.id), None, Some("*"))
+                        .await?
                 }
                 command => {
                     let enabled = matches!(command, EnrollmentCommand::Enable(_));
                     let body = json!({ "provisioningStatus": if enabled { "enabled" } else { "disabled" } });
-                    client.send(Method::PUT, &one(&t.id), Some(&body), Some("*")).await?
+                    client
+                        .send(Method::PUT, &one(&t.id), Some(&body), Some("*"))
+                        .await?
                 }
             };
             if response.status() == StatusCode::NOT_FOUND {

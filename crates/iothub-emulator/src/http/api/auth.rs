@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use iothub_proto::sas::{HmacSha256Signer, ParsedSasToken, VerifyError, VerifyRequest};
 
 use super::{ApiError, ApiState};
-use crate::hub::{Hub, audience};
 use crate::hub::auth::MAX_SKEW_SECS;
+use crate::hub::{Hub, audience};
 use crate::store::registry;
 
 /// The policy right an operation needs.

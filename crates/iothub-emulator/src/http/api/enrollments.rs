@@ -29,11 +29,21 @@ pub(crate) fn routes() -> Vec<Route> {
         Route::new(Method::GET, "/enrollments", read, list_individual),
         Route::new(Method::PUT, "/enrollments/{id}", write, put_individual),
         Route::new(Method::GET, "/enrollments/{id}", read, get_individual),
-        Route::new(Method::DELETE, "/enrollments/{id}", write, delete_individual),
+        Route::new(
+            Method::DELETE,
+            "/enrollments/{id}",
+            write,
+            delete_individual,
+        ),
         Route::new(Method::GET, "/enrollmentGroups", read, list_group),
         Route::new(Method::PUT, "/enrollmentGroups/{id}", write, put_group),
         Route::new(Method::GET, "/enrollmentGroups/{id}", read, get_group),
-        Route::new(Method::DELETE, "/enrollmentGroups/{id}", write, delete_group),
+        Route::new(
+            Method::DELETE,
+            "/enrollmentGroups/{id}",
+            write,
+            delete_group,
+        ),
     ]
 }
 

@@ -25,7 +25,10 @@ pub(crate) async fn iot_hub_error_shape(response: Response) -> Response {
         .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
         .unwrap_or_default();
     let reason = if reason.is_empty() {
-        status.canonical_reason().unwrap_or("Request failed").to_owned()
+        status
+            .canonical_reason()
+            .unwrap_or("Request failed")
+            .to_owned()
     } else {
         reason
     };
@@ -77,14 +80,20 @@ mod tests {
 
     #[tokio::test]
     async fn plain_text_errors_get_the_hub_shape_and_header() {
-        let shaped = iot_hub_error_shape(plain(StatusCode::PAYLOAD_TOO_LARGE, "length limit exceeded")).await;
+        let shaped = iot_hub_error_shape(plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "length limit exceeded",
+        ))
+        .await;
         let (status, name, inner) = shaped_parts(shaped).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(name, "GenericRequestEntityTooLarge");
         assert_eq!(inner["errorCode"], 413_000);
         assert_eq!(inner["message"], "length limit exceeded");
 
-        let (_, name, inner) = shaped_parts(iot_hub_error_shape(plain(StatusCode::METHOD_NOT_ALLOWED, "")).await).await;
+        let (_, name, inner) =
+            shaped_parts(iot_hub_error_shape(plain(StatusCode::METHOD_NOT_ALLOWED, "")).await)
+                .await;
         assert_eq!(name, "GenericMethodNotAllowed");
         assert_eq!(inner["message"], "Method Not Allowed");
     }
@@ -95,6 +104,9 @@ mod tests {
         assert!(!ok.headers().contains_key("iothub-errorcode"));
         let hub = ApiError::not_found("d", None).into_response();
         let (_, name, inner) = shaped_parts(iot_hub_error_shape(hub).await).await;
-        assert_eq!((name.as_str(), inner["errorCode"].as_u64()), ("DeviceNotFound", Some(404_001)));
+        assert_eq!(
+            (name.as_str(), inner["errorCode"].as_u64()),
+            ("DeviceNotFound", Some(404_001))
+        );
     }
 }
