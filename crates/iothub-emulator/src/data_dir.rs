@@ -114,7 +114,7 @@ mod tests {
     use super::*;
 
     fn mode(p: &Path) -> u32 {
-        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+        std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777
     }
 
     #[test]

@@ -36,7 +36,7 @@ impl Gate {
             Ok(permit) => Some(Admission { _permit: permit }),
             Err(_) => {
                 let n = self.refused.fetch_add(1, Ordering::Relaxed);
-                if n % 1000 == 0 {
+                if n.is_multiple_of(1000) {
                     tracing::warn!(
                         listener = self.listener,
                         refused = n + 1,
