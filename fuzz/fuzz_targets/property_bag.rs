@@ -45,6 +45,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
+    // well-formedness never panics, and the canonical re-encoding below is always well formed
+    let _ = bag.iter().all(|(k, v)| k.is_well_formed() && v.is_none_or(|v| v.is_well_formed()));
+
     // canonical re-encoding parses back to the same decoded pairs
     let mut text = String::new();
     for (i, (key, value)) in pairs.iter().enumerate() {
@@ -59,6 +62,12 @@ fuzz_target!(|data: &[u8]| {
     }
     // empty keys vanish when re-parsed only if the pair was empty, which iteration skips
     assert_eq!(decoded(PropertyBag::parse(&text)), pairs, "{raw} -> {text}");
+    assert!(
+        PropertyBag::parse(&text)
+            .iter()
+            .all(|(k, v)| k.is_well_formed() && v.is_none_or(|v| v.is_well_formed())),
+        "{text}"
+    );
 
     // the writer agrees for UTF-8, non-null application properties
     let strings: Option<Vec<(String, String)>> = pairs

@@ -11,14 +11,17 @@
 //! The listeners, sessions and persistence are described in `README.md` next to this crate,
 //! which also lists every behaviour chosen where the protocol reference says UNCONFIRMED.
 
+pub mod data_dir;
 mod http;
 pub mod hub;
+mod listener_limits;
 mod mqtt;
 mod server;
 pub mod store;
 pub mod timestamp;
 pub mod tls;
 
+pub use listener_limits::{ListenerLimits, raise_descriptor_limit};
 pub use server::{Config, RunningEmulator, StartError};
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;

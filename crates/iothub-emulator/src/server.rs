@@ -12,6 +12,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::hub::Hub;
 use crate::hub::registry as reg;
+use crate::listener_limits::{Admission, AdmittedUntilConnack, Gate, ListenerLimits};
 use crate::mqtt::Link;
 use crate::store::{Store, StoreError, events, registry};
 use crate::tls::{TlsError, TlsMaterial};
@@ -37,6 +38,8 @@ pub struct Config {
     pub retention: Duration,
     /// User-supplied certificate chain, key and optional CA file (PEM) instead of the local CA.
     pub tls_files: Option<(PathBuf, PathBuf, Option<PathBuf>)>,
+    /// Timeouts and connection caps of every listener.
+    pub limits: ListenerLimits,
 }
 
 impl Default for Config {
@@ -51,6 +54,7 @@ impl Default for Config {
             http_port: Some(8080),
             retention: Duration::from_secs(24 * 3600),
             tls_files: None,
+            limits: ListenerLimits::default(),
         }
     }
 }
@@ -91,6 +95,12 @@ pub enum StartError {
     /// Writing `endpoints.json` failed.
     #[error("cannot write endpoints.json")]
     Endpoints(#[source] std::io::Error),
+    /// The data dir could not be created or its permissions tightened.
+    #[error("cannot prepare the data dir")]
+    DataDir(#[source] std::io::Error),
+    /// Another process owns the data dir (its `hub.lock`).
+    #[error(transparent)]
+    Locked(#[from] crate::data_dir::lock::LockError),
 }
 
 /// A running emulator. Dropping it does not stop it; call [`RunningEmulator::shutdown`].
@@ -116,6 +126,8 @@ pub struct RunningEmulator {
     pub service_connection_string: String,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    /// Held while running: CLI commands then use the REST API instead of `hub.db`.
+    _data_dir_lock: Option<crate::data_dir::lock::DataDirLock>,
 }
 
 impl RunningEmulator {
@@ -124,6 +136,19 @@ impl RunningEmulator {
     /// # Errors
     /// [`StartError`] when a port, the database or the TLS files are unusable.
     pub async fn start(config: Config) -> Result<Self, StartError> {
+        crate::listener_limits::raise_descriptor_limit();
+        let limits = config.limits;
+        let data_dir_lock = match &config.data_dir {
+            Some(dir) => {
+                crate::data_dir::prepare(dir).map_err(StartError::DataDir)?;
+                // A CLI command holds it for a moment at most; another emulator for good.
+                Some(crate::data_dir::lock::acquire_within(
+                    dir,
+                    Duration::from_secs(5),
+                )?)
+            }
+            None => None,
+        };
         let store = match &config.data_dir {
             Some(dir) => Store::open(&dir.join("hub.db"))?,
             None => Store::open_in_memory()?,
@@ -156,13 +181,24 @@ impl RunningEmulator {
         let mqtt = bind(SocketAddr::new(config.bind, config.mqtt_port)).await?;
         let mqtt_addr = local(&mqtt)?;
         let acceptor = TlsAcceptor::from(tls.server_config(&[])?);
-        tasks.spawn(accept_tls(mqtt, acceptor, hub.clone(), shutdown_rx.clone()));
+        tasks.spawn(accept_tls(
+            mqtt,
+            acceptor,
+            limits,
+            hub.clone(),
+            shutdown_rx.clone(),
+        ));
 
         let plain_addr = match config.plain_port {
             Some(port) => {
                 let l = bind(SocketAddr::new(config.bind, port)).await?;
                 let addr = local(&l)?;
-                tasks.spawn(accept_plain(l, hub.clone(), shutdown_rx.clone()));
+                tasks.spawn(accept_plain(
+                    l,
+                    Gate::new("mqtt", limits.max_unauthenticated),
+                    hub.clone(),
+                    shutdown_rx.clone(),
+                ));
                 Some(addr)
             }
             None => None,
@@ -191,6 +227,7 @@ impl RunningEmulator {
                 tasks.spawn(crate::http::serve_https(
                     l,
                     acceptor,
+                    limits,
                     hub.clone(),
                     shutdown_rx.clone(),
                 ));
@@ -205,7 +242,12 @@ impl RunningEmulator {
                 let addr = local(&l)?;
                 let app = crate::http::api::router_with_shutdown(hub.clone(), shutdown_rx.clone())
                     .merge(crate::http::dashboard::router(hub.clone()));
-                tasks.spawn(serve_http(l, app, shutdown_rx.clone()));
+                tasks.spawn(crate::http::serve_plain(
+                    l,
+                    app,
+                    limits,
+                    shutdown_rx.clone(),
+                ));
                 Some(addr)
             }
             None => None,
@@ -235,6 +277,7 @@ impl RunningEmulator {
             service_connection_string,
             shutdown,
             tasks,
+            _data_dir_lock: data_dir_lock,
         };
         if let Some(dir) = &config.data_dir {
             running.write_endpoints(dir)?;
@@ -259,7 +302,8 @@ impl RunningEmulator {
 
     fn write_endpoints(&self, dir: &std::path::Path) -> Result<(), StartError> {
         let text = serde_json::to_string_pretty(&self.endpoints_json()).unwrap_or_default();
-        std::fs::write(dir.join("endpoints.json"), text).map_err(StartError::Endpoints)
+        crate::data_dir::write_secret(&dir.join("endpoints.json"), text.as_bytes())
+            .map_err(StartError::Endpoints)
     }
 
     /// Stops accepting, closes every connection (their in-flight appends complete first) and
@@ -282,14 +326,22 @@ fn local(l: &TcpListener) -> Result<SocketAddr, StartError> {
     l.local_addr().map_err(StartError::Endpoints)
 }
 
-async fn accept_plain(listener: TcpListener, hub: Hub, mut shutdown: watch::Receiver<bool>) {
+async fn accept_plain(
+    listener: TcpListener,
+    gate: Gate,
+    hub: Hub,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => {
                 let Ok((stream, peer)) = accepted else { continue };
+                // Over the cap: dropping the stream closes it at once.
+                let Some(admission) = gate.admit() else { continue };
                 let _ = stream.set_nodelay(true);
+                let stream = AdmittedUntilConnack::new(stream, Some(admission));
                 let link = Link { transport: "mqtt", peer: Some(peer) };
                 conns.spawn(crate::mqtt::serve(hub.clone(), stream, link, None, shutdown.clone()));
             }
@@ -302,16 +354,19 @@ async fn accept_plain(listener: TcpListener, hub: Hub, mut shutdown: watch::Rece
 async fn accept_tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
+    limits: ListenerLimits,
     hub: Hub,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let gate = Gate::new("mqtt-tls", limits.max_unauthenticated);
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => {
                 let Ok((stream, peer)) = accepted else { continue };
-                conns.spawn(tls_connection(stream, peer, acceptor.clone(), hub.clone(), shutdown.clone()));
+                let Some(admission) = gate.admit() else { continue };
+                conns.spawn(tls_connection(stream, peer, admission, acceptor.clone(), limits, hub.clone(), shutdown.clone()));
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
@@ -322,12 +377,14 @@ async fn accept_tls(
 async fn tls_connection(
     stream: TcpStream,
     peer: SocketAddr,
+    admission: Admission,
     acceptor: TlsAcceptor,
+    limits: ListenerLimits,
     hub: Hub,
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let handshake = tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream)).await;
+    let handshake = tokio::time::timeout(limits.tls_handshake, acceptor.accept(stream)).await;
     let tls = match handshake {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
@@ -335,7 +392,12 @@ async fn tls_connection(
             return;
         }
         Err(_) => {
-            tracing::info!(transport = "mqtt+tls", %peer, "TLS handshake not finished within 30 s");
+            tracing::info!(
+                transport = "mqtt+tls",
+                %peer,
+                "TLS handshake not finished within {:?}",
+                limits.tls_handshake
+            );
             return;
         }
     };
@@ -345,24 +407,13 @@ async fn tls_connection(
         .peer_certificates()
         .and_then(|c| c.first())
         .map(|leaf| crate::tls::thumbprints(leaf.as_ref()));
+    // The CONNACK is visible above TLS only: the admission moves there after the handshake.
+    let tls = AdmittedUntilConnack::new(tls, Some(admission));
     let link = Link {
         transport: "mqtt+tls",
         peer: Some(peer),
     };
     crate::mqtt::serve(hub, tls, link, thumbprints, shutdown).await;
-}
-
-/// Serves plain HTTP (REST API, dashboard) with the peer address available to handlers.
-async fn serve_http(listener: TcpListener, app: axum::Router, mut shutdown: watch::Receiver<bool>) {
-    let service = app.into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, service)
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.changed().await;
-        })
-        .await;
-    if let Err(e) = served {
-        tracing::warn!(error = %e, "HTTP listener stopped");
-    }
 }
 
 /// Deletes events older than the retention every minute.

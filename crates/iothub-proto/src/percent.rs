@@ -140,6 +140,28 @@ impl<'a> Decoded<'a> {
         !self.raw.contains('%')
     }
 
+    /// Whether every `%` starts an escape of two hex digits. [`Self::bytes`] keeps a stray
+    /// `%` literally; a receiver that must refuse rather than alter malformed input (the
+    /// emulator, for a device's property bag) checks this first.
+    ///
+    /// ```
+    /// use iothub_proto::percent::Decoded;
+    ///
+    /// assert!(Decoded::new("a%20b%2f").is_well_formed());
+    /// assert!(!Decoded::new("100%").is_well_formed());
+    /// assert!(!Decoded::new("%zz").is_well_formed());
+    /// ```
+    pub fn is_well_formed(&self) -> bool {
+        let raw = self.raw.as_bytes();
+        raw.iter().enumerate().all(|(i, &b)| {
+            b != b'%'
+                || matches!(
+                    (raw.get(i + 1), raw.get(i + 2)),
+                    (Some(h), Some(l)) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit()
+                )
+        })
+    }
+
     /// The decoded bytes. A `%` not followed by two hex digits is kept literally, as
     /// browsers and Python's `unquote` do.
     pub fn bytes(&self) -> impl Iterator<Item = u8> + 'a {
@@ -289,6 +311,18 @@ mod tests {
             use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
             const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
             proptest::prop_assert_eq!(encode(&text).to_string(), utf8_percent_encode(&text, UNRESERVED).to_string());
+        }
+
+        #[test]
+        fn encoded_text_is_well_formed(text in "\\PC*") {
+            let encoded = encode(&text).to_string();
+            proptest::prop_assert!(Decoded::new(&encoded).is_well_formed());
+        }
+
+        #[test]
+        fn a_stray_percent_is_not_well_formed(a in "[a-z]*", b in "[g-z]?") {
+            let text = std::format!("{a}%{b}");
+            proptest::prop_assert!(!Decoded::new(&text).is_well_formed());
         }
 
         #[test]

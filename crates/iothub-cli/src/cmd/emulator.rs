@@ -17,8 +17,18 @@ pub(crate) fn run(args: &EmulatorArgs, global: Global) -> anyhow::Result<ExitCod
         Some(d) => d.clone(),
         None => default_data_dir()?,
     };
-    std::fs::create_dir_all(&data_dir)
+    iothub_emulator::data_dir::create_private_dir(&data_dir)
         .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
+    // In memory the emulator does not lock the dir itself; this process does, so that
+    // `iothub hub …` uses its REST API (a database emulator takes the lock in `start`).
+    let _lock = if args.in_memory {
+        Some(
+            iothub_emulator::data_dir::lock::try_acquire(&data_dir)
+                .context("cannot own the data dir")?,
+        )
+    } else {
+        None
+    };
     let config = Config {
         // In memory: the CA and endpoints.json still go to the data dir so clients and the
         // other commands can find them; the database does not.
@@ -35,6 +45,7 @@ pub(crate) fn run(args: &EmulatorArgs, global: Global) -> anyhow::Result<ExitCod
             .clone()
             .zip(args.key.clone())
             .map(|(c, k)| (c, k, args.ca.clone())),
+        limits: iothub_emulator::ListenerLimits::default(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -116,8 +127,11 @@ fn write_in_memory_files(running: &RunningEmulator, dir: &std::path::Path) -> an
     std::fs::write(dir.join("ca.pem"), &running.ca_pem).context("cannot write ca.pem")?;
     let mut endpoints = running.endpoints_json();
     endpoints["caFile"] = serde_json::Value::String(dir.join("ca.pem").display().to_string());
-    std::fs::write(dir.join("endpoints.json"), endpoints.to_string())
-        .context("cannot write endpoints.json")
+    iothub_emulator::data_dir::write_secret(
+        &dir.join("endpoints.json"),
+        endpoints.to_string().as_bytes(),
+    )
+    .context("cannot write endpoints.json")
 }
 
 async fn wait_for_signal() {

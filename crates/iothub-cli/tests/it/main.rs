@@ -1,5 +1,6 @@
 //! Integration tests: run the built `iothub` binary and check its output and exit code.
 
+mod cli_under_load;
 mod completions;
 mod demo;
 mod device;

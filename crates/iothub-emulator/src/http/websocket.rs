@@ -5,12 +5,11 @@
 //! hold several packets (STACK.md §3.5). The `mqtt` subprotocol is echoed (rumqttc and paho
 //! require it). X.509 client certificates are not passed through the WebSocket path.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Extension, State};
 use axum::response::Response;
 use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
@@ -20,7 +19,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use super::serve::{Accepted, AdmissionSlot};
 use crate::hub::Hub;
+use crate::listener_limits::{Admission, AdmittedUntilConnack, Gate, ListenerLimits};
 
 #[derive(Clone)]
 struct AppState {
@@ -28,18 +29,24 @@ struct AppState {
     shutdown: watch::Receiver<bool>,
 }
 
-/// Serves HTTPS on `listener` until `shutdown` fires.
+/// Serves HTTPS on `listener` with `limits` until `shutdown` fires.
 pub(crate) async fn serve_https(
     listener: TcpListener,
     acceptor: TlsAcceptor,
+    limits: ListenerLimits,
     hub: Hub,
     shutdown: watch::Receiver<bool>,
 ) {
-    let Ok(addr) = listener.local_addr() else {
-        return;
-    };
     let (tx, rx) = mpsc::channel(64);
-    let accept_task = tokio::spawn(accept_tls(listener, acceptor, tx, shutdown.clone()));
+    let gate = Gate::new("https", limits.max_unauthenticated);
+    let accept_task = tokio::spawn(accept_tls(
+        listener,
+        acceptor,
+        gate,
+        limits.tls_handshake,
+        tx,
+        shutdown.clone(),
+    ));
     let app = Router::new()
         .route("/$iothub/websocket", get(upgrade))
         .with_state(AppState {
@@ -50,25 +57,24 @@ pub(crate) async fn serve_https(
             hub,
             shutdown.clone(),
         ));
-    let mut stop = shutdown.clone();
-    let served = axum::serve(TlsListener { rx, addr }, app)
-        .with_graceful_shutdown(async move {
-            let _ = stop.changed().await;
-        })
-        .await;
-    if let Err(e) = served {
-        tracing::warn!(error = %e, "HTTPS listener stopped");
-    }
+    super::serve::serve(rx, app, limits, shutdown).await;
     accept_task.abort();
 }
 
-async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    slot: Option<Extension<AdmissionSlot>>,
+) -> Response {
+    // The connection keeps its place among the unauthenticated until CONNECT is accepted.
+    let admission = slot.and_then(|Extension(s)| s.take());
     ws.protocols(["mqtt"])
-        .on_upgrade(move |socket| bridge(socket, state))
+        .on_upgrade(move |socket| bridge(socket, state, admission))
 }
 
-async fn bridge(socket: WebSocket, state: AppState) {
+async fn bridge(socket: WebSocket, state: AppState, admission: Option<Admission>) {
     let (mqtt_side, ws_side) = tokio::io::duplex(64 * 1024);
+    let mqtt_side = AdmittedUntilConnack::new(mqtt_side, admission);
     let pump = tokio::spawn(pump(socket, ws_side));
     let link = crate::mqtt::Link {
         transport: "mqtt+ws",
@@ -105,34 +111,13 @@ async fn pump(socket: WebSocket, mut stream: DuplexStream) {
     let _ = sink.send(Message::Close(None)).await;
 }
 
-/// Completed TLS handshakes, handed to axum.
-struct TlsListener {
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    addr: SocketAddr,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(conn) => conn,
-            // The accept task ended (shutdown): never yield again; graceful shutdown proceeds.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        Ok(self.addr)
-    }
-}
-
 /// Accepts TCP and runs each TLS handshake in its own task so a slow client blocks nobody.
 async fn accept_tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
-    tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+    gate: Gate,
+    handshake: Duration,
+    tx: mpsc::Sender<Accepted<TlsStream<TcpStream>>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -140,11 +125,13 @@ async fn accept_tls(
             _ = shutdown.changed() => return,
             accepted = listener.accept() => {
                 let Ok((stream, peer)) = accepted else { continue };
+                // Over the cap: dropping the stream closes it at once.
+                let Some(admission) = gate.admit() else { continue };
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    if let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream)).await {
-                        let _ = tx.send((tls, peer)).await;
+                    if let Ok(Ok(io)) = tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                        let _ = tx.send(Accepted { io, peer, admission }).await;
                     }
                 });
             }

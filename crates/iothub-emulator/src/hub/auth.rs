@@ -233,7 +233,9 @@ pub fn authenticate(
     };
     let password = creds.password.filter(|p| !p.is_empty());
     let outcome = match (password, &record.authentication) {
-        (Some(password), auth) => verify_sas(conn, &user, &identity, auth, password, now)?,
+        (Some(password), auth) => {
+            verify_sas(conn, hub_names, &user, &identity, auth, password, now)?
+        }
         (
             None,
             Authentication::SelfSigned {
@@ -278,6 +280,7 @@ pub fn authenticate(
 /// for `skn=...` tokens, the named policy's keys.
 fn verify_sas(
     conn: &Connection,
+    hub_names: &[String],
     user: &ParsedUsername<'_>,
     identity: &Identity,
     auth: &Authentication,
@@ -287,9 +290,12 @@ fn verify_sas(
     let Ok(token) = ParsedSasToken::parse(password) else {
         return Ok(Err(AuthFailure::MalformedToken));
     };
+    // The token may name the hub by any of its names, as on REST (`hub::audience`).
+    let sr = token.resource().decode().unwrap_or_default();
+    let host = crate::hub::audience::hub_alias(hub_names, &sr).unwrap_or(user.host());
     let resource = match user.module_id() {
-        Some(m) => format!("{}/devices/{}/modules/{m}", user.host(), user.device_id()),
-        None => format!("{}/devices/{}", user.host(), user.device_id()),
+        Some(m) => format!("{host}/devices/{}/modules/{m}", user.device_id()),
+        None => format!("{host}/devices/{}", user.device_id()),
     };
     let (keys, policy, method, whose) = match token.policy() {
         None => match auth {

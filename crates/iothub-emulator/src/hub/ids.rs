@@ -56,6 +56,29 @@ pub fn symmetric_key() -> String {
     base64::engine::general_purpose::STANDARD.encode(random_bytes::<64>())
 }
 
+/// Whether `id` is a valid device or module id under IoT Hub's rules: 1 to 128 ASCII
+/// characters from alphanumerics and `- : . + % _ # * ? ! ( ) , = @ ; $ '`, and not `.` or
+/// `..` (such an id cannot be addressed in a URL path: HTTP clients normalise it away).
+///
+/// # Example
+/// ```
+/// use iothub_emulator::hub::ids::is_valid_identity_id;
+/// assert!(is_valid_identity_id("thermostat-1"));
+/// assert!(!is_valid_identity_id(".."));
+/// assert!(!is_valid_identity_id("a/b"));
+/// assert!(!is_valid_identity_id(&"x".repeat(129)));
+/// ```
+#[must_use]
+pub fn is_valid_identity_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-:.+%_#*?!(),=@;$'".contains(&b))
+}
+
 /// Lower-case hexadecimal of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -73,6 +96,25 @@ mod tests {
         let dashes: Vec<usize> = a.match_indices('-').map(|(i, _)| i).collect();
         assert_eq!(dashes, [8, 13, 18, 23]);
         assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
+    }
+
+    #[test]
+    fn identity_ids_follow_iot_hub_rules() {
+        for ok in ["d", "a.b", "...", "x:y-z_1", &"a".repeat(128)] {
+            assert!(is_valid_identity_id(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "é", "a\0", &"a".repeat(129)] {
+            assert!(!is_valid_identity_id(bad), "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn valid_ids_are_path_safe(id in "[a-zA-Z0-9.:%_-]{0,130}") {
+            if is_valid_identity_id(&id) {
+                proptest::prop_assert!(id != "." && id != ".." && !id.contains('/') && id.len() <= 128);
+            }
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! (`auth`, `c2d`, `twin`, `provisioning`, `registry`, `telemetry`) and a sans-IO correlator
 //! (`methods`); [`Hub`] runs them on the store and routes their results to connections.
 
+pub mod audience;
 pub mod auth;
 pub mod c2d;
 mod c2d_ops;

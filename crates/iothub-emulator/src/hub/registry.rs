@@ -6,6 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use ring::rand::{SecureRandom, SystemRandom};
 use rusqlite::Connection;
 
+use crate::hub::ids;
 use crate::store::StoreError;
 use crate::store::registry::{self, Authentication, IdentityRecord, Policy, Status};
 
@@ -103,7 +104,12 @@ pub fn create(
     new: NewIdentity,
     now_ms: i64,
 ) -> Result<IdentityRecord, RegistryError> {
-    if !valid_id(&new.device_id) || new.module_id.as_deref().is_some_and(|m| !valid_id(m)) {
+    if !ids::is_valid_identity_id(&new.device_id)
+        || new
+            .module_id
+            .as_deref()
+            .is_some_and(|m| !ids::is_valid_identity_id(m))
+    {
         return Err(RegistryError::InvalidId);
     }
     if registry::find(conn, &new.device_id, new.module_id.as_deref())?.is_some() {
@@ -225,15 +231,6 @@ pub fn to_json(record: &IdentityRecord) -> serde_json::Value {
         v["moduleId"] = serde_json::Value::String(m.clone());
     }
     v
-}
-
-/// IoT Hub id rules: ≤128 chars of ASCII alphanumerics and `- : . + % _ # * ? ! ( ) , = @ ; $ '`.
-fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-:.+%_#*?!(),=@;$'".contains(&b))
 }
 
 fn generation_id() -> String {

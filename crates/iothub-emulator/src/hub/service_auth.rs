@@ -17,8 +17,8 @@ use iothub_proto::sas::{
     HmacSha256Signer, ParsedSasToken, ResourceUri, SasToken, VerifyError, VerifyRequest,
 };
 
-use super::Hub;
 use super::auth::MAX_SKEW_SECS;
+use super::{Hub, audience};
 use crate::store::StoreError;
 use crate::store::registry as registry_store;
 use crate::timestamp::iso8601_millis;
@@ -181,8 +181,11 @@ pub enum ServiceTokenError {
 }
 
 impl Hub {
-    /// Verifies a service token (`None`: none was presented) at the hub's time and checks
-    /// that its policy grants `needed`. Refusals are logged at info level with their reason.
+    /// Verifies a service token (`None`: none was presented) for an operation on
+    /// `resource_path` (relative to the hub, e.g. `/devices/d1` or `/messages/events`) at the
+    /// hub's time, and checks that its policy grants `needed`. The token's `sr` is a URI-prefix
+    /// scope and may name the hub by any of its names ([`super::audience`]). Refusals are
+    /// logged at info level with their reason.
     ///
     /// # Errors
     /// [`ServiceAuthError::Refused`] with the reason, or [`ServiceAuthError::Store`].
@@ -190,8 +193,9 @@ impl Hub {
         &self,
         token: Option<&str>,
         needed: ServiceRight,
+        resource_path: &str,
     ) -> Result<ServicePrincipal, ServiceAuthError> {
-        let outcome = self.check_service_token(token, needed).await;
+        let outcome = self.check_service_token(token, needed, resource_path).await;
         if let Err(ServiceAuthError::Refused(reason)) = &outcome {
             tracing::info!(right = %needed, %reason, "service request refused");
         }
@@ -202,6 +206,7 @@ impl Hub {
         &self,
         token: Option<&str>,
         needed: ServiceRight,
+        resource_path: &str,
     ) -> Result<ServicePrincipal, ServiceAuthError> {
         let text = token.ok_or(ServiceAuthRefusal::MissingToken)?;
         let token =
@@ -214,9 +219,10 @@ impl Hub {
             .resource()
             .decode()
             .map_err(|_| ServiceAuthRefusal::MalformedResource)?;
-        if !self.names_this_hub(&resource) {
+        let Some(host) = audience::hub_alias(self.names(), &resource) else {
             return Err(ServiceAuthRefusal::ForeignResource { resource }.into());
-        }
+        };
+        let requested = audience::request_resource(host, resource_path);
         let name = policy.clone();
         let record = self
             .inner
@@ -225,7 +231,7 @@ impl Hub {
             .await?
             .ok_or(ServiceAuthRefusal::UnknownPolicy { policy })?;
         let request = VerifyRequest {
-            resource: &resource,
+            resource: &requested,
             policy: Some(&record.name),
             now: self.now_unix_secs(),
             max_skew: MAX_SKEW_SECS,
@@ -292,18 +298,6 @@ impl Hub {
             token: token.to_string(),
             expires_unix_secs: expires,
         })
-    }
-
-    /// Whether a token's decoded `sr` names this hub: one of its host names, optionally with
-    /// a port (service SDKs sign the connection string's `HostName`, which may carry one when
-    /// the emulator runs on a non-default HTTPS port), optionally followed by a path.
-    fn names_this_hub(&self, resource: &str) -> bool {
-        let host = resource.split('/').next().unwrap_or_default();
-        let host = match host.rsplit_once(':') {
-            Some((h, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
-            _ => host,
-        };
-        self.names().iter().any(|n| n.eq_ignore_ascii_case(host))
     }
 }
 

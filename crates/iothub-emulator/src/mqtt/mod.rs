@@ -5,6 +5,7 @@
 mod codec;
 mod connection;
 mod login;
+mod publish_checks;
 mod session;
 mod topics;
 

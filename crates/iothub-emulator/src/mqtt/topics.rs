@@ -165,6 +165,9 @@ pub(crate) fn incoming(
     publisher: Publisher<'_>,
     publish: &Publish,
 ) -> Result<Incoming, &'static str> {
+    if let Some(reason) = super::publish_checks::topic_problem(&publish.topic) {
+        return Err(reason);
+    }
     let parsed = HubIncoming::parse(&publish.topic).map_err(|_| "publish to an unknown topic")?;
     let body = publish.payload.clone();
     let rid = |r: RequestId<'_>| r.to_string();
@@ -174,6 +177,9 @@ pub(crate) fn incoming(
                 return Err("telemetry on another identity's topic");
             }
             let properties = t.properties().raw().to_string();
+            if let Some(reason) = super::publish_checks::property_bag_problem(&properties) {
+                return Err(reason);
+            }
             if body.len() + properties.len() > MAX_D2C {
                 return Err("D2C message over 256 KB");
             }

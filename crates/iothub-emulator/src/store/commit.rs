@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc as std_mpsc};
 use std::thread;
 
-use rusqlite::{Connection, Transaction, TransactionState};
+use rusqlite::{Connection, Transaction};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, WeakUnboundedSender};
 
@@ -114,7 +114,7 @@ fn write_loop(mut conn: Connection, mut rx: UnboundedReceiver<Message>, syncer: 
             // queue, so every later call fails at once.
             return;
         }
-        let tx = match conn.transaction() {
+        let tx = match super::busy::begin_immediate(&mut conn) {
             Ok(tx) => tx,
             Err(e) => {
                 // No transaction: the job is dropped unrun and its caller sees `Closed`.
@@ -122,6 +122,9 @@ fn write_loop(mut conn: Connection, mut rx: UnboundedReceiver<Message>, syncer: 
                 continue;
             }
         };
+        // `BEGIN IMMEDIATE` makes every transaction a write transaction: whether a batch
+        // wrote is told by the rows it changed and the schema changes it made.
+        let before = super::busy::write_marks(&tx);
         let mut replies = vec![first(&tx)];
         loop {
             let message = match rx.try_recv() {
@@ -141,10 +144,7 @@ fn write_loop(mut conn: Connection, mut rx: UnboundedReceiver<Message>, syncer: 
         }
         // A batch that only read wrote no WAL frames: as with SQLite's own FULL mode it needs
         // no sync (and the previous batch's sync is over: commits wait for it).
-        let wrote = matches!(
-            tx.transaction_state(Some("main")),
-            Ok(TransactionState::Write) | Err(_)
-        );
+        let wrote = super::busy::write_marks(&tx) != before;
         let outcome = tx.commit().map_err(|e| e.to_string());
         if let Err(e) = &outcome {
             tracing::error!(error = %e, "database commit failed");

@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 
 use self::commit::{Job, Message, SyncWal};
 
+mod busy;
 pub mod c2d;
 mod commit;
 pub mod enrollments;

@@ -2,9 +2,9 @@
 //! enrollments (PROTOCOL.md §9).
 //!
 //! Like `hub identity`, these open the emulator's SQLite database (`<data dir>/hub.db`)
-//! directly: DPS enrollments are not part of the IoT Hub service API, SQLite WAL allows a
-//! second process, and the emulator reads enrollments at every DPS CONNECT, so changes apply
-//! at once, running or not. An emulator started with `--in-memory` has no database to open.
+//! directly only when no emulator owns the data dir (`owner`); with one running they go
+//! through its enrollment endpoints (`enrollment_remote`), so two processes never write the
+//! database.
 
 use std::process::ExitCode;
 use std::time::SystemTime;

@@ -1,10 +1,9 @@
 //! `iothub hub identity …` without `--hub-connection-string`: the local emulator's identity
 //! registry (with one, `identity_remote` talks to any hub's REST API).
 //!
-//! These commands open the emulator's SQLite database (`<data dir>/hub.db`) directly, so they
-//! work whether or not the emulator is running (SQLite WAL allows a second process; the
-//! emulator reads the registry at every CONNECT, so changes apply to the next connection).
-//! An emulator started with `--in-memory` has no database to open.
+//! These commands open the emulator's SQLite database (`<data dir>/hub.db`) directly, and
+//! only when no emulator owns the data dir (`owner`): with one running, the same commands go
+//! through its REST API (`identity_remote`), so two processes never write the database.
 
 use std::process::ExitCode;
 

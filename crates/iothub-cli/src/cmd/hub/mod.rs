@@ -3,10 +3,12 @@
 
 mod c2d;
 mod enrollment;
+mod enrollment_remote;
 mod identity;
 mod identity_remote;
 mod invoke;
 mod monitor;
+mod owner;
 pub(crate) mod service;
 mod twin;
 
@@ -19,21 +21,36 @@ use self::service::ServiceClient;
 use super::Global;
 use crate::args::{HubArgs, HubCommand};
 
+/// The emulator data dir the local commands use.
+fn data_dir(service: &crate::args::HubService) -> anyhow::Result<std::path::PathBuf> {
+    match &service.data_dir {
+        Some(d) => Ok(d.clone()),
+        None => crate::cmd::emulator_data_dir(),
+    }
+}
+
 /// Runs a `hub` subcommand.
 pub(crate) fn run(args: &HubArgs, global: Global) -> anyhow::Result<ExitCode> {
     if let HubCommand::Identity(a) = &args.command
         && args.service.hub_connection_string.is_none()
+        // A running emulator owns the database: fall through to its REST API below.
+        && let owner::Owner::Nobody(_lock) = owner::of(&data_dir(&args.service)?)?
     {
         return identity::run(&args.service, a, global);
     }
-    match &args.command {
-        HubCommand::Enrollment(a) => {
-            return enrollment::run(&args.service, EnrollmentKind::Individual, a, global);
+    let enrollments = match &args.command {
+        HubCommand::Enrollment(a) => Some((EnrollmentKind::Individual, a)),
+        HubCommand::EnrollmentGroup(a) => Some((EnrollmentKind::Group, a)),
+        _ => None,
+    };
+    if let Some((kind, a)) = enrollments {
+        if args.service.hub_connection_string.is_some() {
+            return enrollment::run(&args.service, kind, a, global);
         }
-        HubCommand::EnrollmentGroup(a) => {
-            return enrollment::run(&args.service, EnrollmentKind::Group, a, global);
+        // Held for the whole command; with a running emulator, its REST API below.
+        if let owner::Owner::Nobody(_lock) = owner::of(&data_dir(&args.service)?)? {
+            return enrollment::run(&args.service, kind, a, global);
         }
-        _ => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -48,8 +65,12 @@ pub(crate) fn run(args: &HubArgs, global: Global) -> anyhow::Result<ExitCode> {
             HubCommand::C2d(a) => c2d::run(&client, a, global).await,
             HubCommand::Twin(a) => twin::run(&client, a, global).await,
             HubCommand::Identity(a) => identity_remote::run(&client, a, global).await,
-            HubCommand::Enrollment(_) | HubCommand::EnrollmentGroup(_) => {
-                unreachable!("handled above")
+            // Only here while an emulator owns the data dir (see above).
+            HubCommand::Enrollment(a) => {
+                enrollment_remote::run(&client, EnrollmentKind::Individual, a, global).await
+            }
+            HubCommand::EnrollmentGroup(a) => {
+                enrollment_remote::run(&client, EnrollmentKind::Group, a, global).await
             }
         }
     })

@@ -38,7 +38,7 @@ pub(crate) async fn require(
     );
     let decision = state
         .hub
-        .authorize_service(header.as_deref(), needed)
+        .authorize_service(header.as_deref(), needed, request.uri().path())
         .instrument(span)
         .await;
     match decision {

@@ -205,16 +205,22 @@ impl From<HubError> for ApiError {
 /// IoT Hub's names for the error codes this API sends (the `iothub-errorcode` header).
 fn error_name(code: u32) -> &'static str {
     match code {
+        400_000 => "GenericBadRequest",
         400_004 => "ArgumentInvalid",
         401_002 => "IotHubUnauthorizedAccess",
         403_004 => "DeviceMaximumQueueDepthExceeded",
+        404_000 => "GenericNotFound",
         404_001 => "DeviceNotFound",
         404_010 => "ModuleNotFound",
         404_103 => "DeviceNotOnline",
+        405_000 => "GenericMethodNotAllowed",
+        409_000 => "GenericConflict",
         409_001 => "DeviceAlreadyExists",
         409_301 => "ModuleAlreadyExistsOnDevice",
         412_002 => "PreconditionFailed",
+        413_000 => "GenericRequestEntityTooLarge",
         413_001 => "MessageTooLarge",
+        415_000 => "GenericUnsupportedMediaType",
         504_101 => "GatewayTimeout",
         _ => "ServerError",
     }

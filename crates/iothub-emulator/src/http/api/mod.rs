@@ -13,8 +13,10 @@ mod auth;
 mod body;
 mod connection_events;
 mod devices;
+mod enrollments;
 mod error;
 mod events;
+mod fallback;
 mod identity;
 mod messages;
 mod methods;
@@ -89,6 +91,7 @@ pub(crate) fn routes() -> Vec<Route> {
     all.extend(methods::routes());
     all.extend(messages::routes());
     all.extend(events::routes());
+    all.extend(enrollments::routes());
     all.extend(openapi::routes());
     all
 }
@@ -120,7 +123,10 @@ fn build(hub: Hub, shutdown: Option<watch::Receiver<bool>>) -> Router {
         };
         router = router.route(route.path, handler);
     }
-    router.fallback(not_found).with_state(state)
+    router
+        .fallback(not_found)
+        .layer(middleware::map_response(fallback::iot_hub_error_shape))
+        .with_state(state)
 }
 
 /// Unknown paths: 404 in the hubs' error shape.

@@ -48,7 +48,7 @@ fn token(resource: &str, policy: Option<&str>, key: &str, expiry: u64) -> String
 }
 
 async fn refusal(hub: &Hub, token: Option<&str>, needed: ServiceRight) -> ServiceAuthRefusal {
-    match hub.authorize_service(token, needed).await {
+    match hub.authorize_service(token, needed, "/devices").await {
         Err(ServiceAuthError::Refused(r)) => r,
         other => panic!("expected a refusal, got {other:?}"),
     }
@@ -60,7 +60,7 @@ async fn a_token_signed_with_either_key_is_accepted_for_the_rights_its_policy_gr
     for key in [OTHER_KEY, KEY] {
         let t = token("localhost", Some("service"), key, START + 60);
         let principal = hub
-            .authorize_service(Some(&t), ServiceRight::ServiceConnect)
+            .authorize_service(Some(&t), ServiceRight::ServiceConnect, "/devices")
             .await
             .unwrap();
         assert_eq!(principal.policy, "service");
@@ -72,7 +72,7 @@ async fn a_token_signed_with_either_key_is_accepted_for_the_rights_its_policy_gr
         KEY,
         START + 60,
     );
-    hub.authorize_service(Some(&t), ServiceRight::RegistryRead)
+    hub.authorize_service(Some(&t), ServiceRight::RegistryRead, "/devices")
         .await
         .unwrap();
     assert_eq!(
@@ -130,7 +130,9 @@ async fn expiry_follows_the_hub_clock_with_the_skew_allowance() {
     let t = token("localhost", Some("service"), KEY, START + 60);
     let right = ServiceRight::ServiceConnect;
     clock.advance(Duration::from_secs(60 + MAX_SKEW_SECS));
-    hub.authorize_service(Some(&t), right).await.unwrap();
+    hub.authorize_service(Some(&t), right, "/devices")
+        .await
+        .unwrap();
     clock.advance(Duration::from_secs(1));
     let refused = refusal(&hub, Some(&t), right).await;
     assert_eq!(
@@ -181,7 +183,7 @@ async fn a_signed_session_token_is_accepted_until_it_expires() {
         ServiceRight::RegistryWrite,
         ServiceRight::ServiceConnect,
     ] {
-        hub.authorize_service(Some(&signed.token), right)
+        hub.authorize_service(Some(&signed.token), right, "/devices")
             .await
             .unwrap();
     }

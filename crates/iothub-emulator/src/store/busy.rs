@@ -1,0 +1,60 @@
+//! Starting the writer's transaction when another process holds the database's write lock.
+//!
+//! The writer begins every batch with `BEGIN IMMEDIATE`: it takes the write lock up front, so
+//! a job never meets `SQLITE_BUSY` (or `SQLITE_BUSY_SNAPSHOT`, which `busy_timeout` cannot
+//! wait out) half-way through a batch. If the lock stays taken beyond the connection's
+//! `busy_timeout` (another process writing, e.g. a `sqlite3` shell), the writer keeps
+//! retrying with a warning instead of failing the batch's callers (emulator README,
+//! "Durability and group commit").
+
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
+
+/// Pause between attempts once `busy_timeout` has expired.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// How long the writer keeps retrying before the batch fails.
+pub(super) const MAX_BUSY_WAIT: Duration = Duration::from_secs(120);
+
+/// `BEGIN IMMEDIATE`, retried while the database is busy for up to [`MAX_BUSY_WAIT`].
+///
+/// # Errors
+/// The last error: not a busy database, or still busy after [`MAX_BUSY_WAIT`].
+pub(super) fn begin_immediate(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    let started = std::time::Instant::now();
+    let mut warned = false;
+    // Wait for the lock with a probe that holds no borrow of `conn` across iterations; the
+    // real BEGIN below still waits `busy_timeout` if another writer slips in between.
+    loop {
+        match conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK") {
+            Err(e) if is_busy(&e) && started.elapsed() < MAX_BUSY_WAIT => {
+                if !warned {
+                    tracing::warn!("the database is locked by another process: waiting");
+                    warned = true;
+                }
+                std::thread::sleep(RETRY_PAUSE);
+            }
+            _ => break,
+        }
+    }
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+}
+
+/// What changes when a transaction writes: rows changed so far on the connection and the
+/// schema cookie (DDL changes no rows). `None` for the cookie if it cannot be read, which
+/// then counts as a write whenever it differs, so in doubt a batch is synced.
+pub(super) fn write_marks(conn: &Connection) -> (u64, Option<i64>) {
+    let schema = conn
+        .pragma_query_value(None, "schema_version", |r| r.get(0))
+        .ok();
+    (conn.total_changes(), schema)
+}
+
+/// Whether `e` is `SQLITE_BUSY` or `SQLITE_LOCKED` (any extended code).
+pub(super) fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
