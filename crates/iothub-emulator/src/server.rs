@@ -254,7 +254,7 @@ impl RunningEmulator {
         };
 
         tasks.spawn(retention(
-            store.clone(),
+            hub.clone(),
             config.retention,
             shutdown_rx.clone(),
         ));
@@ -416,12 +416,10 @@ async fn tls_connection(
     crate::mqtt::serve(hub, tls, link, thumbprints, shutdown).await;
 }
 
-/// Deletes events older than the retention every minute.
-async fn retention(store: Store, keep: Duration, mut shutdown: watch::Receiver<bool>) {
+/// Applies the retention every minute.
+async fn retention(hub: Hub, keep: Duration, mut shutdown: watch::Receiver<bool>) {
     loop {
-        let cutoff = crate::timestamp::unix_millis(std::time::SystemTime::now())
-            - i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
-        if let Err(e) = store.call(move |tx| events::purge_before(tx, cutoff)).await {
+        if let Err(e) = hub.apply_retention(keep).await {
             tracing::warn!(error = %e, "retention purge failed");
         }
         tokio::select! {

@@ -102,6 +102,19 @@ impl Hub {
             .await
     }
 
+    /// Deletes the events enqueued more than `keep` before the hub's time (retention);
+    /// returns how many went. See [`events::purge_before`] for its precision.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the log cannot be written.
+    pub async fn apply_retention(&self, keep: std::time::Duration) -> Result<usize, StoreError> {
+        let cutoff = unix_millis(self.now()) - i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+        self.inner
+            .store
+            .call(move |tx| events::purge_before(tx, cutoff))
+            .await
+    }
+
     /// A follower of the events matching `filter`: first the log after `after` (nothing
     /// from the log when `None`), then the live feed. It subscribes to the feed now, before
     /// reading the log, so nothing falls between the replay and the live part.

@@ -164,3 +164,32 @@ async fn a_reader_that_lags_behind_the_live_feed_catches_up_from_the_log_without
     let next = tail.next().await.unwrap();
     assert_eq!(&next.body[..], (total + 2).to_string().as_bytes());
 }
+
+#[tokio::test]
+async fn retention_deletes_what_is_older_than_the_hubs_time_minus_keep() {
+    use std::sync::Arc;
+
+    use crate::hub::{HubOptions, ManualClock};
+    let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let clock = Arc::new(ManualClock::new(start));
+    let options = HubOptions {
+        clock: clock.clone(),
+        ..HubOptions::default()
+    };
+    let hub = Hub::with_options(crate::store::Store::open_in_memory().unwrap(), options);
+    let at = |secs: u64| {
+        let mut e = event(0);
+        e.enqueued_ms = crate::timestamp::unix_millis(start + Duration::from_secs(secs));
+        e
+    };
+    hub.append_telemetry_batch(vec![at(0), at(10), at(20)])
+        .await
+        .unwrap();
+    let keep = Duration::from_secs(3600);
+    clock.advance(Duration::from_secs(3600 + 5));
+    assert_eq!(hub.apply_retention(keep).await.unwrap(), 1, "only the event at 0 s is past");
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(hub.apply_retention(keep).await.unwrap(), 1, "then the one at 10 s");
+    let left = hub.read_events(0, &EventFilter::default(), 10).await.unwrap();
+    assert_eq!(left.events.len(), 1);
+}
