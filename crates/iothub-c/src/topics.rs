@@ -102,48 +102,60 @@ pub unsafe extern "C" fn iothub_client_telemetry_get_publish_topic(
         // SAFETY: NULL or readable, as the caller guarantees.
         if let Some(p) = unsafe { properties.as_ref() } {
             // SAFETY: the caller guarantees every span and the array.
-            writer = unsafe { property_writer(p, &mut pairs) }?;
+            unsafe { add_properties(&mut writer, p, &mut pairs) }?;
         }
-        let mut topic = TelemetryTopic::new(f.device_id).properties(writer);
+        let mut topic = TelemetryTopic::new(f.device_id);
         if let Some(module) = f.module_id {
             topic = topic.module(module);
         }
-        out.write(|b| topic.encode_to(b))
+        out.write(|b| topic.properties(writer).encode_to(b))
     })())
 }
 
-/// Builds the core's property writer from the C description.
+/// The system properties of [`iothub_message_properties`] in field order.
+const SYSTEM_PROPERTIES: [SystemProperty; 6] = [
+    SystemProperty::MessageId,
+    SystemProperty::CorrelationId,
+    SystemProperty::UserId,
+    SystemProperty::ContentType,
+    SystemProperty::ContentEncoding,
+    SystemProperty::ComponentName,
+];
+
+/// Adds the C description's properties to the core's property writer through `&mut`: the
+/// writer is a few hundred bytes, and building one to return and then moving it into the
+/// topic cost more code than filling the caller's (measured with `scripts/c-size.sh`).
 ///
 /// # Safety
 ///
 /// As [`iothub_client_telemetry_get_publish_topic`]'s `properties`.
-unsafe fn property_writer<'a>(
+unsafe fn add_properties<'a>(
+    w: &mut PropertyWriter<'a>,
     p: &iothub_message_properties,
     pairs: &'a mut [(&'a str, &'a str); IOTHUB_MAX_APPLICATION_PROPERTIES],
-) -> Result<PropertyWriter<'a>, iothub_result> {
+) -> Result<(), iothub_result> {
     // One loop over a table instead of a call per property keeps the firmware build small.
-    let system = [
-        (SystemProperty::MessageId, p.message_id),
-        (SystemProperty::CorrelationId, p.correlation_id),
-        (SystemProperty::UserId, p.user_id),
-        (SystemProperty::ContentType, p.content_type),
-        (SystemProperty::ContentEncoding, p.content_encoding),
-        (SystemProperty::ComponentName, p.component_name),
+    let values = [
+        p.message_id,
+        p.correlation_id,
+        p.user_id,
+        p.content_type,
+        p.content_encoding,
+        p.component_name,
     ];
-    let mut w = PropertyWriter::new();
-    for (property, value) in system {
+    for (property, value) in SYSTEM_PROPERTIES.into_iter().zip(values) {
         // SAFETY: the caller guarantees every span.
         if let Some(value) = unsafe { span::optional_text(value) }? {
-            w = w.system(property, value);
+            *w = w.system(property, value);
         }
     }
     // SAFETY: as above.
     if let Some(value) = unsafe { span::optional_text(p.creation_time_utc) }? {
-        w = w.creation_time_utc(value);
+        *w = w.creation_time_utc(value);
     }
     let count = p.application_count;
     if count == 0 {
-        return Ok(w);
+        return Ok(());
     }
     if count > IOTHUB_MAX_APPLICATION_PROPERTIES {
         return Err(IOTHUB_ERROR_INVALID_ARGUMENT);
@@ -163,7 +175,8 @@ unsafe fn property_writer<'a>(
         };
     }
     let pairs: &'a [(&'a str, &'a str)] = pairs;
-    Ok(w.application(pairs.get(..count).unwrap_or_default()))
+    *w = w.application(pairs.get(..count).unwrap_or_default());
+    Ok(())
 }
 
 /// Writes the device's own C2D subscribe filter (`devices/{device}/messages/devicebound/#`,
