@@ -2,11 +2,11 @@
 
 use core::ffi::c_char;
 
-use iothub_proto::RequestId;
 use iothub_proto::properties::{PropertyWriter, SystemProperty};
 use iothub_proto::topic::{
     C2dFilter, MethodResponseTopic, ReportedPatchTopic, TelemetryTopic, TwinGetTopic,
 };
+use iothub_proto::{BufferTooSmall, RequestId};
 
 use crate::client::{fields, iothub_client};
 use crate::result::*;
@@ -213,6 +213,36 @@ unsafe fn request_id<'a>(request_id: iothub_span) -> Result<RequestId<'a>, iothu
     Ok(RequestId::new(unsafe { span::required_text(request_id) }?))
 }
 
+/// Writes a topic named by a request id into a buffer.
+type RequestTopicEncoder<'e> =
+    &'e dyn Fn(RequestId<'_>, &mut [u8]) -> Result<usize, BufferTooSmall>;
+
+/// The topics named by a request id share one body (one copy of the checks in firmware).
+///
+/// # Safety
+///
+/// `request_id` valid; `buf`/`size`/`out_len` as
+/// [`iothub_client_get_client_id`](crate::client::iothub_client_get_client_id).
+#[inline(never)]
+unsafe fn write_request_topic(
+    request_id: iothub_span,
+    buf: *mut c_char,
+    size: usize,
+    out_len: *mut usize,
+    encode: RequestTopicEncoder<'_>,
+) -> iothub_result {
+    status((|| {
+        // SAFETY: forwarded contracts.
+        let (rid, out) = unsafe {
+            (
+                self::request_id(request_id)?,
+                Output::new(buf, size, out_len)?,
+            )
+        };
+        out.write(|b| encode(rid, b))
+    })())
+}
+
 /// Writes the twin GET topic `$iothub/twin/GET/?$rid={request_id}` into `buf`. The answer
 /// arrives on `$iothub/twin/res/…` with the same request id.
 ///
@@ -227,16 +257,12 @@ pub unsafe extern "C" fn iothub_twin_document_get_publish_topic(
     size: usize,
     out_len: *mut usize,
 ) -> iothub_result {
-    status((|| {
-        // SAFETY: forwarded contracts.
-        let (rid, out) = unsafe {
-            (
-                self::request_id(request_id)?,
-                Output::new(buf, size, out_len)?,
-            )
-        };
-        out.write(|b| display_into(&TwinGetTopic::new(rid), b))
-    })())
+    // SAFETY: forwarded contracts.
+    unsafe {
+        write_request_topic(request_id, buf, size, out_len, &|rid, b| {
+            display_into(&TwinGetTopic::new(rid), b)
+        })
+    }
 }
 
 /// Writes the reported-properties PATCH topic
@@ -253,16 +279,12 @@ pub unsafe extern "C" fn iothub_twin_patch_get_publish_topic(
     size: usize,
     out_len: *mut usize,
 ) -> iothub_result {
-    status((|| {
-        // SAFETY: forwarded contracts.
-        let (rid, out) = unsafe {
-            (
-                self::request_id(request_id)?,
-                Output::new(buf, size, out_len)?,
-            )
-        };
-        out.write(|b| display_into(&ReportedPatchTopic::new(rid), b))
-    })())
+    // SAFETY: forwarded contracts.
+    unsafe {
+        write_request_topic(request_id, buf, size, out_len, &|rid, b| {
+            display_into(&ReportedPatchTopic::new(rid), b)
+        })
+    }
 }
 
 /// Writes the direct-method response topic `$iothub/methods/res/{status}/?$rid={request_id}`
@@ -279,16 +301,12 @@ pub unsafe extern "C" fn iothub_methods_response_get_publish_topic(
     size: usize,
     out_len: *mut usize,
 ) -> iothub_result {
-    status((|| {
-        // SAFETY: forwarded contracts.
-        let (rid, out) = unsafe {
-            (
-                self::request_id(request_id)?,
-                Output::new(buf, size, out_len)?,
-            )
-        };
-        out.write(|b| display_into(&MethodResponseTopic::new(rid, status_code), b))
-    })())
+    // SAFETY: forwarded contracts.
+    unsafe {
+        write_request_topic(request_id, buf, size, out_len, &|rid, b| {
+            display_into(&MethodResponseTopic::new(rid, status_code), b)
+        })
+    }
 }
 
 #[cfg(test)]
