@@ -168,13 +168,18 @@ pub(crate) unsafe fn required_text<'a>(span: iothub_span) -> Result<&'a str, iot
 /// # Safety
 ///
 /// As [`bytes`].
-#[inline(never)]
+#[inline(always)]
 pub(crate) unsafe fn optional_text<'a>(
     span: iothub_span,
 ) -> Result<Option<&'a str>, iothub_result> {
-    // SAFETY: forwarded contract.
-    let text = unsafe { text(span) }?;
-    Ok(Some(text).filter(|t| !t.is_empty()))
+    // SAFETY: forwarded contract; `check_text` accepted the span.
+    unsafe {
+        match check_text(span, false) {
+            IOTHUB_OK if span.len == 0 => Ok(None),
+            IOTHUB_OK => Ok(Some(checked(span))),
+            error => Err(error),
+        }
+    }
 }
 
 /// Whether `bytes` is UTF-8, decided exactly as `core::str::from_utf8` decides: no overlong
