@@ -118,9 +118,13 @@ typedef struct {
 } iothub_client_options;
 
 // A hub client: what it connects as. It owns nothing: the spans borrow the caller's
-// strings, which must outlive it. Read-only after [`iothub_client_init`]; every function
-// takes it as `const` and it can be shared between threads.
+// strings, which must outlive it and not change while it is used. Read-only after
+// [`iothub_client_init`], which validates everything once (the other functions trust it);
+// every function takes it as `const` and it can be shared between threads. A copy of an
+// initialised client is initialised.
 typedef struct {
+  // Set by init after validating the fields; checked by every call.
+  uint64_t _internal_magic;
   // Hub host name (`HostName`).
   iothub_span host;
   // Device id.

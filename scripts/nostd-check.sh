@@ -8,6 +8,9 @@
 # Usage: scripts/nostd-check.sh [--sizes]   (--sizes prints a Markdown table for BENCHMARKS.md)
 set -euo pipefail
 cd "$(dirname "$0")/../bench/nostd-consumer"
+# `$bin` below is this crate's own target dir: an inherited CARGO_TARGET_DIR would build
+# elsewhere and leave a stale binary to be measured.
+unset CARGO_TARGET_DIR
 
 # An explicit --target keeps these flags away from host build scripts (serde's proc macros).
 target=$(rustc -vV | awk '/^host:/ { print $2 }')

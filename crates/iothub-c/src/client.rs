@@ -21,11 +21,15 @@ pub struct iothub_client_options {
 }
 
 /// A hub client: what it connects as. It owns nothing: the spans borrow the caller's
-/// strings, which must outlive it. Read-only after [`iothub_client_init`]; every function
-/// takes it as `const` and it can be shared between threads.
+/// strings, which must outlive it and not change while it is used. Read-only after
+/// [`iothub_client_init`], which validates everything once (the other functions trust it);
+/// every function takes it as `const` and it can be shared between threads. A copy of an
+/// initialised client is initialised.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct iothub_client {
+    /// Set by init after validating the fields; checked by every call.
+    pub _internal_magic: u64,
     /// Hub host name (`HostName`).
     pub host: iothub_span,
     /// Device id.
@@ -84,6 +88,7 @@ pub unsafe extern "C" fn iothub_client_init(
             }
         }
         let value = iothub_client {
+            _internal_magic: MAGIC,
             host,
             device_id,
             module_id,
@@ -94,27 +99,35 @@ pub unsafe extern "C" fn iothub_client_init(
     })())
 }
 
-/// The client's fields as text, validated again (the struct is caller memory).
+/// Marks a client that [`iothub_client_init`] validated ("iothubCl").
+const MAGIC: u64 = 0x6c43_6275_6874_6f69;
+
+/// The client's fields as text.
 pub(crate) struct Fields<'a> {
     pub(crate) host: &'a str,
     pub(crate) device_id: &'a str,
     pub(crate) module_id: Option<&'a str>,
 }
 
-/// Reads an initialised client.
+/// Reads an initialised client; `IOTHUB_ERROR_NOT_INITIALIZED` for one that
+/// [`iothub_client_init`] did not set up.
 ///
 /// # Safety
 ///
-/// `client` is NULL or points to a client whose spans are valid for `'a`.
+/// `client` is NULL or points to a client whose spans (and the text they borrow) are valid
+/// and unchanged since init, for `'a`.
 pub(crate) unsafe fn fields<'a>(client: *const iothub_client) -> Result<Fields<'a>, iothub_result> {
     // SAFETY: NULL or readable, as the caller guarantees.
     let client = unsafe { client.as_ref() }.ok_or(IOTHUB_ERROR_NULL_ARGUMENT)?;
-    // SAFETY: the spans were given by the caller at init and are valid, as it guarantees.
+    if client._internal_magic != MAGIC {
+        return Err(IOTHUB_ERROR_NOT_INITIALIZED);
+    }
+    // SAFETY: init checked every span and its text, which the caller keeps unchanged.
     unsafe {
         Ok(Fields {
-            host: span::required_text(client.host)?,
-            device_id: span::required_text(client.device_id)?,
-            module_id: span::optional_text(client.module_id)?,
+            host: span::validated_text(client.host)?,
+            device_id: span::validated_text(client.device_id)?,
+            module_id: Some(span::validated_text(client.module_id)?).filter(|m| !m.is_empty()),
         })
     }
 }
@@ -161,17 +174,18 @@ pub unsafe extern "C" fn iothub_client_get_username(
     status((|| {
         // SAFETY: forwarded contracts.
         let (f, out) = unsafe { (fields(client)?, Output::new(buf, size, out_len)?) };
-        // Only the username reads the options, so only it validates them.
-        // SAFETY: `fields` checked `client` is non-NULL; its spans are valid, as the caller
-        // guarantees.
+        // SAFETY: `fields` checked `client` is non-NULL and initialised; init checked the
+        // options' spans and text, which the caller keeps unchanged.
         let (api_version, model_id, user_agent) = unsafe {
             let options = &(*client).options;
             (
-                span::optional_text(options.api_version)?.unwrap_or(API_VERSION),
-                span::optional_text(options.model_id)?,
-                span::optional_text(options.user_agent)?,
+                span::validated_text(options.api_version)?,
+                span::validated_text(options.model_id)?,
+                span::validated_text(options.user_agent)?,
             )
         };
+        let model_id = Some(model_id).filter(|m| !m.is_empty());
+        let user_agent = Some(user_agent).filter(|u| !u.is_empty());
         let mut username = match f.module_id {
             Some(module) => Username::module(f.host, f.device_id, module),
             None => Username::device(f.host, f.device_id),

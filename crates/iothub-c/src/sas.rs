@@ -70,53 +70,30 @@ impl Signer for CallbackSigner {
 /// Signs a token for `resource` into `out` (the buffer doubles as scratch for the string to
 /// sign).
 fn write_token(
-    out: Output<'_>,
+    mut out: Output<'_>,
     resource: ResourceUri<'_>,
     policy: Option<&str>,
     expiry: u64,
     signer: &impl Signer,
 ) -> Result<(), iothub_result> {
-    let (buf, out_len) = out.into_parts();
-    let room = buf.len().saturating_sub(1);
-    // The longest token: a signature whose base64 is all `/` (each percent-encoded).
-    let longest = SasToken::new(
-        resource,
-        Signature::from_bytes([0xff; SIGNATURE_LEN]),
-        expiry,
-        policy,
-    );
-    let longest = match longest.encode_to(&mut []) {
-        Ok(len) => len,
-        Err(e) => e.required,
-    };
-    let (body, _) = buf.split_at_mut(room);
-    let token = match SasToken::sign_in_buffer(resource, expiry, policy, signer, body) {
-        Ok(token) => token,
-        Err(SignError::BufferTooSmall(e)) => {
-            if let Some(out_len) = out_len {
-                *out_len = e.required.max(longest).saturating_add(1);
-            }
-            return Err(IOTHUB_ERROR_BUFFER_TOO_SMALL);
+    let body = out.body();
+    let written = match SasToken::sign_in_buffer(resource, expiry, policy, signer, body) {
+        Ok(token) => token.encode_to(body),
+        // The signature is not known yet, so report what the longest token needs: one whose
+        // base64 signature is all `/` (each percent-encoded). That is also more than the
+        // string to sign, which is what did not fit.
+        Err(SignError::BufferTooSmall(_)) => {
+            let longest = SasToken::new(
+                resource,
+                Signature::from_bytes([0xff; SIGNATURE_LEN]),
+                expiry,
+                policy,
+            );
+            longest.encode_to(&mut [])
         }
         Err(_) => return Err(IOTHUB_ERROR_SIGN_FAILED),
     };
-    match token.encode_to(body) {
-        Ok(len) => {
-            if let Some(terminator) = buf.get_mut(len) {
-                *terminator = 0;
-            }
-            if let Some(out_len) = out_len {
-                *out_len = len;
-            }
-            Ok(())
-        }
-        Err(e) => {
-            if let Some(out_len) = out_len {
-                *out_len = e.required.saturating_add(1);
-            }
-            Err(IOTHUB_ERROR_BUFFER_TOO_SMALL)
-        }
-    }
+    out.finish(written)
 }
 
 /// The hub resource a client's tokens cover.

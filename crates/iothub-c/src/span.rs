@@ -82,15 +82,69 @@ pub(crate) unsafe fn bytes<'a>(span: iothub_span) -> Result<&'a [u8], iothub_res
     Ok(unsafe { core::slice::from_raw_parts(span.ptr.cast::<u8>(), span.len) })
 }
 
+/// Checks a span as text: `IOTHUB_ERROR_NULL_ARGUMENT` for a NULL pointer with a length,
+/// `IOTHUB_ERROR_INVALID_ARGUMENT` when it is not UTF-8 (or empty but `required`), else
+/// `IOTHUB_OK`. One out-of-line copy returning a plain code keeps every call site small.
+///
+/// # Safety
+///
+/// As [`bytes`].
+#[inline(never)]
+pub(crate) unsafe fn check_text(span: iothub_span, required: bool) -> iothub_result {
+    // SAFETY: forwarded contract.
+    match unsafe { bytes(span) } {
+        Err(error) => error,
+        Ok(bytes) if (required && bytes.is_empty()) || !is_utf8(bytes) => {
+            IOTHUB_ERROR_INVALID_ARGUMENT
+        }
+        Ok(_) => IOTHUB_OK,
+    }
+}
+
+/// The text of a span that [`check_text`] accepted.
+///
+/// # Safety
+///
+/// As [`bytes`]; `span.ptr` is non-NULL unless `span.len` is 0, and the bytes are UTF-8.
+#[inline(always)]
+unsafe fn checked<'a>(span: iothub_span) -> &'a str {
+    if span.len == 0 {
+        return "";
+    }
+    // SAFETY: non-NULL, `len` readable bytes of UTF-8, as the caller guarantees.
+    unsafe {
+        core::str::from_utf8_unchecked(core::slice::from_raw_parts(span.ptr.cast::<u8>(), span.len))
+    }
+}
+
 /// The text of a span: checked for NULL and UTF-8.
 ///
 /// # Safety
 ///
 /// As [`bytes`].
+#[inline(never)]
 pub(crate) unsafe fn text<'a>(span: iothub_span) -> Result<&'a str, iothub_result> {
-    // SAFETY: forwarded contract.
-    let bytes = unsafe { bytes(span) }?;
-    core::str::from_utf8(bytes).map_err(|_| IOTHUB_ERROR_INVALID_ARGUMENT)
+    // SAFETY: forwarded contract; `check_text` accepted the span.
+    unsafe {
+        match check_text(span, false) {
+            IOTHUB_OK => Ok(checked(span)),
+            error => Err(error),
+        }
+    }
+}
+
+/// The text of a span [`text`] accepted before (a client's fields, checked at init): NULL
+/// is still refused, UTF-8 is not checked again.
+///
+/// # Safety
+///
+/// As [`bytes`], and the bytes are UTF-8.
+pub(crate) unsafe fn validated_text<'a>(span: iothub_span) -> Result<&'a str, iothub_result> {
+    if span.len != 0 && span.ptr.is_null() {
+        return Err(IOTHUB_ERROR_NULL_ARGUMENT);
+    }
+    // SAFETY: non-NULL (or empty) and UTF-8, as checked and as the caller guarantees.
+    Ok(unsafe { checked(span) })
 }
 
 /// Like [`text`], but the text must not be empty.
@@ -98,13 +152,15 @@ pub(crate) unsafe fn text<'a>(span: iothub_span) -> Result<&'a str, iothub_resul
 /// # Safety
 ///
 /// As [`bytes`].
+#[inline(never)]
 pub(crate) unsafe fn required_text<'a>(span: iothub_span) -> Result<&'a str, iothub_result> {
-    // SAFETY: forwarded contract.
-    let text = unsafe { text(span) }?;
-    if text.is_empty() {
-        return Err(IOTHUB_ERROR_INVALID_ARGUMENT);
+    // SAFETY: forwarded contract; `check_text` accepted the span.
+    unsafe {
+        match check_text(span, true) {
+            IOTHUB_OK => Ok(checked(span)),
+            error => Err(error),
+        }
     }
-    Ok(text)
 }
 
 /// Like [`text`], with the empty span meaning "absent".
@@ -112,12 +168,59 @@ pub(crate) unsafe fn required_text<'a>(span: iothub_span) -> Result<&'a str, iot
 /// # Safety
 ///
 /// As [`bytes`].
+#[inline(always)]
 pub(crate) unsafe fn optional_text<'a>(
     span: iothub_span,
 ) -> Result<Option<&'a str>, iothub_result> {
-    // SAFETY: forwarded contract.
-    let text = unsafe { text(span) }?;
-    Ok(Some(text).filter(|t| !t.is_empty()))
+    // SAFETY: forwarded contract; `check_text` accepted the span.
+    unsafe {
+        match check_text(span, false) {
+            IOTHUB_OK if span.len == 0 => Ok(None),
+            IOTHUB_OK => Ok(Some(checked(span))),
+            error => Err(error),
+        }
+    }
+}
+
+/// Whether `bytes` is UTF-8, decided exactly as `core::str::from_utf8` decides: no overlong
+/// forms, no surrogates, nothing above U+10FFFF, no truncated sequence.
+///
+/// Every span crossing the boundary goes through here, so its size counts: core's validator
+/// (an ASCII fast path reading a word at a time) is several hundred bytes on a
+/// microcontroller, this byte loop a fraction of that, and inputs here are short.
+fn is_utf8(bytes: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(&lead) = bytes.get(at) {
+        at += 1;
+        if lead < 0x80 {
+            continue;
+        }
+        // How many continuation bytes follow the lead byte, and the smallest code point
+        // that needs that many (anything below is an overlong form).
+        let (continuations, smallest) = match lead {
+            0xC0..=0xDF => (1, 0x80),
+            0xE0..=0xEF => (2, 0x800),
+            0xF0..=0xF7 => (3, 0x1_0000),
+            _ => return false,
+        };
+        let mut code_point = u32::from(lead) & (0x3F >> continuations);
+        for _ in 0..continuations {
+            match bytes.get(at) {
+                Some(&byte) if byte & 0xC0 == 0x80 => {
+                    code_point = code_point << 6 | u32::from(byte & 0x3F);
+                    at += 1;
+                }
+                _ => return false,
+            }
+        }
+        if code_point < smallest
+            || code_point > 0x10_FFFF
+            || (0xD800..=0xDFFF).contains(&code_point)
+        {
+            return false;
+        }
+    }
+    true
 }
 
 /// A caller's output buffer (`char *buf, size_t size, size_t *out_len`).
@@ -154,12 +257,29 @@ impl<'a> Output<'a> {
     /// Runs `encode` on the buffer minus room for the NUL, then terminates the text and
     /// reports its length (without the NUL), or the size needed (with it).
     pub(crate) fn write(
-        self,
+        mut self,
         encode: impl FnOnce(&mut [u8]) -> Result<usize, BufferTooSmall>,
     ) -> Result<(), iothub_result> {
+        let result = encode(self.body());
+        self.finish(result)
+    }
+
+    /// The buffer minus room for the NUL, for writers that need it more than once before
+    /// [`Output::finish`].
+    pub(crate) fn body(&mut self) -> &mut [u8] {
         let room = self.buf.len().saturating_sub(1);
         let (body, _) = self.buf.split_at_mut(room);
-        match encode(body) {
+        body
+    }
+
+    /// Ends a write into [`Output::body`]: terminates the `len` bytes written and reports
+    /// their length, or reports the size needed.
+    #[inline(never)]
+    pub(crate) fn finish(
+        self,
+        written: Result<usize, BufferTooSmall>,
+    ) -> Result<(), iothub_result> {
+        match written {
             Ok(len) => {
                 if let Some(terminator) = self.buf.get_mut(len) {
                     *terminator = 0;
@@ -210,4 +330,82 @@ pub(crate) unsafe fn put<T>(out: *mut T, value: T) -> Result<(), iothub_result> 
     // without drop glue, so nothing is leaked by not reading the old value.
     unsafe { out.write(value) };
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_utf8;
+
+    fn agrees(bytes: &[u8]) {
+        assert_eq!(
+            is_utf8(bytes),
+            core::str::from_utf8(bytes).is_ok(),
+            "{bytes:02x?}"
+        );
+    }
+
+    /// Every input of up to three bytes, so every lead byte with every continuation.
+    #[test]
+    fn utf8_agrees_with_core_on_every_short_input() {
+        agrees(&[]);
+        for a in 0..=255u8 {
+            agrees(&[a]);
+            for b in 0..=255u8 {
+                agrees(&[a, b]);
+                for c in 0..=255u8 {
+                    agrees(&[a, b, c]);
+                }
+            }
+        }
+    }
+
+    /// Four-byte inputs: every lead and second byte (where the range checks bite), with the
+    /// boundary values of a continuation byte and their neighbours after them.
+    #[test]
+    fn utf8_agrees_with_core_on_four_byte_inputs() {
+        const EDGES: [u8; 9] = [0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0xBF, 0xC0, 0xFF];
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                for c in EDGES {
+                    for d in EDGES {
+                        agrees(&[a, b, c, d]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Longer mixtures: valid characters of every width with stray bytes between them
+    /// (a fixed pseudo-random sequence, so the test is repeatable).
+    #[test]
+    fn utf8_agrees_with_core_on_mixed_text() {
+        let pieces: [&[u8]; 12] = [
+            b"a",
+            "\u{7f}".as_bytes(),
+            "\u{80}".as_bytes(),
+            "\u{7ff}".as_bytes(),
+            "\u{800}".as_bytes(),
+            "\u{d7ff}".as_bytes(),
+            "\u{e000}".as_bytes(),
+            "\u{ffff}".as_bytes(),
+            "\u{10000}".as_bytes(),
+            "\u{10ffff}".as_bytes(),
+            b"\x80",
+            b"\xf4\x90\x80\x80",
+        ];
+        let mut state = 0x2545_f491_u32;
+        for _ in 0..100_000 {
+            let mut text = [0u8; 32];
+            let mut len = 0;
+            for _ in 0..6 {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                let piece = pieces[state as usize % pieces.len()];
+                text[len..len + piece.len()].copy_from_slice(piece);
+                len += piece.len();
+            }
+            agrees(&text[..len]);
+        }
+    }
 }

@@ -2,11 +2,11 @@
 
 use core::ffi::c_char;
 
-use iothub_proto::RequestId;
 use iothub_proto::properties::{PropertyWriter, SystemProperty};
 use iothub_proto::topic::{
     C2dFilter, MethodResponseTopic, ReportedPatchTopic, TelemetryTopic, TwinGetTopic,
 };
+use iothub_proto::{BufferTooSmall, RequestId};
 
 use crate::client::{fields, iothub_client};
 use crate::result::*;
@@ -102,48 +102,60 @@ pub unsafe extern "C" fn iothub_client_telemetry_get_publish_topic(
         // SAFETY: NULL or readable, as the caller guarantees.
         if let Some(p) = unsafe { properties.as_ref() } {
             // SAFETY: the caller guarantees every span and the array.
-            writer = unsafe { property_writer(p, &mut pairs) }?;
+            unsafe { add_properties(&mut writer, p, &mut pairs) }?;
         }
-        let mut topic = TelemetryTopic::new(f.device_id).properties(writer);
+        let mut topic = TelemetryTopic::new(f.device_id);
         if let Some(module) = f.module_id {
             topic = topic.module(module);
         }
-        out.write(|b| topic.encode_to(b))
+        out.write(|b| topic.properties(writer).encode_to(b))
     })())
 }
 
-/// Builds the core's property writer from the C description.
+/// The system properties of [`iothub_message_properties`] in field order.
+const SYSTEM_PROPERTIES: [SystemProperty; 6] = [
+    SystemProperty::MessageId,
+    SystemProperty::CorrelationId,
+    SystemProperty::UserId,
+    SystemProperty::ContentType,
+    SystemProperty::ContentEncoding,
+    SystemProperty::ComponentName,
+];
+
+/// Adds the C description's properties to the core's property writer through `&mut`: the
+/// writer is a few hundred bytes, and building one to return and then moving it into the
+/// topic cost more code than filling the caller's (measured with `scripts/c-size.sh`).
 ///
 /// # Safety
 ///
 /// As [`iothub_client_telemetry_get_publish_topic`]'s `properties`.
-unsafe fn property_writer<'a>(
+unsafe fn add_properties<'a>(
+    w: &mut PropertyWriter<'a>,
     p: &iothub_message_properties,
     pairs: &'a mut [(&'a str, &'a str); IOTHUB_MAX_APPLICATION_PROPERTIES],
-) -> Result<PropertyWriter<'a>, iothub_result> {
+) -> Result<(), iothub_result> {
     // One loop over a table instead of a call per property keeps the firmware build small.
-    let system = [
-        (SystemProperty::MessageId, p.message_id),
-        (SystemProperty::CorrelationId, p.correlation_id),
-        (SystemProperty::UserId, p.user_id),
-        (SystemProperty::ContentType, p.content_type),
-        (SystemProperty::ContentEncoding, p.content_encoding),
-        (SystemProperty::ComponentName, p.component_name),
+    let values = [
+        p.message_id,
+        p.correlation_id,
+        p.user_id,
+        p.content_type,
+        p.content_encoding,
+        p.component_name,
     ];
-    let mut w = PropertyWriter::new();
-    for (property, value) in system {
+    for (property, value) in SYSTEM_PROPERTIES.into_iter().zip(values) {
         // SAFETY: the caller guarantees every span.
         if let Some(value) = unsafe { span::optional_text(value) }? {
-            w = w.system(property, value);
+            *w = w.system(property, value);
         }
     }
     // SAFETY: as above.
     if let Some(value) = unsafe { span::optional_text(p.creation_time_utc) }? {
-        w = w.creation_time_utc(value);
+        *w = w.creation_time_utc(value);
     }
     let count = p.application_count;
     if count == 0 {
-        return Ok(w);
+        return Ok(());
     }
     if count > IOTHUB_MAX_APPLICATION_PROPERTIES {
         return Err(IOTHUB_ERROR_INVALID_ARGUMENT);
@@ -163,7 +175,8 @@ unsafe fn property_writer<'a>(
         };
     }
     let pairs: &'a [(&'a str, &'a str)] = pairs;
-    Ok(w.application(pairs.get(..count).unwrap_or_default()))
+    *w = w.application(pairs.get(..count).unwrap_or_default());
+    Ok(())
 }
 
 /// Writes the device's own C2D subscribe filter (`devices/{device}/messages/devicebound/#`,
@@ -200,6 +213,36 @@ unsafe fn request_id<'a>(request_id: iothub_span) -> Result<RequestId<'a>, iothu
     Ok(RequestId::new(unsafe { span::required_text(request_id) }?))
 }
 
+/// Writes a topic named by a request id into a buffer.
+type RequestTopicEncoder<'e> =
+    &'e dyn Fn(RequestId<'_>, &mut [u8]) -> Result<usize, BufferTooSmall>;
+
+/// The topics named by a request id share one body (one copy of the checks in firmware).
+///
+/// # Safety
+///
+/// `request_id` valid; `buf`/`size`/`out_len` as
+/// [`iothub_client_get_client_id`](crate::client::iothub_client_get_client_id).
+#[inline(never)]
+unsafe fn write_request_topic(
+    request_id: iothub_span,
+    buf: *mut c_char,
+    size: usize,
+    out_len: *mut usize,
+    encode: RequestTopicEncoder<'_>,
+) -> iothub_result {
+    status((|| {
+        // SAFETY: forwarded contracts.
+        let (rid, out) = unsafe {
+            (
+                self::request_id(request_id)?,
+                Output::new(buf, size, out_len)?,
+            )
+        };
+        out.write(|b| encode(rid, b))
+    })())
+}
+
 /// Writes the twin GET topic `$iothub/twin/GET/?$rid={request_id}` into `buf`. The answer
 /// arrives on `$iothub/twin/res/…` with the same request id.
 ///
@@ -214,16 +257,12 @@ pub unsafe extern "C" fn iothub_twin_document_get_publish_topic(
     size: usize,
     out_len: *mut usize,
 ) -> iothub_result {
-    status((|| {
-        // SAFETY: forwarded contracts.
-        let (rid, out) = unsafe {
-            (
-                self::request_id(request_id)?,
-                Output::new(buf, size, out_len)?,
-            )
-        };
-        out.write(|b| display_into(&TwinGetTopic::new(rid), b))
-    })())
+    // SAFETY: forwarded contracts.
+    unsafe {
+        write_request_topic(request_id, buf, size, out_len, &|rid, b| {
+            display_into(&TwinGetTopic::new(rid), b)
+        })
+    }
 }
 
 /// Writes the reported-properties PATCH topic
@@ -240,16 +279,12 @@ pub unsafe extern "C" fn iothub_twin_patch_get_publish_topic(
     size: usize,
     out_len: *mut usize,
 ) -> iothub_result {
-    status((|| {
-        // SAFETY: forwarded contracts.
-        let (rid, out) = unsafe {
-            (
-                self::request_id(request_id)?,
-                Output::new(buf, size, out_len)?,
-            )
-        };
-        out.write(|b| display_into(&ReportedPatchTopic::new(rid), b))
-    })())
+    // SAFETY: forwarded contracts.
+    unsafe {
+        write_request_topic(request_id, buf, size, out_len, &|rid, b| {
+            display_into(&ReportedPatchTopic::new(rid), b)
+        })
+    }
 }
 
 /// Writes the direct-method response topic `$iothub/methods/res/{status}/?$rid={request_id}`
@@ -266,16 +301,12 @@ pub unsafe extern "C" fn iothub_methods_response_get_publish_topic(
     size: usize,
     out_len: *mut usize,
 ) -> iothub_result {
-    status((|| {
-        // SAFETY: forwarded contracts.
-        let (rid, out) = unsafe {
-            (
-                self::request_id(request_id)?,
-                Output::new(buf, size, out_len)?,
-            )
-        };
-        out.write(|b| display_into(&MethodResponseTopic::new(rid, status_code), b))
-    })())
+    // SAFETY: forwarded contracts.
+    unsafe {
+        write_request_topic(request_id, buf, size, out_len, &|rid, b| {
+            display_into(&MethodResponseTopic::new(rid, status_code), b)
+        })
+    }
 }
 
 #[cfg(test)]

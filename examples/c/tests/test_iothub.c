@@ -103,6 +103,15 @@ static void test_client_credentials(void) {
   CHECK_RC(iothub_client_get_username(NULL, buf, sizeof buf, &len), IOTHUB_ERROR_NULL_ARGUMENT);
   CHECK_RC(iothub_client_get_client_id(&client, buf, sizeof buf, NULL), IOTHUB_OK);
 
+  /* A client that iothub_client_init did not set up is refused, not read. */
+  iothub_client blank;
+  memset(&blank, 0, sizeof blank);
+  CHECK_RC(iothub_client_get_client_id(&blank, buf, sizeof buf, &len), IOTHUB_ERROR_NOT_INITIALIZED);
+  CHECK_RC(iothub_client_get_username(&blank, buf, sizeof buf, &len), IOTHUB_ERROR_NOT_INITIALIZED);
+  CHECK_RC(iothub_client_telemetry_get_publish_topic(&blank, NULL, buf, sizeof buf, &len), IOTHUB_ERROR_NOT_INITIALIZED);
+  CHECK_RC(iothub_client_c2d_get_subscribe_topic(&blank, buf, sizeof buf, &len), IOTHUB_ERROR_NOT_INITIALIZED);
+  CHECK_RC(iothub_client_sas_get_password(&blank, IOTHUB_SPAN_LITERAL("AAAA"), NO_SPAN, 1, buf, sizeof buf, &len), IOTHUB_ERROR_NOT_INITIALIZED);
+
   CHECK_RC(iothub_client_init(&client, IOTHUB_SPAN_LITERAL("h.net"), IOTHUB_SPAN_LITERAL("d1"), IOTHUB_SPAN_LITERAL("m1"), NULL), IOTHUB_OK);
   CHECK_RC(iothub_client_get_client_id(&client, buf, sizeof buf, &len), IOTHUB_OK);
   CHECK(strcmp(buf, "d1/m1") == 0);
