@@ -127,7 +127,7 @@ def test_mosquitto_sub_on_hash_receives_c2d(emu):
          "-t", "#", "--cafile", emu["ca"], "-V", "mqttv311"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    # The subscription must exist before the message is sent (PROTOCOL.md §5).
+    # The subscription must exist before the message is sent (docs/protocol.md §5).
     deadline = time.time() + TIMEOUT
     sent = False
     while time.time() < deadline and not sent:

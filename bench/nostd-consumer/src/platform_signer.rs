@@ -1,6 +1,6 @@
 //! Stand-in for a device's own crypto engine (a secure element or the TLS library's HMAC),
 //! which is how azure-sdk-for-c's size figures are measured: the SDK builds the string to sign
-//! and the platform signs it. This one checks it was asked to sign exactly PROTOCOL.md §2.2
+//! and the platform signs it. This one checks it was asked to sign exactly docs/protocol.md §2.2
 //! vector 1's string-to-sign and answers with that vector's published signature.
 //!
 //! Like a platform HMAC it works on a byte buffer (`sign_bytes_into`, what the telemetry

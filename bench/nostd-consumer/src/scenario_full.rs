@@ -1,6 +1,6 @@
 //! azure-sdk-for-c's "Hub + DPS + Plug and Play" feature set: everything a device receives is
 //! classified, method and twin traffic answered, a writable property acknowledged, and a DPS
-//! registration driven to its assignment (PROTOCOL.md §6, §7, §8, §9).
+//! registration driven to its assignment (docs/protocol.md §6, §7, §8, §9).
 
 use core::time::Duration;
 
@@ -12,7 +12,7 @@ use iothub_proto::{Instant, RequestId, encode_into};
 pub(crate) fn run() -> Result<(), i32> {
     let mut buf = [0u8; 512];
 
-    // Twin: the seed's trace (PROTOCOL.md §6).
+    // Twin: the seed's trace (docs/protocol.md §6).
     let get = encode_into(&TwinGetTopic::new(RequestId::Number(1)), &mut buf).map_err(|_| 20)?;
     if get != "$iothub/twin/GET/?$rid=1" {
         return Err(21);
@@ -37,7 +37,7 @@ pub(crate) fn run() -> Result<(), i32> {
         return Err(27);
     }
 
-    // Direct method: echo the opaque request id (PROTOCOL.md §7).
+    // Direct method: echo the opaque request id (docs/protocol.md §7).
     let request = match Incoming::parse("$iothub/methods/POST/getMaxMinReport/?$rid=1a") {
         Ok(Incoming::MethodRequest(m)) if m.name() == "getMaxMinReport" => m,
         _ => return Err(28),
@@ -54,7 +54,7 @@ pub(crate) fn run() -> Result<(), i32> {
         _ => return Err(31),
     }
 
-    // DPS: register, 202 assigning, poll after retry-after, 200 assigned (PROTOCOL.md §9).
+    // DPS: register, 202 assigning, poll after retry-after, 200 assigned (docs/protocol.md §9).
     let mut reg = Registration::new("sn-007", None);
     let t0 = Instant::from_millis(0);
     reg.start(t0);

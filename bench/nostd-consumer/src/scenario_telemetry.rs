@@ -1,5 +1,5 @@
 //! azure-sdk-for-c's "telemetry only" feature set: a telemetry topic with a property bag and a
-//! signed SAS password (PROTOCOL.md §2.2 vector 1).
+//! signed SAS password (docs/protocol.md §2.2 vector 1).
 //!
 //! Written with the byte path (`encode_to`, `SasToken::sign_in_buffer`), which links none of
 //! `core::fmt`, as a size-conscious firmware would; the "full" scenario uses the `Display`

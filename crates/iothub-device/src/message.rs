@@ -8,7 +8,7 @@ use iothub_proto::properties::{IOTHUB_ACK, PropertyBag, PropertyWriter, SystemPr
 use iothub_proto::topic::TelemetryTopic;
 
 /// Largest telemetry message IoT Hub accepts: 256 KiB counting the body and every property
-/// name and value (PROTOCOL.md §4, "Size"). The hub silently disconnects on larger ones, so
+/// name and value (docs/protocol.md §4, "Size"). The hub silently disconnects on larger ones, so
 /// the client refuses them up front.
 pub const MAX_TELEMETRY_SIZE: usize = 256 * 1024;
 
@@ -48,7 +48,7 @@ impl Message {
     }
 
     /// A JSON message: `$.ct=application/json` and `$.ce=utf-8`, as IoT Hub message routing
-    /// needs to query the body (PROTOCOL.md §4).
+    /// needs to query the body (docs/protocol.md §4).
     ///
     /// ```
     /// let m = iothub_device::Message::json(&serde_json::json!({"t": 1}));
@@ -84,13 +84,13 @@ impl Message {
         self
     }
 
-    /// Sets `$.sub`, the Plug and Play component the telemetry belongs to (PROTOCOL.md §8).
+    /// Sets `$.sub`, the Plug and Play component the telemetry belongs to (docs/protocol.md §8).
     pub fn component(mut self, component: impl Into<String>) -> Self {
         self.component = Some(component.into());
         self
     }
 
-    /// Sets `iothub-creation-time-utc` (UTC, `YYYY-MM-DDTHH:MM:SSZ`, PROTOCOL.md §4).
+    /// Sets `iothub-creation-time-utc` (UTC, `YYYY-MM-DDTHH:MM:SSZ`, docs/protocol.md §4).
     ///
     /// ```
     /// use std::time::{Duration, UNIX_EPOCH};
@@ -143,7 +143,7 @@ impl Message {
     }
 
     /// Size as IoT Hub counts it: body, system property values, application property names
-    /// and values (PROTOCOL.md §4).
+    /// and values (docs/protocol.md §4).
     pub fn size(&self) -> usize {
         let system = [
             &self.message_id,
@@ -204,7 +204,7 @@ impl Message {
     }
 }
 
-/// A cloud-to-device message (PROTOCOL.md §5). Receiving it from
+/// A cloud-to-device message (docs/protocol.md §5). Receiving it from
 /// [`C2dReceiver`](crate::C2dReceiver) completes it at the hub.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct C2dMessage {

@@ -16,7 +16,7 @@ use crate::session::SessionConfig;
 use crate::transport::Endpoint;
 use crate::{ConfigError, CredentialError, Error};
 
-/// Sent as `DeviceClientType` in the MQTT username (PROTOCOL.md §1.4).
+/// Sent as `DeviceClientType` in the MQTT username (docs/protocol.md §1.4).
 const USER_AGENT: &str = concat!("iothub-device-rs/", env!("CARGO_PKG_VERSION"));
 
 /// Largest MQTT packet accepted or sent: 256 KiB telemetry plus room for the topic and
@@ -128,7 +128,7 @@ impl ClientOptions {
         }
     }
 
-    /// Options from a device or module connection string (PROTOCOL.md §3): a device or
+    /// Options from a device or module connection string (docs/protocol.md §3): a device or
     /// module key, a policy key on behalf of a device, `SharedAccessSignature=…`, or
     /// `x509=true` (then call [`ClientOptions::x509_identity`]). `GatewayHostName` is dialled
     /// while `HostName` stays in the username and token.
@@ -186,7 +186,7 @@ impl ClientOptions {
         Ok(self.x509_identity(cert_pem, key_pem))
     }
 
-    /// Announces a Plug and Play model id (`model-id` in the username, PROTOCOL.md §8).
+    /// Announces a Plug and Play model id (`model-id` in the username, docs/protocol.md §8).
     pub fn model_id(mut self, dtmi: &str) -> Self {
         self.model_id = Some(dtmi.to_owned());
         self

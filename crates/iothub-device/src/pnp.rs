@@ -1,4 +1,4 @@
-//! IoT Plug and Play conventions (PROTOCOL.md §8) on top of the twin: reporting properties in
+//! IoT Plug and Play conventions (docs/protocol.md §8) on top of the twin: reporting properties in
 //! components, acknowledging writable properties, reading writable updates from desired
 //! patches. The JSON shapes come from `iothub_proto::pnp`; this file only wires them to the
 //! client.
@@ -37,7 +37,7 @@ impl WritableResponse {
         }
     }
 
-    /// The device's initial value: `ac` 203, `av` 0 (PROTOCOL.md §8).
+    /// The device's initial value: `ac` 203, `av` 0 (docs/protocol.md §8).
     pub fn initial() -> Self {
         Self {
             status: 203,

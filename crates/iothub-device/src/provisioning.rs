@@ -1,5 +1,5 @@
 //! DPS `provision()`: registers with the Device Provisioning Service over MQTT, driving
-//! `iothub_proto::provisioning::Registration` (PROTOCOL.md §9), then hands back options for
+//! `iothub_proto::provisioning::Registration` (docs/protocol.md §9), then hands back options for
 //! the assigned hub.
 //!
 //! The MQTT side reuses the client's [`Session`] and [`Connection`], with a clean session
@@ -34,7 +34,7 @@ pub enum Attestation {
     /// An individual enrollment's symmetric key.
     SymmetricKey(String),
     /// A group enrollment key; the device key is derived from it and the registration id
-    /// (`HMAC-SHA256(groupKey, registrationId)`, PROTOCOL.md §9).
+    /// (`HMAC-SHA256(groupKey, registrationId)`, docs/protocol.md §9).
     GroupKey(String),
     /// An X.509 certificate chain and key (PEM); the registration id must be the leaf CN.
     X509 {
@@ -168,7 +168,7 @@ impl ProvisioningOptions {
     }
 
     /// Sends `{"modelId": dtmi}` as the registration payload and announces the model id
-    /// to the assigned hub (PROTOCOL.md §8).
+    /// to the assigned hub (docs/protocol.md §8).
     pub fn model_id(mut self, dtmi: &str) -> Self {
         self.model_id = Some(dtmi.to_owned());
         self

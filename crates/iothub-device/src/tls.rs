@@ -11,7 +11,7 @@ use rustls::{ClientConfig, RootCertStore};
 
 use crate::{ConfigError, PemItem};
 
-/// Subject common names of the roots IoT Hub and DPS chain to (PROTOCOL.md §12): DigiCert
+/// Subject common names of the roots IoT Hub and DPS chain to (docs/protocol.md §12): DigiCert
 /// Global Root G2 for every hub since the 2023 migration, the two Microsoft 2017 roots as the
 /// announced successors. Baltimore CyberTrust expired in 2025 and is not trusted.
 const AZURE_ROOT_NAMES: [&[u8]; 3] = [

@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::{DisconnectReason, NetworkError, Request};
 
-/// Path of the MQTT-over-WebSockets endpoint (PROTOCOL.md §1.1).
+/// Path of the MQTT-over-WebSockets endpoint (docs/protocol.md §1.1).
 pub(crate) const WEBSOCKET_PATH: &str = "/$iothub/websocket";
 
 /// How to reach the hub.

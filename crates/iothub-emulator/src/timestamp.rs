@@ -5,7 +5,7 @@
 //! [`SystemTime`], and these functions turn it into the two shapes the hub and the store
 //! need: integer milliseconds for SQLite columns and ISO-8601 UTC text with millisecond
 //! precision (`2026-11-27T22:40:16.123Z`) for JSON bodies, as twin `$metadata.$lastUpdated`
-//! is documented (PROTOCOL.md §6).
+//! is documented (docs/protocol.md §6).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

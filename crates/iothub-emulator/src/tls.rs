@@ -1,6 +1,7 @@
 //! TLS for the MQTT/TLS and HTTPS listeners: a local CA kept in the data dir, a fresh server
 //! certificate per start, and a client-certificate verifier that requests but never requires a
-//! certificate (PROTOCOL.md §1.8: the hub decides at CONNECT whether the identity needs X.509).
+//! certificate (docs/protocol.md §1.8: the hub decides at CONNECT whether the identity needs
+//! X.509).
 //!
 //! Files in the data dir: `ca.pem` (give it to clients), `ca.key` (mode 0600), `server.pem`,
 //! `server.key` (mode 0600). The CA is created once; the server certificate is re-issued at every

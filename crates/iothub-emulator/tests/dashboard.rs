@@ -137,7 +137,7 @@ async fn run_device(
             let topic = p.topic.clone();
             eprintln!("device got {topic} {:?}", p.qos);
             if let Some(rest) = topic.strip_prefix("$iothub/methods/POST/") {
-                // `{name}/?$rid={rid}` (PROTOCOL.md §7): answer 200 with the run's token.
+                // `{name}/?$rid={rid}` (docs/protocol.md §7): answer 200 with the run's token.
                 let (name, query) = rest.split_once("/?").unwrap();
                 let request_id = query.strip_prefix("$rid=").unwrap().to_owned();
                 let payload: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);

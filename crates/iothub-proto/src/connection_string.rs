@@ -1,5 +1,5 @@
 //! Connection strings: `HostName=…;DeviceId=…;SharedAccessKey=…` and their variants
-//! (PROTOCOL.md §3).
+//! (docs/protocol.md §3).
 
 use core::fmt::{self, Display};
 
@@ -142,7 +142,7 @@ impl<'a> ConnectionString<'a> {
     }
 
     /// The host to open the network connection to: `GatewayHostName` when present, else
-    /// `HostName` (Python SDK behaviour, PROTOCOL.md §3).
+    /// `HostName` (Python SDK behaviour, docs/protocol.md §3).
     ///
     /// ```
     /// use iothub_proto::connection_string::ConnectionString;
@@ -156,7 +156,7 @@ impl<'a> ConnectionString<'a> {
     }
 
     /// The SAS resource this string's identity signs for: the module, the device, or the
-    /// whole hub for service strings (PROTOCOL.md §2.1).
+    /// whole hub for service strings (docs/protocol.md §2.1).
     ///
     /// ```
     /// use iothub_proto::connection_string::ConnectionString;
@@ -389,7 +389,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// Classifies the credential (PROTOCOL.md §3 lists the accepted shapes).
+    /// Classifies the credential (docs/protocol.md §3 lists the accepted shapes).
     fn credential(&self) -> Result<Credential<'a>, ConnectionStringError> {
         use ConnectionStringError::{
             ConflictingCredentials, InvalidToken, InvalidValue, MissingCredential, MissingField,

@@ -1,5 +1,5 @@
 //! MQTT CONNECT credentials: client id and username for IoT Hub devices and modules and for
-//! DPS (PROTOCOL.md §1.2–1.4, §9), a lenient hub-side username parser, and the transport
+//! DPS (docs/protocol.md §1.2–1.4, §9), a lenient hub-side username parser, and the transport
 //! constants (ports, WebSocket path, keep-alive limits).
 
 use core::fmt::{self, Display};
@@ -8,40 +8,41 @@ use crate::encode::{Sink, WriteTo};
 use crate::error::BufferTooSmall;
 use crate::percent::{self, Decoded};
 
-/// The IoT Hub api-version current documentation uses (PROTOCOL.md §1.2).
+/// The IoT Hub api-version current documentation uses (docs/protocol.md §1.2).
 pub const API_VERSION: &str = "2021-04-12";
 
-/// The DPS api-version for MQTT registration (PROTOCOL.md §9).
+/// The DPS api-version for MQTT registration (docs/protocol.md §9).
 pub const DPS_API_VERSION: &str = "2019-03-31";
 
-/// The DPS global endpoint host (PROTOCOL.md §9).
+/// The DPS global endpoint host (docs/protocol.md §9).
 pub const DPS_GLOBAL_ENDPOINT: &str = "global.azure-devices-provisioning.net";
 
-/// MQTT over TLS port; IoT Hub has no plain-text port (PROTOCOL.md §1.1).
+/// MQTT over TLS port; IoT Hub has no plain-text port (docs/protocol.md §1.1).
 pub const MQTT_TLS_PORT: u16 = 8883;
 
-/// MQTT over WebSockets (TLS) port (PROTOCOL.md §1.1).
+/// MQTT over WebSockets (TLS) port (docs/protocol.md §1.1).
 pub const WEBSOCKET_PORT: u16 = 443;
 
-/// The WebSocket URL path (PROTOCOL.md §1.1, azure-sdk-for-c `AZ_IOT_HUB_CLIENT_WEB_SOCKET_PATH`).
+/// The WebSocket URL path (docs/protocol.md §1.1, azure-sdk-for-c
+/// `AZ_IOT_HUB_CLIENT_WEB_SOCKET_PATH`).
 pub const WEBSOCKET_PATH: &str = "/$iothub/websocket";
 
-/// The WebSocket subprotocol (PROTOCOL.md §1.1).
+/// The WebSocket subprotocol (docs/protocol.md §1.1).
 pub const WEBSOCKET_SUBPROTOCOL: &str = "mqtt";
 
 /// The longest useful client keep-alive: the hub times out after 1.5 × keep-alive, capped
-/// at [`SERVER_IDLE_CAP_SECS`], so anything above 1177 s gains nothing (PROTOCOL.md §1.6).
+/// at [`SERVER_IDLE_CAP_SECS`], so anything above 1177 s gains nothing (docs/protocol.md §1.6).
 pub const MAX_KEEP_ALIVE_SECS: u16 = 1177;
 
-/// The hub's idle cap in seconds, the Azure load-balancer timeout (PROTOCOL.md §1.6).
+/// The hub's idle cap in seconds, the Azure load-balancer timeout (docs/protocol.md §1.6).
 pub const SERVER_IDLE_CAP_SECS: u32 = 1767;
 
-/// The keep-alive azure-sdk-for-c uses by default (PROTOCOL.md §1.6).
+/// The keep-alive azure-sdk-for-c uses by default (docs/protocol.md §1.6).
 pub const DEFAULT_KEEP_ALIVE_SECS: u16 = 240;
 
 /// How long the hub waits for traffic before dropping a client with this keep-alive:
 /// 1.5 × keep-alive, capped at [`SERVER_IDLE_CAP_SECS`]; keep-alive 0 gets the cap
-/// (PROTOCOL.md §1.6).
+/// (docs/protocol.md §1.6).
 ///
 /// ```
 /// use iothub_proto::credentials::server_idle_timeout_secs;
@@ -60,7 +61,7 @@ pub const fn server_idle_timeout_secs(keep_alive_secs: u16) -> u32 {
     }
 }
 
-/// The MQTT client id: `{device_id}` or `{device_id}/{module_id}` (PROTOCOL.md §1.2–1.3).
+/// The MQTT client id: `{device_id}` or `{device_id}/{module_id}` (docs/protocol.md §1.2–1.3).
 ///
 /// ```
 /// use iothub_proto::credentials::ClientId;
@@ -131,7 +132,7 @@ impl WriteTo for ClientId<'_> {
 /// `{host}/{device}[/{module}]/?api-version={v}[&DeviceClientType={ua}][&model-id={dtmi}]`.
 ///
 /// Host and ids are written as given (SDKs do not encode them); the user agent and model id
-/// are percent-encoded with `quote(safe="")` rules (PROTOCOL.md §1.4).
+/// are percent-encoded with `quote(safe="")` rules (docs/protocol.md §1.4).
 ///
 /// ```
 /// use iothub_proto::credentials::Username;
@@ -199,7 +200,7 @@ impl<'a> Username<'a> {
         }
     }
 
-    /// Adds `model-id={model_id}` (a Plug and Play DTMI, PROTOCOL.md §8).
+    /// Adds `model-id={model_id}` (a Plug and Play DTMI, docs/protocol.md §8).
     #[must_use]
     pub const fn with_model_id(self, model_id: &'a str) -> Self {
         Self {
@@ -257,7 +258,7 @@ impl WriteTo for Username<'_> {
 }
 
 /// The DPS MQTT username: `{id_scope}/registrations/{registration_id}/api-version={v}[&ClientVersion={ua}]`
-/// (no `?`, PROTOCOL.md §9).
+/// (no `?`, docs/protocol.md §9).
 ///
 /// ```
 /// use iothub_proto::credentials::DpsUsername;
@@ -324,7 +325,7 @@ impl Display for DpsUsername<'_> {
     }
 }
 
-/// A hub username as received in CONNECT, parsed leniently (PROTOCOL.md §1.4, emulator note).
+/// A hub username as received in CONNECT, parsed leniently (docs/protocol.md §1.4, hub side).
 ///
 /// - Split at the first `/?`; without one, the whole text is the path (the seed's MicroPython
 ///   sample sends just `{host}/{device}`), and a trailing `/` is ignored.

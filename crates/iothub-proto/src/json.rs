@@ -2,7 +2,7 @@
 //! scanner ([`JsonValue`]) and the few fields the protocol needs, without a DOM.
 //!
 //! - a desired patch's `$version` and a twin GET body's `desired.$version` /
-//!   `reported.$version` (PROTOCOL.md §6: ignore patches not newer than the GET);
+//!   `reported.$version` (docs/protocol.md §6: ignore patches not newer than the GET);
 //! - a DPS response's `operationId`, `status`, `registrationState.{assignedHub, deviceId,
 //!   substatus, errorCode, errorMessage}` and a DPS error body's `errorCode` / `message` (§9).
 //!
@@ -59,7 +59,7 @@ impl core::error::Error for JsonError {}
 /// ```
 /// use iothub_proto::json::{JsonKind, JsonValue};
 ///
-/// // a desired-properties patch (PROTOCOL.md §6, §8)
+/// // a desired-properties patch (docs/protocol.md §6, §8)
 /// let patch = JsonValue::parse(br#"{"thermostat1":{"__t":"c","targetTemperature":23.5},"$version":7}"#)?;
 /// assert_eq!(patch.get("$version").and_then(|v| v.as_u64()), Some(7));
 /// let target = patch.path(&["thermostat1", "targetTemperature"]).unwrap();
@@ -513,7 +513,7 @@ pub fn desired_version(patch: &[u8]) -> Result<Option<u64>, JsonError> {
 /// ```
 /// use iothub_proto::json::twin_versions;
 ///
-/// // PROTOCOL.md §6, real trace
+/// // docs/protocol.md §6, real trace
 /// let body = br#"{"desired":{"$version":1},"reported":{"temperature":32,"$version":2}}"#;
 /// assert_eq!(twin_versions(body), Ok((Some(1), Some(2))));
 /// ```
@@ -534,7 +534,7 @@ pub fn twin_versions(twin: &[u8]) -> Result<(Option<u64>, Option<u64>), JsonErro
     Ok(versions)
 }
 
-/// The fields of a DPS response body the device needs (PROTOCOL.md §9).
+/// The fields of a DPS response body the device needs (docs/protocol.md §9).
 ///
 /// ```
 /// use iothub_proto::json::{DpsBody, RegistrationStatus};

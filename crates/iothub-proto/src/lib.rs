@@ -26,7 +26,7 @@
 //!
 //! // 0. after CONNECT, subscribe to the filters of the features in use
 //! let filters = [topic::METHODS_FILTER, topic::TWIN_RESPONSE_FILTER, topic::DESIRED_PATCH_FILTER];
-//! // then ask for the twin (PROTOCOL.md §6, reconnect flow); `rid` correlates the answer
+//! // then ask for the twin (docs/protocol.md §6, reconnect flow); `rid` correlates the answer
 //! let mut ids = RequestIds::new();
 //! let twin_rid = ids.next_id();
 //! let mut out = [0u8; 128];
@@ -67,7 +67,7 @@
 //!
 //! # Modules
 //!
-//! | module | what it covers | PROTOCOL.md |
+//! | module | what it covers | docs/protocol.md |
 //! |---|---|---|
 //! | [`connection_string`] | device, module, token, policy, X.509 and service connection strings | §3 |
 //! | [`sas`] | resource URIs, string-to-sign, [`sas::Signer`], token formatting, parsing and hub-side verification | §2 |

@@ -1,4 +1,4 @@
-//! IoT Plug and Play conventions (PROTOCOL.md §8): component commands, the component
+//! IoT Plug and Play conventions (docs/protocol.md §8): component commands, the component
 //! marker and writable-property acknowledgements.
 //!
 //! Property values are passed as raw JSON text (the core has no JSON DOM); names and
@@ -85,7 +85,7 @@ impl Display for CommandName<'_> {
     }
 }
 
-/// A reported-properties patch acknowledging one writable property (PROTOCOL.md §8):
+/// A reported-properties patch acknowledging one writable property (docs/protocol.md §8):
 /// `{"name":{"value":…,"ac":200,"av":3,"ad":"…"}}`, wrapped as
 /// `{"component":{"__t":"c","name":{…}}}` for a component.
 ///

@@ -1,6 +1,6 @@
 //! Message property bags: the `k1=v1&k2=v2` text at the end of telemetry and C2D topics.
 //!
-//! PROTOCOL.md §4 and §5: keys and values are RFC 3986 percent-encoded; a key with no `=` is a
+//! docs/protocol.md §4 and §5: keys and values are RFC 3986 percent-encoded; a key with no `=` is a
 //! null value and `k=` an empty string; `+` is never a space; system properties start with
 //! `$.`, which real traffic spells `%24.` (both are accepted when reading). A leading `?` seen
 //! in one documentation example is tolerated.
@@ -42,7 +42,7 @@ pub type Property<'a> = (Decoded<'a>, Option<Decoded<'a>>);
 impl<'a> PropertyBag<'a> {
     /// Wraps the bag text as received; never fails (malformed escapes are kept literally).
     ///
-    /// A leading `?` is skipped (PROTOCOL.md §5, documentation example).
+    /// A leading `?` is skipped (docs/protocol.md §5, documentation example).
     pub fn parse(raw: &'a str) -> Self {
         Self {
             raw: raw.strip_prefix('?').unwrap_or(raw),
@@ -129,7 +129,7 @@ impl<'a> Iterator for Properties<'a> {
     }
 }
 
-/// Well-known `$.` system properties (PROTOCOL.md §4 table, §5 keys).
+/// Well-known `$.` system properties (docs/protocol.md §4 table, §5 keys).
 ///
 /// The declaration order is the order [`PropertyWriter`] writes them in, which for the
 /// properties the Python SDK knows is the Python SDK's order.
@@ -218,7 +218,7 @@ impl Display for SystemProperty {
     }
 }
 
-/// The application property IoT Hub treats as the message creation time (PROTOCOL.md §4),
+/// The application property IoT Hub treats as the message creation time (docs/protocol.md §4),
 /// a UTC time without offset such as `2021-04-21T11:30:16Z`.
 pub const CREATION_TIME_UTC: &str = "iothub-creation-time-utc";
 
@@ -299,7 +299,8 @@ impl<'a> PropertyWriter<'a> {
         self.system(SystemProperty::ContentEncoding, value)
     }
 
-    /// Sets `$.sub`, the Plug and Play component name (PROTOCOL.md §8: one message per component).
+    /// Sets `$.sub`, the Plug and Play component name (docs/protocol.md §8: one message per
+    /// component).
     pub const fn component_name(self, value: &'a str) -> Self {
         self.system(SystemProperty::ComponentName, value)
     }

@@ -1,7 +1,7 @@
-//! DPS registration over MQTT as a sans-IO state machine (PROTOCOL.md §9), feature `json`.
+//! DPS registration over MQTT as a sans-IO state machine (docs/protocol.md §9), feature `json`.
 //!
 //! [`Registration`] owns no socket, clock or allocator. The caller connects to DPS with the
-//! DPS username and SAS password (PROTOCOL.md §9), subscribes to
+//! DPS username and SAS password (docs/protocol.md §9), subscribes to
 //! [`DPS_RESPONSE_FILTER`](crate::topic::DPS_RESPONSE_FILTER), and then drives the machine
 //! with the quinn-proto vocabulary:
 //!
@@ -111,7 +111,7 @@ pub struct Transmit<'b> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RegistrationEvent<'r> {
-    /// The device is assigned: connect to `assigned_hub` as `device_id` (PROTOCOL.md §9).
+    /// The device is assigned: connect to `assigned_hub` as `device_id` (docs/protocol.md §9).
     Assigned {
         /// Host name of the IoT hub, e.g. `contoso.azure-devices.net`.
         assigned_hub: &'r str,
@@ -173,7 +173,7 @@ impl<'a> Registration<'a> {
     pub const DEFAULT_MAX_RETRIES: u32 = 8;
 
     /// A registration for `registration_id`, with an optional custom payload written verbatim
-    /// as the JSON value of `"payload"` (e.g. `{"modelId":"dtmi:…"}`, PROTOCOL.md §8).
+    /// as the JSON value of `"payload"` (e.g. `{"modelId":"dtmi:…"}`, docs/protocol.md §8).
     pub fn new(registration_id: &'a str, payload: Option<&'a str>) -> Self {
         Self {
             registration_id,
@@ -553,7 +553,7 @@ enum Outcome {
     TimedOut,
 }
 
-/// `{"registrationId":"…"[,"payload":…]}` (PROTOCOL.md §9).
+/// `{"registrationId":"…"[,"payload":…]}` (docs/protocol.md §9).
 struct RegisterBody<'a> {
     registration_id: &'a str,
     payload: Option<&'a str>,

@@ -1,6 +1,6 @@
 //! Request ids (`$rid`) correlating twin, method and DPS requests with their responses.
 //!
-//! PROTOCOL.md §6-§7: the id is chosen by the requester (integers, UUIDs, words such as
+//! docs/protocol.md §6-§7: the id is chosen by the requester (integers, UUIDs, words such as
 //! `id_one`) and must be echoed verbatim, so a received id is an opaque string. The device
 //! side here generates small decimal counters, as azure-sdk-for-c does.
 

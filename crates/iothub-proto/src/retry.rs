@@ -1,6 +1,6 @@
 //! Retry timing: exponential backoff with caller-supplied jitter, honouring `retry-after`.
 //!
-//! PROTOCOL.md §9 and §11: DPS tells the device how long to wait (`retry-after`), and
+//! docs/protocol.md §9 and §11: DPS tells the device how long to wait (`retry-after`), and
 //! throttled or failing requests (429, 5xx) should be retried with growing, jittered delays
 //! so that a fleet does not reconnect in lockstep. The core has no random number generator, so
 //! the caller passes a random `u32` (any uniform source; `0` gives the longest delay).

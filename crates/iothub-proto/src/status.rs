@@ -1,6 +1,6 @@
 //! The HTTP-like status codes IoT Hub and DPS put in response topics.
 //!
-//! PROTOCOL.md §6 (twin), §7 (methods) and §9 (DPS): the status is an integer segment such
+//! docs/protocol.md §6 (twin), §7 (methods) and §9 (DPS): the status is an integer segment such
 //! as `$iothub/twin/res/204/…`. Classification follows azure-sdk-for-c `az_iot_common.h`:
 //! 2xx succeeds, 429 is throttling, 429 and 5xx are worth retrying, and 400 or above is an error.
 

@@ -1,4 +1,4 @@
-//! Connection strings of every shape in PROTOCOL.md §3, and one error per problem.
+//! Connection strings of every shape in docs/protocol.md §3, and one error per problem.
 
 use iothub_proto::connection_string::{ConnectionString, ConnectionStringError, Credential, Field};
 

@@ -1,4 +1,4 @@
-//! Every SAS vector of PROTOCOL.md §2.2 (plus STACK.md §2), table-driven, and property tests
+//! Every SAS vector of docs/protocol.md §2.2 (plus STACK.md §2), table-driven, and property tests
 //! for format → parse → verify.
 #![cfg(feature = "hmac")]
 
@@ -323,7 +323,7 @@ fn policy_token_scoped_to_devices_covers_a_device() {
 
 #[test]
 fn dps_token_with_lower_case_separator_verifies() {
-    // azure-sdk-for-c encodes the DPS separator as `%2fregistrations%2f` (PROTOCOL.md §9).
+    // azure-sdk-for-c encodes the DPS separator as `%2fregistrations%2f` (docs/protocol.md §9).
     let signer = HmacSha256Signer::from_base64(CLI_KEY).unwrap();
     let sig = signer
         .sign(&"0ne00000001%2fregistrations%2freg-1\n1700000000")

@@ -1,4 +1,4 @@
-//! Golden topic vectors from PROTOCOL.md §5-§9 and SDK-WIRE.md, table-driven.
+//! Golden topic vectors from docs/protocol.md §5-§9 and SDK-WIRE.md, table-driven.
 
 use iothub_proto::properties::{PropertyWriter, SystemProperty};
 use iothub_proto::topic::{
@@ -15,7 +15,7 @@ struct C2dVector {
 }
 
 const C2D: &[C2dVector] = &[
-    // PROTOCOL.md §5: C SDK sample log.
+    // docs/protocol.md §5: C SDK sample log.
     C2dVector {
         topic: "devices/my-device-1/messages/devicebound/%24.mid=84c08717-2be1-404c-9e5d-62f4565ca58b&%24.to=%2Fdevices%2Fmy-device-1%2Fmessages%2FdeviceBound&iothub-ack=full",
         device: "my-device-1",
@@ -25,7 +25,7 @@ const C2D: &[C2dVector] = &[
             ("iothub-ack", Some("full")),
         ],
     },
-    // PROTOCOL.md §5: mosquitto_sub after `az iot device c2d-message send`.
+    // docs/protocol.md §5: mosquitto_sub after `az iot device c2d-message send`.
     C2dVector {
         topic: "devices/pubsub/messages/devicebound/%24.mid=2c2db32a-0000&%24.to=%2Fdevices%2Fpubsub%2Fmessages%2Fdevicebound&%24.ce=utf-8&iothub-ack=none",
         device: "pubsub",
@@ -36,7 +36,7 @@ const C2D: &[C2dVector] = &[
             ("iothub-ack", Some("none")),
         ],
     },
-    // PROTOCOL.md §5: Java SDK test.
+    // docs/protocol.md §5: Java SDK test.
     C2dVector {
         topic: "devices/deviceID/messages/devicebound/%24.mid=m&%24.exp=0&%24.to=%2Fdevices%2FdeviceID%2Fmessages%2FdeviceBound&%24.cid=c&iothub-ack=full&property1=value1",
         device: "deviceID",
@@ -49,7 +49,7 @@ const C2D: &[C2dVector] = &[
             ("property1", Some("value1")),
         ],
     },
-    // PROTOCOL.md §5: documentation example with a leading `?`, a null and an empty value.
+    // docs/protocol.md §5: documentation example with a leading `?`, a null and an empty value.
     C2dVector {
         topic: "devices/d1/messages/devicebound/?prop1&prop2=&prop3=a%20string",
         device: "d1",
@@ -126,7 +126,7 @@ fn reads_python_c2d_properties_as_the_sdk_hands_them_over() {
 
 /// Device-received topics: (topic, expected classification as text).
 const DEVICE_RECEIVES: &[(&str, &str)] = &[
-    // PROTOCOL.md §6: real twin trace.
+    // docs/protocol.md §6: real twin trace.
     (
         "$iothub/twin/res/204/?$rid=0&$version=2",
         "twin 204 rid=0 version=Some(2)",
@@ -135,7 +135,7 @@ const DEVICE_RECEIVES: &[(&str, &str)] = &[
         "$iothub/twin/res/200/?$rid=1",
         "twin 200 rid=1 version=None",
     ),
-    // PROTOCOL.md §6: azure-sdk-for-c error statuses.
+    // docs/protocol.md §6: azure-sdk-for-c error statuses.
     (
         "$iothub/twin/res/400/?$rid=id_one",
         "twin 400 rid=id_one version=None",
@@ -153,7 +153,7 @@ const DEVICE_RECEIVES: &[(&str, &str)] = &[
         "$iothub/twin/PATCH/properties/desired/?$version=3",
         "desired version=3",
     ),
-    // PROTOCOL.md §7 and SDK-WIRE.md.
+    // docs/protocol.md §7 and SDK-WIRE.md.
     (
         "$iothub/methods/POST/component_one*TestMethod/?$rid=1",
         "method component_one*TestMethod rid=1",
@@ -162,7 +162,7 @@ const DEVICE_RECEIVES: &[(&str, &str)] = &[
         "$iothub/methods/POST/getMaxMinReport/?$rid=1a",
         "method getMaxMinReport rid=1a",
     ),
-    // PROTOCOL.md §9.
+    // docs/protocol.md §9.
     (
         "$dps/registrations/res/202/?$rid=1&retry-after=3",
         "dps 202 rid=1 retry=Some(3)",
@@ -225,7 +225,7 @@ const HUB_RECEIVES: &[(&str, &str)] = &[
         "devices/dev3/messages/events/%24.mid=mid-1&%24.cid=cid-1&%24.ct=application%2Fjson&%24.ce=utf-8&alert=true",
         "telemetry dev3 module=None props=5",
     ),
-    // PROTOCOL.md §4: the docs' literal `$.` spelling.
+    // docs/protocol.md §4: the docs' literal `$.` spelling.
     (
         "devices/d1/messages/events/$.ct=application%2Fjson&$.ce=utf-8",
         "telemetry d1 module=None props=2",

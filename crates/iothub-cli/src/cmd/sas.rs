@@ -1,4 +1,4 @@
-//! `iothub sas`: mint a SAS token offline, or derive a DPS device key (PROTOCOL.md §2, §9).
+//! `iothub sas`: mint a SAS token offline, or derive a DPS device key (docs/protocol.md §2, §9).
 
 use std::io::{self, Write};
 use std::process::ExitCode;

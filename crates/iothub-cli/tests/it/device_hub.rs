@@ -134,7 +134,7 @@ fn a_wrong_key_fails_with_exit_code_2() {
     assert_eq!(run.code, Some(2), "{run:?}");
 }
 
-/// PROTOCOL.md §2.2 vector 7: a group key and one member's derived key.
+/// docs/protocol.md §2.2 vector 7: a group key and one member's derived key.
 const GROUP_KEY: &str =
     "8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw==";
 const MEMBER: &str = "sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6";

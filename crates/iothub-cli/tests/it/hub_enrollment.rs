@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::{Run, iothub};
 
-/// PROTOCOL.md §2.2 vector 7.
+/// docs/protocol.md §2.2 vector 7.
 const GROUP_KEY: &str =
     "8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw==";
 const MEMBER: &str = "sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6";

@@ -1,4 +1,4 @@
-//! `iothub sas`: PROTOCOL.md §2.2 vectors reproduced byte for byte, and errors exit 2.
+//! `iothub sas`: docs/protocol.md §2.2 vectors reproduced byte for byte, and errors exit 2.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -36,7 +36,7 @@ fn device_connection_string_reproduces_vector_1() {
 
 #[test]
 fn service_connection_string_signs_the_hub_with_skn() {
-    // PROTOCOL.md §2.2 vector 2
+    // docs/protocol.md §2.2 vector 2
     let cs = format!(
         "HostName=iot-hub-for-test.azure-devices.net;SharedAccessKeyName=iothubowner;SharedAccessKey={KEY}"
     );
@@ -51,7 +51,7 @@ fn service_connection_string_signs_the_hub_with_skn() {
 
 #[test]
 fn module_connection_string_signs_the_module_resource() {
-    // PROTOCOL.md §2.2 vector 3
+    // docs/protocol.md §2.2 vector 3
     let cs = format!(
         "HostName=iot-hub-for-test.azure-devices.net;DeviceId=iot-device-for-test;ModuleId=module-for-test;SharedAccessKey={KEY}"
     );

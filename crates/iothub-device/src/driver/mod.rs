@@ -533,7 +533,8 @@ impl Driver {
                     self.publish_state(ConnectionState::Connected);
                     if self.desired.is_some() {
                         // Desired patches are not kept for offline devices: GET the twin after
-                        // every connect and surface what changed (PROTOCOL.md §6, reconnect flow).
+                        // every connect and surface what changed (docs/protocol.md §6, reconnect
+                        // flow).
                         self.start_resync();
                     }
                 }

@@ -20,7 +20,7 @@
 //! - subscriptions are restored after every CONNACK and nothing is published until the SUBACK
 //!   arrived, so twin responses cannot be missed;
 //! - incoming QoS 1 publishes are PUBACKed only after the application acknowledged them, and
-//!   strictly in arrival order (PROTOCOL.md §1.5: "PUBACKs to the server must be in order");
+//!   strictly in arrival order (docs/protocol.md §1.5: "PUBACKs to the server must be in order");
 //! - a silent link is detected by a missing PINGRESP, and a hub that stops acknowledging is
 //!   detected by the oldest in-flight publish exceeding the acknowledgement timeout.
 
@@ -371,7 +371,7 @@ impl Session {
             Packet::PingResp => self.ping_deadline = None,
             Packet::UnsubAck(_) | Packet::PubRec(_) | Packet::PubComp(_) | Packet::PubRel(_) => {
                 // Never requested (we publish and subscribe at QoS <= 1): ignore rather than
-                // fail; IoT Hub grants at most QoS 1 (PROTOCOL.md §1.5).
+                // fail; IoT Hub grants at most QoS 1 (docs/protocol.md §1.5).
             }
             Packet::Connect(_)
             | Packet::Subscribe(_)

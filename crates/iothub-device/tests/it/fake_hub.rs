@@ -112,7 +112,7 @@ impl FakeHub {
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let (tx, rx) = mpsc::unbounded_channel();
-                // A new connection for the identity replaces the old one (PROTOCOL.md §1.5).
+                // A new connection for the identity replaces the old one (docs/protocol.md §1.5).
                 if let Some(old) = current.lock().unwrap().replace(tx) {
                     let _ = old.send(Control::Cut);
                 }
@@ -488,7 +488,7 @@ pub(crate) fn local_tls() -> (String, Arc<rustls::ServerConfig>) {
 }
 
 /// As [`local_tls`], but the server asks for a client certificate chaining to the same CA
-/// (request, not require, as IoT Hub does: PROTOCOL.md §1.8).
+/// (request, not require, as IoT Hub does: docs/protocol.md §1.8).
 pub(crate) fn local_tls_with(client_auth: bool) -> (String, Arc<rustls::ServerConfig>) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();

@@ -28,7 +28,7 @@ async fn provisions_with_a_group_key_and_connects_to_the_assigned_hub() {
     .unwrap();
     assert_eq!(provisioned.assigned_hub, "hub.test");
     assert_eq!(provisioned.device_id, registration_id);
-    // PROTOCOL.md §2.2 vector 7: the derived key.
+    // docs/protocol.md §2.2 vector 7: the derived key.
     assert_eq!(
         provisioned.device_key.as_deref(),
         Some("Jsm0lyGpjaVYVP2g3FnmnmG9dI/9qU24wNoykUmermc=")

@@ -1,4 +1,5 @@
-//! HTTPS on the hub's HTTPS port: MQTT over WebSocket at `/$iothub/websocket` (PROTOCOL.md §1.1).
+//! HTTPS on the hub's HTTPS port: MQTT over WebSocket at `/$iothub/websocket`
+//! (docs/protocol.md §1.1).
 
 pub(crate) mod api;
 pub(crate) mod dashboard;

@@ -1,10 +1,10 @@
-//! Authentication at CONNECT (issue 3 point 4; PROTOCOL.md §1.2-1.8, §2).
+//! Authentication at CONNECT (issue 3 point 4; docs/protocol.md §1.2-1.8, §2).
 //!
 //! Pure functions over a database connection: the hub runs [`authenticate`] inside
 //! [`crate::store::Store::call`]. A refusal says which rule failed and with which values
 //! ([`AuthFailure`]), so the emulator can log why; a transport maps a disabled identity to
-//! "server unavailable" (CONNACK 3, PROTOCOL.md §1.7 "emulator suggestion") and everything
-//! else to "not authorized" (CONNACK 5).
+//! "server unavailable" (CONNACK 3, docs/protocol.md §1.7 "What the emulator answers") and
+//! everything else to "not authorized" (CONNACK 5).
 
 use iothub_proto::credentials::ParsedUsername;
 use iothub_proto::sas::{HmacSha256Signer, ParsedSasToken, VerifyRequest};
@@ -13,7 +13,7 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 use crate::store::registry::{self, Authentication, Status};
 
-/// Clock skew accepted on SAS expiry (PROTOCOL.md §2.1: about 5 minutes).
+/// Clock skew accepted on SAS expiry (docs/protocol.md §2.1: about 5 minutes).
 pub const MAX_SKEW_SECS: u64 = 300;
 
 /// Policies whose keys may sign tokens on behalf of a device (they carry DeviceConnect).
@@ -90,7 +90,7 @@ pub struct Authenticated {
     pub identity: Identity,
     /// How.
     pub method: AuthMethod,
-    /// SAS expiry (Unix seconds); the connection is closed then (PROTOCOL.md §2.3).
+    /// SAS expiry (Unix seconds); the connection is closed then (docs/protocol.md §2.3).
     pub expires_at: Option<u64>,
     /// `model-id` from the username query (stamped as `dt-dataschema`).
     pub model_id: Option<String>,
@@ -205,7 +205,7 @@ pub fn authenticate(
     creds: ConnectCredentials<'_>,
     now: u64,
 ) -> Result<Result<Authenticated, AuthFailure>, StoreError> {
-    // Lenient parse (PROTOCOL.md §1.4): unknown parameters ignored, api-version optional.
+    // Lenient parse (docs/protocol.md §1.4): unknown parameters ignored, api-version optional.
     let Some(user) = creds.username.and_then(|u| ParsedUsername::parse(u).ok()) else {
         return Ok(Err(AuthFailure::MalformedUsername));
     };
@@ -276,7 +276,7 @@ pub fn authenticate(
     }))
 }
 
-/// Verifies a SAS password over the raw `sr` (PROTOCOL.md §2.1) with the identity's keys or,
+/// Verifies a SAS password over the raw `sr` (docs/protocol.md §2.1) with the identity's keys or,
 /// for `skn=...` tokens, the named policy's keys.
 fn verify_sas(
     conn: &Connection,

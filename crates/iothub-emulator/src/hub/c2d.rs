@@ -1,6 +1,6 @@
 //! Cloud-to-device queues: enqueue (hub-side API), delivery to a device session, completion by
 //! PUBACK, redelivery after reconnect, expiry, delivery-count limits, purge and feedback
-//! (PROTOCOL.md §5).
+//! (docs/protocol.md §5).
 //!
 //! Lifecycle: Enqueued → (delivered: Invisible, locked 60 s) → Completed by the device's
 //! PUBACK, or back to Enqueued when the session ends ([`release`]) or the lock runs out;
@@ -20,7 +20,7 @@ use crate::hub::ids;
 use crate::store::c2d::{self as sql, StoredFeedback, StoredMessage};
 use crate::timestamp::{iso8601_millis, unix_millis};
 
-/// Queue limits (PROTOCOL.md §5 and §11).
+/// Queue limits (docs/protocol.md §5 and §11).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct C2dLimits {
     /// Messages waiting per identity; the next enqueue fails with 403004.
@@ -395,7 +395,7 @@ pub fn next_deliveries(
     Ok(out)
 }
 
-/// Completes a delivered message (the device's PUBACK, PROTOCOL.md §5: "the device's PUBACK
+/// Completes a delivered message (the device's PUBACK, docs/protocol.md §5: "the device's PUBACK
 /// completes the message"); records Success feedback when asked for. Returns `false` when the
 /// token is unknown (already completed, expired or purged).
 ///

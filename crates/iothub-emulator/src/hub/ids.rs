@@ -45,7 +45,7 @@ pub fn uuid_v4() -> String {
 }
 
 /// A random symmetric key of 64 bytes, base64-encoded, as DPS and IoT Hub generate them
-/// (PROTOCOL.md §9: "auto-generated keys are 64 bytes").
+/// (docs/protocol.md §9: "auto-generated keys are 64 bytes").
 ///
 /// # Example
 /// ```

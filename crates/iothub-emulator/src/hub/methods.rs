@@ -1,5 +1,5 @@
 //! Direct methods: the hub-side invocation (`POST /twins/{id}[/modules/{mid}]/methods`)
-//! correlated with the device's answer (PROTOCOL.md §7).
+//! correlated with the device's answer (docs/protocol.md §7).
 //!
 //! [`Methods`] is the sans-IO core: calls go in with `now`, request publishes come out as
 //! [`Outbound`] values, device responses and timeouts turn into [`Completion`]s. Request ids
@@ -26,7 +26,7 @@ pub use invoker::MethodInvoker;
 /// calls may be pending on it).
 pub type ConnectionId = u64;
 
-/// Largest request or response payload (PROTOCOL.md §7: 128 KB).
+/// Largest request or response payload (docs/protocol.md §7: 128 KB).
 pub const MAX_PAYLOAD_BYTES: usize = 128 * 1024;
 
 /// A validated invocation request.
@@ -411,7 +411,7 @@ fn seconds(
     }
 }
 
-/// PROTOCOL.md §7: US-ASCII printable alphanumerics, excluding
+/// docs/protocol.md §7: US-ASCII printable alphanumerics, excluding
 /// `$ ( ) < > @ , ; : \ " / [ ] ? = { } SP HT`.
 fn is_valid_name(name: &str) -> bool {
     const EXCLUDED: &[u8] = b"$()<>@,;:\\\"/[]?={} \t";

@@ -1,4 +1,4 @@
-//! Device Provisioning Service emulation (PROTOCOL.md §9): symmetric-key enrollments
+//! Device Provisioning Service emulation (docs/protocol.md §9): symmetric-key enrollments
 //! (individual and group), SAS authentication of registrations, and the register → 202
 //! `assigning` → poll → 200 `RegistrationOperationStatus` flow that assigns devices to this
 //! hub, creating them in the registry.
@@ -30,10 +30,11 @@ pub use enrollments::{
     enrollment, enrollments, id_scope, set_enrollment_enabled,
 };
 
-/// Seconds of clock skew accepted on registration tokens (as for hub tokens, PROTOCOL.md §2.1).
+/// Seconds of clock skew accepted on registration tokens (as for hub tokens,
+/// docs/protocol.md §2.1).
 pub const MAX_SKEW_SECS: u64 = 300;
 
-/// The only policy name (`skn`) a DPS registration token may carry (PROTOCOL.md §9).
+/// The only policy name (`skn`) a DPS registration token may carry (docs/protocol.md §9).
 const REGISTRATION_POLICY: &str = "registration";
 
 /// Errors from enrollment management and registration handling.
@@ -163,7 +164,7 @@ impl DpsReply {
 
 /// Authenticates a DPS CONNECT: username `{id_scope}/registrations/{registration_id}/…`,
 /// password a SAS token over `{id_scope}/registrations/{registration_id}` with
-/// `skn=registration` (azure-sdk-for-c, PROTOCOL.md §9) or without `skn` (the Python
+/// `skn=registration` (azure-sdk-for-c, docs/protocol.md §9) or without `skn` (the Python
 /// `azure-iot-device` SDK signs its DPS token with no key name), signed with the individual
 /// enrollment's key or the key derived from a group's key (primary or secondary). Any other
 /// `skn` is refused. Disabled enrollments still authenticate; their registrations end

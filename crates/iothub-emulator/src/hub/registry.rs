@@ -10,7 +10,7 @@ use crate::hub::ids;
 use crate::store::StoreError;
 use crate::store::registry::{self, Authentication, IdentityRecord, Policy, Status};
 
-/// The default shared access policies and their rights (PROTOCOL.md §3).
+/// The default shared access policies and their rights (docs/protocol.md §3).
 pub const DEFAULT_POLICIES: &[(&str, &str)] = &[
     ("iothubowner", "RegistryWrite,ServiceConnect,DeviceConnect"),
     ("service", "ServiceConnect"),
@@ -197,7 +197,7 @@ pub fn service_connection_string(
     ))
 }
 
-/// The identity as the REST API shows it (PROTOCOL.md §10 field names).
+/// The identity as the REST API shows it (docs/protocol.md §10 field names).
 #[must_use]
 pub fn to_json(record: &IdentityRecord) -> serde_json::Value {
     let authentication = match &record.authentication {

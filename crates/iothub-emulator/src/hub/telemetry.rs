@@ -1,4 +1,4 @@
-//! Stamping device-to-cloud messages (issue 3 point 6; PROTOCOL.md §4).
+//! Stamping device-to-cloud messages (issue 3 point 6; docs/protocol.md §4).
 //!
 //! The device's property bag is split into system properties (`$.mid` → `message-id`, …) and
 //! application properties; the hub then adds the `iothub-*` properties a real hub writes.
@@ -20,7 +20,7 @@ use crate::timestamp::unix_millis;
 pub enum Origin {
     /// A normal PUBLISH; `retain` is the MQTT RETAIN flag.
     Publish {
-        /// RETAIN was set: not stored, forwarded with `mqtt-retain: true` (PROTOCOL.md §1.5).
+        /// RETAIN was set: not stored, forwarded with `mqtt-retain: true` (docs/protocol.md §1.5).
         retain: bool,
     },
     /// The connection's Will, published because it dropped without DISCONNECT.
@@ -162,7 +162,7 @@ impl ConnectionStamp {
         })
     }
 
-    /// Splits one message's property bag (PROTOCOL.md §4) and notes the time.
+    /// Splits one message's property bag (docs/protocol.md §4) and notes the time.
     #[must_use]
     pub fn message(
         &self,
@@ -252,7 +252,7 @@ impl ConnectionStamp {
     }
 }
 
-/// Event Hubs names of the `$.` system properties (PROTOCOL.md §4 table); unknown ones keep
+/// Event Hubs names of the `$.` system properties (docs/protocol.md §4 table); unknown ones keep
 /// their `$.` spelling.
 fn system_name(short: &str) -> String {
     match short {

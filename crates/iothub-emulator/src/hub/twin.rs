@@ -5,7 +5,7 @@
 //! time and the request, and return the reply or notification as a value. The MQTT glue turns
 //! a [`TwinReply`] into `$iothub/twin/res/{status}/?$rid={rid}[&$version={version}]` and a
 //! [`DesiredNotification`] into `$iothub/twin/PATCH/properties/desired/?$version={version}`
-//! with the `iothub-proto` topic builders (PROTOCOL.md §6).
+//! with the `iothub-proto` topic builders (docs/protocol.md §6).
 //!
 //! Choices where the reference says UNCONFIRMED (documented in the emulator docs):
 //! - the GET body has no `$metadata` (the documentation examples omit it);
@@ -55,7 +55,7 @@ impl TwinError {
     }
 }
 
-/// Why a twin request was rejected with 400 (PROTOCOL.md §6 "Limits").
+/// Why a twin request was rejected with 400 (docs/protocol.md §6 "Limits").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TwinRejection {
@@ -126,7 +126,7 @@ pub struct TwinUpdate {
     pub notification: Option<DesiredNotification>,
 }
 
-/// Registry facts shown in the service view of a twin (PROTOCOL.md §10 `GET /twins/{id}`);
+/// Registry facts shown in the service view of a twin (docs/protocol.md §10 `GET /twins/{id}`);
 /// the registry owner fills it in.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TwinIdentity {
@@ -335,7 +335,7 @@ pub fn service_replace(
     )
 }
 
-/// The full twin as the service API returns it (PROTOCOL.md §10): identity facts, `etag`,
+/// The full twin as the service API returns it (docs/protocol.md §10): identity facts, `etag`,
 /// `version`, `tags` and both property sections with `$metadata` and `$version`.
 ///
 /// # Example

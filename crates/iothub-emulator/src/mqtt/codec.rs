@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use rumqttc::mqttbytes::v4::Packet;
 use tokio_util::codec::{Decoder, Encoder};
 
-/// Largest frame accepted: a 256 KB D2C body (PROTOCOL.md §11) plus room for the topic and its
+/// Largest frame accepted: a 256 KB D2C body (docs/protocol.md §11) plus room for the topic and its
 /// property bag. The exact D2C limit is checked on the parsed message by the session.
 pub(crate) const MAX_INCOMING: usize = 256 * 1024 + 16 * 1024;
 

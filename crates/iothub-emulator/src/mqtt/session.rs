@@ -3,7 +3,7 @@
 //! I/O and the async work the actions ask for (authentication, durable appends, hub calls).
 //! Outbound QoS 1 bookkeeping (packet ids, what each PUBACK completes) lives here too.
 //!
-//! Rules enforced here (PROTOCOL.md §1.5-1.6, §4, §11):
+//! Rules enforced here (docs/protocol.md §1.5-1.6, §4, §11):
 //! - the first packet must be CONNECT, a second CONNECT closes, CONNECT must come within 30 s;
 //! - a device may publish and subscribe only its own topics; anything else closes;
 //! - PUBLISH with QoS 2 closes; SUBACK grants at most QoS 1; at most 5 subscriptions;
@@ -40,7 +40,7 @@ pub(crate) enum Principal {
         device_id: String,
         module_id: Option<String>,
     },
-    /// A DPS registration (PROTOCOL.md §9).
+    /// A DPS registration (docs/protocol.md §9).
     Dps,
 }
 
@@ -282,7 +282,7 @@ impl Session {
             actions.push(Action::Send(Packet::Publish(publish)));
         } else {
             actions.push(Action::Send(Packet::Publish(publish)));
-            // At QoS 0 a C2D message is complete once sent (PROTOCOL.md §5).
+            // At QoS 0 a C2D message is complete once sent (docs/protocol.md §5).
             actions.extend(out.lock_token.map(Action::C2dDelivered));
         }
         actions

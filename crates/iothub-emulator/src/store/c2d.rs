@@ -1,7 +1,7 @@
 //! SQL for cloud-to-device queues and their feedback records.
 //!
 //! One row per queued message. `locked_until_ms` NULL means Enqueued (visible); a value means
-//! Invisible (delivered, waiting for the device's PUBACK) until that time (PROTOCOL.md §5
+//! Invisible (delivered, waiting for the device's PUBACK) until that time (docs/protocol.md §5
 //! "Queue and lifecycle"). Completed and dead-lettered messages are deleted; their outcome
 //! lives on as a feedback row when the sender asked for it.
 

@@ -1,5 +1,5 @@
 //! SQL for the Device Provisioning Service: the id scope, individual enrollments, enrollment
-//! groups and registration records (PROTOCOL.md §9).
+//! groups and registration records (docs/protocol.md §9).
 //!
 //! Registration ids are case-insensitive in DPS, so they are compared with `COLLATE NOCASE`.
 

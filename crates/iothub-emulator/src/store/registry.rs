@@ -37,7 +37,7 @@ CREATE TABLE settings (
 /// Whether an identity may connect (IoT Hub `status`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
-    /// Connections are refused with CONNACK 3 (PROTOCOL.md §1.7).
+    /// Connections are refused with CONNACK 3 (docs/protocol.md §1.7).
     Disabled,
     /// The identity may connect.
     Enabled,

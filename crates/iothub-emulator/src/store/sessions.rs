@@ -1,6 +1,6 @@
 //! Persistent MQTT sessions (clean session 0): each identity's subscriptions, so that a device
 //! reconnecting with clean session 0 finds them (CONNACK session-present) even after the
-//! emulator restarted, as it would on a real hub (PROTOCOL.md §1.5). Undelivered C2D messages
+//! emulator restarted, as it would on a real hub (docs/protocol.md §1.5). Undelivered C2D messages
 //! are kept by the C2D queue itself (`c2d.rs`).
 
 use rusqlite::{Connection, OptionalExtension, params};

@@ -256,7 +256,7 @@ async fn publishes_read_together_with_a_malformed_frame_are_stored_before_the_cl
     assert_eq!(bodies, [&b"before-1"[..], b"before-2", b"before-3"]);
 }
 
-/// QoS 0 telemetry is supported (PROTOCOL.md §4): it is stored without a PUBACK, and the
+/// QoS 0 telemetry is supported (docs/protocol.md §4): it is stored without a PUBACK, and the
 /// connection stays open. A regression test: a QoS 0 publish used to close the connection.
 #[tokio::test]
 async fn qos_0_telemetry_is_stored_and_keeps_the_connection_open() {

@@ -128,7 +128,7 @@ async fn x509_connack(
     cert: &rcgen::CertifiedKey<rcgen::KeyPair>,
 ) -> rumqttc::ConnectReturnCode {
     let mut o = MqttOptions::new(id, "localhost", hub.mqtt_addr().port());
-    // X.509: username only, no password (PROTOCOL.md §1.8).
+    // X.509: username only, no password (docs/protocol.md §1.8).
     o.set_credentials(username("localhost", id), "");
     o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
         x509_client_config(hub.ca_pem(), cert),

@@ -27,7 +27,7 @@ fn parses_python_sdk_username_from_the_wire() {
 
 #[test]
 fn parses_c_sdk_username_with_lower_case_escapes() {
-    // PROTOCOL.md §1.4, azure-iot-sdk-c trace
+    // docs/protocol.md §1.4, azure-iot-sdk-c trace
     let text = "h.azure-devices.net/sample-device-01/?api-version=2020-09-30&DeviceClientType=iothubclient%2f1.6.0%20(native%3b%20Linux%3b%20x86_64)&model-id=dtmi%3acom%3aexample%3aTemperatureController%3b1";
     let username = ParsedUsername::parse(text).unwrap();
     assert_eq!(username.device_id(), "sample-device-01");
@@ -207,7 +207,7 @@ fn errors_display_in_lower_case() {
 }
 
 fn id() -> impl Strategy<Value = String> {
-    // IoT Hub id characters (PROTOCOL.md §3) minus `/`, starting with an alphanumeric so an id
+    // IoT Hub id characters (docs/protocol.md §3) minus `/`, starting with an alphanumeric so an id
     // never begins with the `?` of the `/?` separator.
     "[A-Za-z0-9][A-Za-z0-9:.+%_#*?!(),=@;$'-]{0,40}"
 }

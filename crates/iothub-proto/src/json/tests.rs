@@ -3,7 +3,7 @@ use std::string::ToString;
 
 use super::*;
 
-/// PROTOCOL.md §9, final `RegistrationOperationStatus`.
+/// docs/protocol.md §9, final `RegistrationOperationStatus`.
 const ASSIGNED: &[u8] = br#"{"operationId":"4.d0a671905ea5b2c8.e7173b7b-0000","status":"assigned","registrationState":{"x509":{},"registrationId":"paho-sample-device1",
  "createdDateTimeUtc":"2020-04-10T03:11:13.0276997Z","assignedHub":"contoso.azure-devices.net",
  "deviceId":"paho-sample-device1","status":"assigned","substatus":"initialAssignment",

@@ -11,7 +11,7 @@ use sha2::Sha256;
 use super::{SIGNATURE_BASE64_LEN, SIGNATURE_LEN, SignError, Signature, Signer};
 
 /// The longest decoded key accepted, in bytes. IoT Hub keys are 32 bytes and DPS enrollment
-/// keys 16–64 bytes (PROTOCOL.md §9); 128 leaves room.
+/// keys 16–64 bytes (docs/protocol.md §9); 128 leaves room.
 pub const MAX_KEY_LEN: usize = 128;
 
 /// Length of a derived device key in base64 (`base64` of 32 bytes).
@@ -25,7 +25,7 @@ pub const DERIVED_KEY_LEN: usize = SIGNATURE_BASE64_LEN;
 /// ```
 /// use iothub_proto::sas::{HmacSha256Signer, Signer};
 ///
-/// // PROTOCOL.md §2.2 vector 5 (azure-iot-sdk-python, raw HMAC)
+/// // docs/protocol.md §2.2 vector 5 (azure-iot-sdk-python, raw HMAC)
 /// let signer = HmacSha256Signer::from_base64("NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg=").unwrap();
 /// let signature = signer.sign(&"sign this message").unwrap();
 /// assert_eq!(signature.to_string(), "8NJRMT83CcplGrAGaUVIUM/md5914KpWVNngSVoF9/M=");
@@ -120,7 +120,7 @@ impl fmt::Debug for HmacSha256Signer {
 }
 
 /// Derives a DPS group-enrollment device key:
-/// `base64(HMAC-SHA256(base64decode(group_key), utf8(registration_id)))` (PROTOCOL.md §9).
+/// `base64(HMAC-SHA256(base64decode(group_key), utf8(registration_id)))` (docs/protocol.md §9).
 ///
 /// # Errors
 ///
@@ -129,7 +129,7 @@ impl fmt::Debug for HmacSha256Signer {
 /// ```
 /// use iothub_proto::sas::{DERIVED_KEY_LEN, derive_device_key};
 ///
-/// // PROTOCOL.md §2.2 vector 7
+/// // docs/protocol.md §2.2 vector 7
 /// let mut out = [0u8; DERIVED_KEY_LEN];
 /// let key = derive_device_key(
 ///     "8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw==",

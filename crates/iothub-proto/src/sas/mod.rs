@@ -2,7 +2,7 @@
 //! on the hub side, and DPS group-enrollment key derivation.
 //!
 //! A token is `SharedAccessSignature sr={encoded resource}&sig={encoded base64 HMAC}&se={expiry}[&skn={policy}]`
-//! where the HMAC-SHA256 covers `{encoded resource}\n{expiry}` (PROTOCOL.md §2.1).
+//! where the HMAC-SHA256 covers `{encoded resource}\n{expiry}` (docs/protocol.md §2.1).
 //!
 //! - [`ResourceUri`] names what the token grants access to (device, module, hub, DPS registration).
 //! - [`StringToSign`] is the exact signed text; [`Signer`] turns it into a [`Signature`].
@@ -18,7 +18,7 @@
 //! use iothub_proto::encode_into;
 //! use iothub_proto::sas::{HmacSha256Signer, ResourceUri, SasToken};
 //!
-//! // PROTOCOL.md §2.2 vector 1
+//! // docs/protocol.md §2.2 vector 1
 //! let signer = HmacSha256Signer::from_base64("+XLy+MVZ+aTeOnVzN2kLeB16O+kSxmz6g3rS6fAf6rw=").unwrap();
 //! let resource = ResourceUri::device("iot-hub-for-test.azure-devices.net", "iot-device-for-test");
 //! let token = SasToken::sign(resource, 1471940363, None, &signer).unwrap();
@@ -49,12 +49,12 @@ pub use self::string_to_sign::StringToSign;
 pub use self::token::SasToken;
 pub use self::verify::{VerifyError, VerifyRequest};
 
-/// The policy name DPS requires in device registration tokens (PROTOCOL.md §9).
+/// The policy name DPS requires in device registration tokens (docs/protocol.md §9).
 pub const DPS_REGISTRATION_POLICY: &str = "registration";
 
-/// The clock-skew allowance the emulator grants (PROTOCOL.md §2.3: the hub tolerates about
+/// The clock-skew allowance the emulator grants (docs/protocol.md §2.3: the hub tolerates about
 /// five minutes of device clock drift).
 pub const DEFAULT_MAX_SKEW_SECS: u64 = 300;
 
-/// The token lifetime SDKs use by default (PROTOCOL.md §2.3: 60 minutes).
+/// The token lifetime SDKs use by default (docs/protocol.md §2.3: 60 minutes).
 pub const DEFAULT_TOKEN_TTL_SECS: u64 = 3600;

@@ -8,7 +8,7 @@ use crate::percent::Decoded;
 /// A SAS token as received, borrowed from the password text.
 ///
 /// `sr` is kept **exactly as transmitted**: the signature covers the raw text, escape casing
-/// included (PROTOCOL.md §2.1, "How verification works"), so re-encoding would break valid
+/// included (docs/protocol.md §2.1, "How verification works"), so re-encoding would break valid
 /// tokens. Fields may come in any order; unknown fields are rejected, as Python's parser does.
 ///
 /// ```

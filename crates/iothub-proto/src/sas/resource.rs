@@ -1,4 +1,4 @@
-//! Resource URIs a SAS token can be scoped to (PROTOCOL.md §2.1).
+//! Resource URIs a SAS token can be scoped to (docs/protocol.md §2.1).
 
 use core::fmt::{self, Display};
 
@@ -23,7 +23,8 @@ use crate::encode::{Sink, WriteTo};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ResourceUri<'a> {
-    /// A whole DPS registration: `{id_scope}/registrations/{registration_id}` (PROTOCOL.md §9).
+    /// A whole DPS registration: `{id_scope}/registrations/{registration_id}`
+    /// (docs/protocol.md §9).
     DpsRegistration {
         /// The DPS ID scope, e.g. `0ne00000000`.
         id_scope: &'a str,

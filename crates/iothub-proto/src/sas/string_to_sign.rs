@@ -1,4 +1,4 @@
-//! The exact text a SAS signature covers (PROTOCOL.md §2.1).
+//! The exact text a SAS signature covers (docs/protocol.md §2.1).
 
 use core::fmt::{self, Display};
 
@@ -11,12 +11,12 @@ use crate::text::Decimal;
 /// `{percent-encoded resource}\n{expiry}`: what the device signs.
 ///
 /// The resource is encoded like Python's `quote(uri, safe="")` (upper-case escapes, RFC 3986
-/// unreserved characters literal), which is what IoT Hub SDKs send (PROTOCOL.md §2.1).
+/// unreserved characters literal), which is what IoT Hub SDKs send (docs/protocol.md §2.1).
 ///
 /// ```
 /// use iothub_proto::sas::{ResourceUri, StringToSign};
 ///
-/// // azure-sdk-for-c string-assembly vector (PROTOCOL.md §2.2)
+/// // azure-sdk-for-c string-assembly vector (docs/protocol.md §2.2)
 /// let to_sign = StringToSign::new(ResourceUri::device("myiothub.azure-devices.net", "my_device"), 1578941692);
 /// assert_eq!(to_sign.to_string(), "myiothub.azure-devices.net%2Fdevices%2Fmy_device\n1578941692");
 /// ```

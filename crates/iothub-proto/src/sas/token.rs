@@ -1,4 +1,4 @@
-//! Formatting a SAS token (the MQTT CONNECT password, PROTOCOL.md §2.1).
+//! Formatting a SAS token (the MQTT CONNECT password, docs/protocol.md §2.1).
 
 use core::fmt::{self, Display};
 
@@ -14,12 +14,12 @@ pub(crate) const PREFIX: &str = "SharedAccessSignature ";
 /// `SharedAccessSignature sr={resource}&sig={signature}&se={expiry}[&skn={policy}]`.
 ///
 /// `sr`, `sig` and `skn` are percent-encoded with upper-case escapes (Python `quote(safe="")`,
-/// PROTOCOL.md §2.1), `sr` first and `skn` last as azure-sdk-for-c does (§2.2).
+/// docs/protocol.md §2.1), `sr` first and `skn` last as azure-sdk-for-c does (§2.2).
 ///
 /// ```
 /// use iothub_proto::sas::{ResourceUri, SasToken, Signature};
 ///
-/// // PROTOCOL.md §2.2 vector 4 (azure-iot-sdk-node): the signature is supplied directly here.
+/// // docs/protocol.md §2.2 vector 4 (azure-iot-sdk-node): the signature is supplied directly here.
 /// let sig = [
 ///     0x91, 0xc5, 0xb1, 0x5c, 0x02, 0xb6, 0x38, 0x06, 0x80, 0xa2, 0xad, 0xa8, 0x0a, 0x46, 0x86, 0xcd,
 ///     0x7d, 0x8d, 0x32, 0xa0, 0xc1, 0xf2, 0x70, 0xb2, 0x36, 0xea, 0xb6, 0x7c, 0xf6, 0x02, 0x0e, 0x19,
@@ -133,7 +133,7 @@ impl<'a, 'r> SasToken<'a, ResourceUri<'r>> {
     /// # #[cfg(feature = "hmac")] {
     /// use iothub_proto::sas::{HmacSha256Signer, ResourceUri, SasToken};
     ///
-    /// // PROTOCOL.md §2.2 vector 1
+    /// // docs/protocol.md §2.2 vector 1
     /// let signer = HmacSha256Signer::from_base64("+XLy+MVZ+aTeOnVzN2kLeB16O+kSxmz6g3rS6fAf6rw=").unwrap();
     /// let resource = ResourceUri::device("iot-hub-for-test.azure-devices.net", "iot-device-for-test");
     /// let mut scratch = [0u8; 128];

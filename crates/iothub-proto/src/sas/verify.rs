@@ -83,7 +83,7 @@ impl ParsedSasToken<'_> {
     }
 
     /// Checks only the signature: HMAC over `{raw sr}\n{raw se}` compared in constant time
-    /// with the percent- and base64-decoded `sig` (PROTOCOL.md §2.1).
+    /// with the percent- and base64-decoded `sig` (docs/protocol.md §2.1).
     ///
     /// # Errors
     ///
@@ -121,7 +121,7 @@ impl ParsedSasToken<'_> {
     /// Whether the token's decoded `sr` grants access to `resource` (unencoded): equal, or a
     /// prefix ending at a whole path segment (`/a/b` covers `/a/b/c`, not `/a/bc`). The host
     /// (first segment) is compared case-insensitively, the path case-sensitively
-    /// (PROTOCOL.md §2.1; device ids are case-sensitive).
+    /// (docs/protocol.md §2.1; device ids are case-sensitive).
     ///
     /// ```
     /// use iothub_proto::sas::ParsedSasToken;

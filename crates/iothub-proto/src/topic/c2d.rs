@@ -1,4 +1,4 @@
-//! Cloud-to-device message topics (PROTOCOL.md §5).
+//! Cloud-to-device message topics (docs/protocol.md §5).
 
 use core::fmt;
 
@@ -118,7 +118,7 @@ impl WriteTo for C2dTopic<'_> {
 /// use iothub_proto::properties::SystemProperty;
 /// use iothub_proto::topic::C2dMessage;
 ///
-/// // PROTOCOL.md §5, C SDK sample log
+/// // docs/protocol.md §5, C SDK sample log
 /// let topic = "devices/my-device-1/messages/devicebound/%24.mid=84c08717-2be1-404c-9e5d-62f4565ca58b\
 ///              &%24.to=%2Fdevices%2Fmy-device-1%2Fmessages%2FdeviceBound&iothub-ack=full";
 /// let message = C2dMessage::parse(topic)?;

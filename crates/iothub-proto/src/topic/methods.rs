@@ -1,4 +1,4 @@
-//! Direct-method topics (PROTOCOL.md §7).
+//! Direct-method topics (docs/protocol.md §7).
 
 use core::fmt;
 

@@ -60,16 +60,16 @@ pub use twin::{
     TwinResponseTopic,
 };
 
-/// Subscribe filter for C2D messages of any device, as azure-sdk-for-c uses (PROTOCOL.md §5).
+/// Subscribe filter for C2D messages of any device, as azure-sdk-for-c uses (docs/protocol.md §5).
 /// [`C2dFilter`] writes the device-scoped filter the other SDKs use.
 pub const C2D_FILTER_ANY_DEVICE: &str = "devices/+/messages/devicebound/#";
-/// Subscribe filter for twin responses (PROTOCOL.md §6).
+/// Subscribe filter for twin responses (docs/protocol.md §6).
 pub const TWIN_RESPONSE_FILTER: &str = "$iothub/twin/res/#";
-/// Subscribe filter for desired-property patches (PROTOCOL.md §6).
+/// Subscribe filter for desired-property patches (docs/protocol.md §6).
 pub const DESIRED_PATCH_FILTER: &str = "$iothub/twin/PATCH/properties/desired/#";
-/// Subscribe filter for direct-method requests (PROTOCOL.md §7).
+/// Subscribe filter for direct-method requests (docs/protocol.md §7).
 pub const METHODS_FILTER: &str = "$iothub/methods/POST/#";
-/// Subscribe filter for DPS responses (PROTOCOL.md §9).
+/// Subscribe filter for DPS responses (docs/protocol.md §9).
 pub const DPS_RESPONSE_FILTER: &str = "$dps/registrations/res/#";
 
 /// Why a topic could not be parsed.
@@ -154,15 +154,15 @@ impl From<Malformed> for TopicError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Incoming<'a> {
-    /// A cloud-to-device message (PROTOCOL.md §5).
+    /// A cloud-to-device message (docs/protocol.md §5).
     C2d(C2dMessage<'a>),
-    /// A desired-properties patch (PROTOCOL.md §6).
+    /// A desired-properties patch (docs/protocol.md §6).
     DesiredPatch(DesiredPatch),
-    /// A DPS response (PROTOCOL.md §9).
+    /// A DPS response (docs/protocol.md §9).
     DpsResponse(DpsResponse<'a>),
-    /// A direct-method request (PROTOCOL.md §7).
+    /// A direct-method request (docs/protocol.md §7).
     MethodRequest(MethodRequest<'a>),
-    /// A response to a twin GET or reported patch (PROTOCOL.md §6).
+    /// A response to a twin GET or reported patch (docs/protocol.md §6).
     TwinResponse(TwinResponse<'a>),
 }
 
@@ -202,17 +202,17 @@ impl<'a> Incoming<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HubIncoming<'a> {
-    /// A DPS operation-status poll (PROTOCOL.md §9).
+    /// A DPS operation-status poll (docs/protocol.md §9).
     DpsPoll(DpsPoll<'a>),
-    /// A DPS registration request (PROTOCOL.md §9).
+    /// A DPS registration request (docs/protocol.md §9).
     DpsRegister(DpsRegister<'a>),
-    /// A direct-method response (PROTOCOL.md §7).
+    /// A direct-method response (docs/protocol.md §7).
     MethodResponse(MethodResponse<'a>),
-    /// A reported-properties patch (PROTOCOL.md §6).
+    /// A reported-properties patch (docs/protocol.md §6).
     ReportedPatch(TwinRequest<'a>),
-    /// Device-to-cloud telemetry (PROTOCOL.md §4).
+    /// Device-to-cloud telemetry (docs/protocol.md §4).
     Telemetry(TelemetryMessage<'a>),
-    /// A twin GET (PROTOCOL.md §6).
+    /// A twin GET (docs/protocol.md §6).
     TwinGet(TwinRequest<'a>),
 }
 

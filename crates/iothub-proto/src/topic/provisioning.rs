@@ -1,4 +1,4 @@
-//! Device Provisioning Service topics (PROTOCOL.md §9).
+//! Device Provisioning Service topics (docs/protocol.md §9).
 
 use core::fmt;
 

@@ -1,4 +1,4 @@
-//! Device-to-cloud telemetry topics (PROTOCOL.md §4).
+//! Device-to-cloud telemetry topics (docs/protocol.md §4).
 
 use core::fmt;
 

@@ -1,4 +1,4 @@
-//! Device twin topics (PROTOCOL.md §6).
+//! Device twin topics (docs/protocol.md §6).
 
 use core::fmt;
 
@@ -175,7 +175,7 @@ impl fmt::Display for TwinResponseTopic<'_> {
 /// use iothub_proto::topic::TwinResponse;
 /// use iothub_proto::{RequestId, Status};
 ///
-/// // PROTOCOL.md §6, real trace
+/// // docs/protocol.md §6, real trace
 /// let response = TwinResponse::parse("$iothub/twin/res/204/?$rid=0&$version=2")?;
 /// assert_eq!(response.status(), Status::NO_CONTENT);
 /// assert_eq!(response.request_id(), RequestId::Number(0));

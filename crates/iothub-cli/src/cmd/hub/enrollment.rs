@@ -1,5 +1,5 @@
 //! `iothub hub enrollment …` and `iothub hub enrollment-group …`: the local emulator's DPS
-//! enrollments (PROTOCOL.md §9).
+//! enrollments (docs/protocol.md §9).
 //!
 //! Like `hub identity`, these open the emulator's SQLite database (`<data dir>/hub.db`)
 //! directly only when no emulator owns the data dir (`owner`); with one running they go

@@ -1,5 +1,5 @@
 //! `iothub hub identity … --hub-connection-string CS`: the same commands against any hub's
-//! registry REST API (PROTOCOL.md §10 "Registry"; issue 5 point 4), e.g. a real IoT Hub.
+//! registry REST API (docs/protocol.md §10 "Registry"; issue 5 point 4), e.g. a real IoT Hub.
 //!
 //! Keys are generated here when not given, so creation does not depend on the hub filling them
 //! in (unconfirmed for real hubs). Deletion sends `If-Match: *`, which real hubs require.
@@ -123,7 +123,7 @@ async fn fetch(client: &ServiceClient, t: &IdentityTarget) -> anyhow::Result<Opt
     Ok(Some(identity))
 }
 
-/// The identity's device (or module) connection string on this hub (PROTOCOL.md §3).
+/// The identity's device (or module) connection string on this hub (docs/protocol.md §3).
 fn connection_string(client: &ServiceClient, identity: &Value) -> String {
     let mut cs = format!(
         "HostName={};DeviceId={}",

@@ -1,4 +1,4 @@
-//! `iothub hub invoke DEVICE METHOD`: `POST /twins/{id}/methods` (PROTOCOL.md §7 "Service
+//! `iothub hub invoke DEVICE METHOD`: `POST /twins/{id}/methods` (docs/protocol.md §7 "Service
 //! side"); prints `{"status":…,"payload":…}` and exits 1 when the device's status is not 2xx.
 
 use std::process::ExitCode;

@@ -1,6 +1,6 @@
 //! `iothub hub monitor`: follows the emulator's live event stream (`GET /events/stream`,
 //! server-sent events; an emulator extension in place of the Event Hubs endpoint,
-//! PROTOCOL.md §10) and prints one JSON object per message in the shape of
+//! docs/protocol.md §10) and prints one JSON object per message in the shape of
 //! `az iot hub monitor-events`:
 //! `{"event":{"origin":…,"module":…,"interface":…,"component":…,"properties":{"system":{…},"application":{…}},"payload":…}}`.
 

@@ -1,4 +1,4 @@
-//! `iothub hub twin show|update DEVICE`: `GET` / `PATCH /twins/{id}` (PROTOCOL.md §10
+//! `iothub hub twin show|update DEVICE`: `GET` / `PATCH /twins/{id}` (docs/protocol.md §10
 //! "Twins"). Update merges (`null` deletes) and prints the resulting twin.
 
 use std::process::ExitCode;

@@ -1,5 +1,5 @@
 //! Service authentication: `Authorization: SharedAccessSignature sr={host}&sig=…&se=…&skn={policy}`
-//! (PROTOCOL.md §10). The decision — signature against the named shared access policy's
+//! (docs/protocol.md §10). The decision — signature against the named shared access policy's
 //! primary or secondary key, expiry, the policy's rights — is the hub's
 //! ([`crate::hub::service_auth`]); this layer reads the header and answers a refusal with 401.
 

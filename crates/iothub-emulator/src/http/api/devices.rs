@@ -1,4 +1,4 @@
-//! Registry: `PUT/GET/DELETE /devices/{id}`, `GET /devices` (PROTOCOL.md §10 "Registry").
+//! Registry: `PUT/GET/DELETE /devices/{id}`, `GET /devices` (docs/protocol.md §10 "Registry").
 //!
 //! Create is a `PUT` without `If-Match` (an existing id gives 409 `409001`); update is a `PUT`
 //! with `If-Match: {etag}|*` (stale etag: 412). Omitted keys are generated (UNCONFIRMED in the

@@ -1,4 +1,4 @@
-//! `ApiError`: every REST failure, answered in the real hubs' error shape (PROTOCOL.md §10
+//! `ApiError`: every REST failure, answered in the real hubs' error shape (docs/protocol.md §10
 //! "Error body shape"):
 //! `{"Message":"{\"errorCode\":404001,\"trackingId\":…,\"message\":…,\"timestampUtc\":…}","ExceptionMessage":""}`.
 //!
@@ -177,7 +177,7 @@ impl From<MethodError> for ApiError {
         let (status, code) = e.status_and_code();
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut error = Self::new(status, code, e.to_string());
-        // PROTOCOL.md §7: the 404103 body carries the connect timeout in `info`.
+        // docs/protocol.md §7: the 404103 body carries the connect timeout in `info`.
         if matches!(e, MethodError::DeviceNotOnline) {
             error.info = Some(json!({ "timeout": "00:00:00" }));
         }

@@ -1,5 +1,5 @@
 //! Telemetry for the service side — **our extension** in place of the Event Hubs-compatible
-//! endpoint (PROTOCOL.md §10 "`az iot hub monitor-events`"; real hubs hand events out over
+//! endpoint (docs/protocol.md §10 "`az iot hub monitor-events`"; real hubs hand events out over
 //! AMQP only):
 //!
 //! - `GET /events?since={seq}&device={id}&module={mid}&limit={n}`: a range read of the durable

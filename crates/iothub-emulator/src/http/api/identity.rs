@@ -1,4 +1,4 @@
-//! Registry facts the REST views add to a stored identity (PROTOCOL.md §10 "Device fields"):
+//! Registry facts the REST views add to a stored identity (docs/protocol.md §10 "Device fields"):
 //! ETag, connection state, last activity time, C2D queue depth; parsing of the registry
 //! `PUT` body into the hub's [`IdentityChange`].
 
@@ -102,7 +102,7 @@ pub(crate) fn twin_identity(identity: &RegisteredIdentity) -> TwinIdentity {
     }
 }
 
-/// Parses the registry `PUT` body (PROTOCOL.md §10: status and credentials, all optional)
+/// Parses the registry `PUT` body (docs/protocol.md §10: status and credentials, all optional)
 /// and checks it against the path ids; every problem is a 400.
 pub(crate) fn parse_body(
     map: &Map<String, Value>,

@@ -1,4 +1,4 @@
-//! Cloud-to-device messages (PROTOCOL.md §10 "C2D"):
+//! Cloud-to-device messages (docs/protocol.md §10 "C2D"):
 //!
 //! - `POST /messages/devicebound` — **our extension** (real hubs take C2D over AMQP): a JSON
 //!   body `{"deviceId", "moduleId"?, "payload" (string: sent as is; other JSON: serialised) |

@@ -1,5 +1,5 @@
 //! Direct methods: `POST /twins/{id}/methods` and `/twins/{id}/modules/{mid}/methods`
-//! (PROTOCOL.md §7 "Service side"): 200 `{"status":…,"payload":…}`, 404 `404103` when the
+//! (docs/protocol.md §7 "Service side"): 200 `{"status":…,"payload":…}`, 404 `404103` when the
 //! device is not connected and subscribed within `connectTimeoutInSeconds`, 504 `504101`
 //! after `responseTimeoutInSeconds`. An identity missing from the registry is 404 `404001`.
 

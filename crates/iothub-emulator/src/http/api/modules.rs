@@ -1,5 +1,5 @@
 //! Module identities: `PUT/GET/DELETE /devices/{id}/modules/{mid}`, `GET /devices/{id}/modules`
-//! (PROTOCOL.md §10 "Modules"); same rules as devices.
+//! (docs/protocol.md §10 "Modules"); same rules as devices.
 
 use axum::Json;
 use axum::extract::{Path, State};

@@ -1,4 +1,4 @@
-//! `POST /devices/query` with `{"query":"SELECT * FROM devices …"}` (PROTOCOL.md §10
+//! `POST /devices/query` with `{"query":"SELECT * FROM devices …"}` (docs/protocol.md §10
 //! "Registry"): answers twins, as IoT Hub does, with `x-ms-item-type: Twin` and paging through
 //! `x-ms-max-item-count` / `x-ms-continuation`.
 //!

@@ -1,4 +1,4 @@
-//! Twins: `GET/PATCH/PUT /twins/{id}` and `/twins/{id}/modules/{mid}` (PROTOCOL.md §10
+//! Twins: `GET/PATCH/PUT /twins/{id}` and `/twins/{id}/modules/{mid}` (docs/protocol.md §10
 //! "Twins"). The merge/replace, ETag and desired-notification logic is the hub's
 //! ([`crate::hub::Hub::write_twin`]); a changed desired section is pushed to a connected,
 //! subscribed device there. Unknown identities are 404.

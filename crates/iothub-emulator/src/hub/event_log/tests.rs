@@ -187,9 +187,20 @@ async fn retention_deletes_what_is_older_than_the_hubs_time_minus_keep() {
         .unwrap();
     let keep = Duration::from_secs(3600);
     clock.advance(Duration::from_secs(3600 + 5));
-    assert_eq!(hub.apply_retention(keep).await.unwrap(), 1, "only the event at 0 s is past");
+    assert_eq!(
+        hub.apply_retention(keep).await.unwrap(),
+        1,
+        "only the event at 0 s is past"
+    );
     clock.advance(Duration::from_secs(10));
-    assert_eq!(hub.apply_retention(keep).await.unwrap(), 1, "then the one at 10 s");
-    let left = hub.read_events(0, &EventFilter::default(), 10).await.unwrap();
+    assert_eq!(
+        hub.apply_retention(keep).await.unwrap(),
+        1,
+        "then the one at 10 s"
+    );
+    let left = hub
+        .read_events(0, &EventFilter::default(), 10)
+        .await
+        .unwrap();
     assert_eq!(left.events.len(), 1);
 }

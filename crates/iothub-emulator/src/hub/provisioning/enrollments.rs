@@ -1,5 +1,5 @@
 //! Enrollment management for the CLI and service layer: individual symmetric-key enrollments
-//! and enrollment groups whose devices use derived keys (PROTOCOL.md §9 "Group enrollment key
+//! and enrollment groups whose devices use derived keys (docs/protocol.md §9 "Group enrollment key
 //! derivation"), plus the DPS id scope.
 
 use std::time::SystemTime;
@@ -194,7 +194,7 @@ pub fn set_enrollment_enabled(
 /// # Example
 /// ```
 /// use iothub_emulator::hub::provisioning::derived_device_key;
-/// // PROTOCOL.md §2.2 vector 7
+/// // docs/protocol.md §2.2 vector 7
 /// let key = derived_device_key(
 ///     "8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw==",
 ///     "sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6",

@@ -1,5 +1,5 @@
 //! The stored twin document: tags, desired and reported sections with their `$metadata`
-//! trees and versions, and the merge-patch rules (PROTOCOL.md §6 "Patch semantics" and
+//! trees and versions, and the merge-patch rules (docs/protocol.md §6 "Patch semantics" and
 //! "Versioning").
 //!
 //! Metadata is kept in the exact shape the service API shows it: every node carries

@@ -1,5 +1,5 @@
-//! Twin document limits (PROTOCOL.md §6 "Limits", Microsoft Learn `iot-hub-devguide-device-twins`
-//! "Tags and properties format" and "Device twin size").
+//! Twin document limits (docs/protocol.md §6 "Limits", Microsoft Learn
+//! `iot-hub-devguide-device-twins` "Tags and properties format" and "Device twin size").
 //!
 //! Patches are checked twice: [`check_patch`] validates keys and leaf values of the patch
 //! itself, and [`check_section`] validates the merged result (depth and size), so a patch
