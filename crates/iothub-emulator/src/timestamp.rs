@@ -59,6 +59,22 @@ pub fn iso8601_millis(t: SystemTime) -> String {
     Iso8601::millis(ms).write(&mut buf).to_owned()
 }
 
+/// Parses ISO-8601 UTC text (`YYYY-MM-DDTHH:MM:SS[.fff…]Z` or `+00:00`) with [`Iso8601`];
+/// `None` when it is not that, names an impossible date, or lies before 1970.
+///
+/// # Example
+/// ```
+/// use iothub_emulator::timestamp::{iso8601_millis, parse_iso8601};
+/// let t = parse_iso8601("2026-11-27T23:04:05.678Z").unwrap();
+/// assert_eq!(iso8601_millis(t), "2026-11-27T23:04:05.678Z");
+/// assert!(parse_iso8601("2026-02-30T00:00:00Z").is_none());
+/// ```
+pub fn parse_iso8601(text: &str) -> Option<SystemTime> {
+    Iso8601::parse(text)
+        .ok()
+        .map(|t| UNIX_EPOCH + Duration::from_millis(t.unix_millis()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,20 +98,4 @@ mod tests {
             assert_eq!(unix_millis(from_unix_millis(ms)), ms);
         }
     }
-}
-
-/// Parses ISO-8601 UTC text (`YYYY-MM-DDTHH:MM:SS[.fff…]Z` or `+00:00`) with [`Iso8601`];
-/// `None` when it is not that, names an impossible date, or lies before 1970.
-///
-/// # Example
-/// ```
-/// use iothub_emulator::timestamp::{iso8601_millis, parse_iso8601};
-/// let t = parse_iso8601("2026-11-27T23:04:05.678Z").unwrap();
-/// assert_eq!(iso8601_millis(t), "2026-11-27T23:04:05.678Z");
-/// assert!(parse_iso8601("2026-02-30T00:00:00Z").is_none());
-/// ```
-pub fn parse_iso8601(text: &str) -> Option<SystemTime> {
-    Iso8601::parse(text)
-        .ok()
-        .map(|t| UNIX_EPOCH + Duration::from_millis(t.unix_millis()))
 }

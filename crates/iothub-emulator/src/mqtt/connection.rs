@@ -177,9 +177,12 @@ where
             let flow = match action {
                 Action::Send(packet) => self.send(packet).await,
                 Action::Authenticate(connect) => {
-                    let (result, peer) =
-                        login::login(&self.hub, &connect, self.thumbprints.as_ref(), self.link)
-                            .await;
+                    // Boxed: authentication happens once per connection and its future is
+                    // the largest this loop awaits; inline, every idle connection's task
+                    // would carry its size for its whole life.
+                    let login =
+                        login::login(&self.hub, &connect, self.thumbprints.as_ref(), self.link);
+                    let (result, peer) = Box::pin(login).await;
                     self.peer = peer;
                     // The answer (CONNACK, restored subscriptions) comes before anything else.
                     for follow in self.session.handle_auth(result, now()).into_iter().rev() {
@@ -304,7 +307,7 @@ where
     /// Lets appends already started complete (their PUBACK cannot be sent any more, so the
     /// client will resend; duplicates are at-least-once), publishes the Will if due, and
     /// tells the hub the connection is gone.
-    async fn finish(mut self, reason: Cow<'static, str>, publish_will: bool) {
+    async fn finish(&mut self, reason: Cow<'static, str>, publish_will: bool) {
         while self.acks.next().await.is_some() {}
         let Some(p) = self.peer.take() else {
             tracing::debug!(transport = self.link.transport, peer = %self.link.peer(), %reason, "connection closed before CONNECT was accepted");
@@ -318,7 +321,10 @@ where
             let message = p
                 .stamp
                 .message(properties, will.message, Origin::Will, self.hub.now());
-            if let Err(e) = self.hub.queue_messages(&p.stamp, vec![message]).await {
+            // Boxed: it runs once, at the end, and would otherwise size every connection's
+            // task for its whole life.
+            let stored = Box::pin(self.hub.queue_messages(&p.stamp, vec![message]));
+            if let Err(e) = stored.await {
                 tracing::warn!(error = %e, "could not store the Will message");
             }
         }

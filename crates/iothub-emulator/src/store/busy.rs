@@ -17,17 +17,17 @@ const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// How long the writer keeps retrying before the batch fails.
 pub(super) const MAX_BUSY_WAIT: Duration = Duration::from_secs(120);
 
-/// `BEGIN IMMEDIATE`, retried while the database is busy for up to [`MAX_BUSY_WAIT`].
+/// `BEGIN IMMEDIATE`, retried while the database is busy for up to [`MAX_BUSY_WAIT`]. The
+/// first attempt is the only statement when nobody else holds the lock (the writer runs this
+/// once per batch, on the ingest path).
 ///
 /// # Errors
 /// The last error: not a busy database, or still busy after [`MAX_BUSY_WAIT`].
-pub(super) fn begin_immediate(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+pub(super) fn begin_immediate(conn: &Connection) -> rusqlite::Result<Transaction<'_>> {
     let started = std::time::Instant::now();
     let mut warned = false;
-    // Wait for the lock with a probe that holds no borrow of `conn` across iterations; the
-    // real BEGIN below still waits `busy_timeout` if another writer slips in between.
     loop {
-        match conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK") {
+        match Transaction::new_unchecked(conn, TransactionBehavior::Immediate) {
             Err(e) if is_busy(&e) && started.elapsed() < MAX_BUSY_WAIT => {
                 if !warned {
                     tracing::warn!("the database is locked by another process: waiting");
@@ -35,18 +35,19 @@ pub(super) fn begin_immediate(conn: &mut Connection) -> rusqlite::Result<Transac
                 }
                 std::thread::sleep(RETRY_PAUSE);
             }
-            _ => break,
+            other => return other,
         }
     }
-    conn.transaction_with_behavior(TransactionBehavior::Immediate)
 }
 
 /// What changes when a transaction writes: rows changed so far on the connection and the
 /// schema cookie (DDL changes no rows). `None` for the cookie if it cannot be read, which
 /// then counts as a write whenever it differs, so in doubt a batch is synced.
 pub(super) fn write_marks(conn: &Connection) -> (u64, Option<i64>) {
+    // Cached: the writer asks twice per batch.
     let schema = conn
-        .pragma_query_value(None, "schema_version", |r| r.get(0))
+        .prepare_cached("PRAGMA schema_version")
+        .and_then(|mut q| q.query_row([], |r| r.get(0)))
         .ok();
     (conn.total_changes(), schema)
 }

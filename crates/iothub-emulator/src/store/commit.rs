@@ -97,7 +97,7 @@ pub(super) fn fdatasync_wal(db: &Path) -> SyncWal {
 
 /// The writer: wait for a job, open a transaction, run jobs until the queue is empty and the
 /// syncer is free, commit, hand the batch over; repeat.
-fn write_loop(mut conn: Connection, mut rx: UnboundedReceiver<Message>, syncer: Option<Syncer>) {
+fn write_loop(conn: Connection, mut rx: UnboundedReceiver<Message>, syncer: Option<Syncer>) {
     // Whether the syncer holds a batch (the next commit waits for it).
     let mut sync_busy = false;
     loop {
@@ -114,7 +114,7 @@ fn write_loop(mut conn: Connection, mut rx: UnboundedReceiver<Message>, syncer: 
             // queue, so every later call fails at once.
             return;
         }
-        let tx = match super::busy::begin_immediate(&mut conn) {
+        let tx = match super::busy::begin_immediate(&conn) {
             Ok(tx) => tx,
             Err(e) => {
                 // No transaction: the job is dropped unrun and its caller sees `Closed`.
