@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds iothub-proto with every combination of its additive features (2^4 = 16), denying
-# warnings, so that no combination is broken or warns (issue 2: "every feature combination builds").
+# warnings, so that no combination is broken or warns.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -27,7 +27,8 @@ static int32_t platform_hmac(void *context, const uint8_t *message, size_t messa
   return 0;
 }
 
-/* Telemetry topic with a property bag and a signed SAS password (PROTOCOL.md §2.2 vector 1). */
+/* Telemetry topic with a property bag and a signed SAS password (docs/protocol.md §2.2,
+ * vector 1). */
 static int telemetry_part(void) {
   char buf[256];
   size_t len = 0;

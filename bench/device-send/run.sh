@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # QoS 1 telemetry throughput and peak RSS of one connection, over TLS to a local mosquitto 2.0:
-# `iothub device send --stdin` versus `mosquitto_pub -l` (issue 4, point 6).
+# `iothub device send --stdin` versus `mosquitto_pub -l`: the device client's send
+# throughput and memory against mosquitto's.
 #
 # Usage: bench/device-send/run.sh [MESSAGES] [BODY_BYTES]
 # Needs: mosquitto, mosquitto_pub, openssl, /usr/bin/time; builds iothub in release mode.

@@ -1,6 +1,6 @@
 """Send every stdin line as telemetry with the official azure-iot-device SDK (asyncio client),
 100 concurrent sends at a time; exits once all completed. Args: CONNECTION_STRING CA_PEM_PATH.
-The SDK always dials port 8883 (SDK-WIRE.md)."""
+The SDK always dials port 8883 (it takes no port option)."""
 import asyncio
 import sys
 

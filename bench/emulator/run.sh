@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Emulator benchmark (issue 3 point 15), side by side with mosquitto 2.0 in the same run:
+# Emulator benchmark, side by side with mosquitto 2.0 in the same run:
 #  1. durable QoS 1 telemetry ingest over TLS from 1 and from 100 connections (msg/s);
 #  2. N idle TLS devices (valid SAS, created in the registry first): time to connect them all
 #     and server RSS per connection ((RSS after - RSS before) / N).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Service-side latency of the emulator (issue 5 point 5), release build:
+# Service-side latency of the emulator, release build:
 #   - direct-method round trip through the REST API to one of 100 connected MQTT devices
 #     (sequential, then 10 concurrent callers);
 #   - delay from a telemetry PUBACK at the device to the message on the SSE stream.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fleet-simulator benchmark (issue 6 point 2): `iothub emulator` in one process, `iothub simulate`
+# Fleet-simulator benchmark: `iothub emulator` in one process, `iothub simulate`
 # in another, both release builds, on loopback. Prints the simulator's JSON summary and the peak
 # memory (RSS) of both processes.
 #

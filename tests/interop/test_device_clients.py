@@ -1,5 +1,5 @@
-"""Unmodified device clients against the emulator (issue 3 point 13): mosquitto_pub/sub with
-the seed's argument shapes, paho-mqtt over TLS and over WebSockets, and the official
+"""Unmodified device clients against the emulator: mosquitto_pub/sub with the argument shapes of
+Microsoft's IoT MQTT Samples, paho-mqtt over TLS and over WebSockets, and the official
 azure-iot-device SDK (telemetry, C2D, twin get/patch, desired patches, methods, DPS).
 
 Run through scripts/interop.sh (it starts `iothub emulator` and exports IOTHUB_EMULATOR_DIR).

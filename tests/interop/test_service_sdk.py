@@ -1,4 +1,4 @@
-"""The official Python *service* SDK (azure-iot-hub) against the emulator (issue 5 point 2).
+"""The official Python *service* SDK (azure-iot-hub) against the emulator.
 
 Registry create/get, twin get/update with the desired patch reaching a connected
 azure-iot-device client, and invoke_device_method answered by that device, all with the

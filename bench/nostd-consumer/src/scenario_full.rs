@@ -12,7 +12,7 @@ use iothub_proto::{Instant, RequestId, encode_into};
 pub(crate) fn run() -> Result<(), i32> {
     let mut buf = [0u8; 512];
 
-    // Twin: the seed's trace (docs/protocol.md §6).
+    // Twin: a real device's trace (docs/protocol.md §6, "Real trace").
     let get = encode_into(&TwinGetTopic::new(RequestId::Number(1)), &mut buf).map_err(|_| 20)?;
     if get != "$iothub/twin/GET/?$rid=1" {
         return Err(21);

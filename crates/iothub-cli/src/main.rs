@@ -1,7 +1,7 @@
 //! The `iothub` command line: mint SAS tokens today; act as a device or the service and run
 //! the local emulator as later commands land.
 //!
-//! Exit codes (STYLE.md §10): 0 success, 1 a negative result (reserved for commands such as
+//! Exit codes: 0 success, 1 a negative result (reserved for commands such as
 //! method invocation), 2 an error. Errors are printed to stderr with their whole context chain.
 //! A closed stdout (`iothub sas … | head -c0`) is not an error.
 

@@ -1,4 +1,5 @@
-//! Port of the seed's subscribe sample: print every cloud-to-device message.
+//! Port of the subscribe sample of Microsoft's IoT MQTT Samples: print every cloud-to-device
+//! message.
 //!
 //! ```text
 //! IOTHUB_DEVICE_CONNECTION_STRING='…' cargo run -p iothub-device --example c2d -- [--count N]

@@ -1,4 +1,4 @@
-//! Port of the seed's Plug and Play thermostat (`dtmi:com:example:Thermostat;1`): announces
+//! Port of Microsoft's Plug and Play thermostat (`dtmi:com:example:Thermostat;1`): announces
 //! the model id, sends `{"temperature": …}` every interval, reports `maxTempSinceLastReboot`,
 //! acknowledges the writable `targetTemperature`, and answers the `getMaxMinReport` command.
 //! The behaviour lives in `iothub_device::thermostat` (shared with `iothub demo`); this

@@ -1,4 +1,4 @@
-//! Port of the seed's provisioning flow: register with DPS (individual key, group key or
+//! The provisioning flow: register with DPS (individual key, group key or
 //! X.509), then connect to the assigned hub and send one message.
 //!
 //! ```text

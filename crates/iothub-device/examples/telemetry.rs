@@ -1,4 +1,5 @@
-//! Port of the seed's telemetry sample: connect, send messages, report each acknowledgement.
+//! Port of the telemetry sample of Microsoft's IoT MQTT Samples: connect, send messages, report
+//! each acknowledgement.
 //!
 //! ```text
 //! IOTHUB_DEVICE_CONNECTION_STRING='HostName=…;DeviceId=…;SharedAccessKey=…' \

@@ -1,5 +1,5 @@
-//! Port of the seed's device twin sample: patch reported `{"temperature": 32}`, then GET the
-//! twin and print it.
+//! Port of the device twin sample of Microsoft's IoT MQTT Samples: patch reported
+//! `{"temperature": 32}`, then GET the twin and print it.
 //!
 //! ```text
 //! IOTHUB_DEVICE_CONNECTION_STRING='…' cargo run -p iothub-device --example twin

@@ -1,6 +1,7 @@
 //! Reconnect delays: `iothub_proto::Backoff` (exponential, capped, jittered) fed with fresh
-//! randomness, so a fleet that lost its hub at once does not come back at once (PEERS.md §4
-//! pain point 2). The math lives in the protocol core; this file only supplies the jitter.
+//! randomness, so a fleet that lost its hub at once does not come back at once (a fleet
+//! reconnecting in lockstep overloads a hub; docs/protocol.md §11). The math lives in the
+//! protocol core; this file only supplies the jitter.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};

@@ -286,7 +286,7 @@ mod tests {
 
     #[test]
     fn topic_matches_the_python_sdk_wire_format() {
-        // SDK-WIRE.md, "Telemetry"
+        // docs/protocol.md §4 (Python SDK byte for byte)
         let m = Message::new("{}")
             .message_id("mid-1")
             .correlation_id("cid-1")
@@ -322,7 +322,7 @@ mod tests {
 
     #[test]
     fn parses_c2d_properties_like_the_python_sdk() {
-        // SDK-WIRE.md, "Cloud-to-device"
+        // docs/protocol.md §5 (as the Python SDK receives it)
         let topic = "devices/dev3/messages/devicebound/%24.mid=84c0&%24.to=%2Fdevices%2Fdev3%2Fmessages%2Fdevicebound&%24.ce=utf-8&%24.ct=text%2Fplain&%24.cid=c-9&iothub-ack=full&property1=value%201";
         let Ok(iothub_proto::topic::Incoming::C2d(parsed)) =
             iothub_proto::topic::Incoming::parse(topic)

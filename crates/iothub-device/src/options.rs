@@ -20,7 +20,7 @@ use crate::{ConfigError, CredentialError, Error};
 const USER_AGENT: &str = concat!("iothub-device-rs/", env!("CARGO_PKG_VERSION"));
 
 /// Largest MQTT packet accepted or sent: 256 KiB telemetry plus room for the topic and
-/// property bag; twin documents and method payloads (128 KiB) fit too (STACK.md §1.1 pitfall 4).
+/// property bag; twin documents and method payloads (128 KiB) fit too.
 pub(crate) const MAX_PACKET_SIZE: usize = 256 * 1024 + 16 * 1024;
 
 /// How the device proves its identity.

@@ -1,8 +1,8 @@
 //! The optional durable outbox: one file per accepted telemetry message, removed on PUBACK.
 //!
 //! A message is acknowledged to the application as *accepted* only after its file is synced,
-//! so messages accepted while offline survive a process restart (issue 4, "optionally
-//! durable"). File names are zero-padded sequence numbers so a directory listing sorts in
+//! so messages accepted while offline survive a process restart (the optional durable
+//! outbox). File names are zero-padded sequence numbers so a directory listing sorts in
 //! acceptance order. Format: `u32` big-endian topic length, topic bytes, body bytes.
 
 use std::fs;

@@ -1,7 +1,7 @@
-//! The seed's Plug and Play thermostat (`dtmi:com:example:Thermostat;1`) as a reusable device
+//! Microsoft's Plug and Play thermostat (`dtmi:com:example:Thermostat;1`) as a reusable device
 //! behaviour, shared by `examples/pnp_thermostat.rs` and the CLI's `iothub demo`.
 //!
-//! What it does, following the seed's `PnPMQTTWin32` sample (docs/protocol.md §8, Plug and Play
+//! What it does, following Microsoft's `PnPMQTTWin32` sample (docs/protocol.md §8, Plug and Play
 //! conventions): it expects the client to announce [`MODEL_ID`] at CONNECT; it acknowledges the
 //! writable `targetTemperature` (the value the twin already asks for, or an initial `203`
 //! acknowledgement), sends `{"temperature": …}` telemetry every interval drifting towards the

@@ -1,7 +1,8 @@
 //! TLS client configuration: the Azure roots, extra CAs and X.509 client identities.
 //!
 //! One crypto provider for the whole workspace: ring, passed explicitly with
-//! `builder_with_provider` so no process-level default is needed (STACK.md §1.1 pitfall 7).
+//! `builder_with_provider` so no process-level default is needed (one would be shared by every
+//! library in the process).
 
 use std::sync::Arc;
 

@@ -1,5 +1,5 @@
-//! Memory held per connected client (issue 4, point 6: "the client library's heap use per
-//! connection"), measured as the growth of this process's resident set while clients connect.
+//! Memory held per connected client (the client library's heap use per connection),
+//! measured as the growth of this process's resident set while clients connect.
 //! (A counting allocator would need `unsafe`, which the workspace forbids.) It is a test binary
 //! of its own, outside `tests/it`, so no other test's memory is counted.
 //!

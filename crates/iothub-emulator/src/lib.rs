@@ -8,8 +8,9 @@
 //! - It does not emulate Event Hubs/AMQP consumers; the service side reads the event log and the
 //!   in-process live feed instead.
 //!
-//! The listeners, sessions and persistence are described in `README.md` next to this crate,
-//! which also lists every behaviour chosen where the protocol reference says UNCONFIRMED.
+//! The listeners, sessions and persistence are described in `README.md` next to this crate;
+//! every behaviour chosen where Microsoft's documentation is silent is listed in
+//! docs/protocol.md §14.
 
 pub mod data_dir;
 mod http;

@@ -254,7 +254,7 @@ fn write(path: &Path, contents: &str) -> Result<(), TlsError> {
     })
 }
 
-/// Writes a private key readable by the owner only (issue 3 point 2: keys 0600).
+/// Writes a private key readable by the owner only (mode 0600).
 fn write_private(path: &Path, contents: &str) -> Result<(), TlsError> {
     use std::io::Write;
     #[cfg(unix)]

@@ -1,4 +1,4 @@
-//! The dashboard end to end in headless Chromium (issue 5 point 3).
+//! The dashboard (docs/dashboard.md) end to end in headless Chromium.
 //!
 //! The test starts an emulator on free ports and a device (rumqttc over the plain MQTT port)
 //! that sends telemetry carrying a per-run marker, answers the `reboot` method with a per-run

@@ -327,8 +327,9 @@ impl Display for DpsUsername<'_> {
 
 /// A hub username as received in CONNECT, parsed leniently (docs/protocol.md §1.4, hub side).
 ///
-/// - Split at the first `/?`; without one, the whole text is the path (the seed's MicroPython
-///   sample sends just `{host}/{device}`), and a trailing `/` is ignored.
+/// - Split at the first `/?`; without one, the whole text is the path (the MicroPython
+///   sample of Microsoft's IoT MQTT Samples sends just `{host}/{device}`), and a trailing `/`
+///   is ignored.
 /// - `host/device[/module]` are **not** percent-decoded: ids are compared as sent.
 /// - Query values are percent-decoded on demand, `+` is never a space, unknown parameters are
 ///   ignored and a missing api-version is accepted.

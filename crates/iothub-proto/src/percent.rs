@@ -6,7 +6,7 @@
 //! azure-sdk-for-c's `_az_span_url_encode`. Two details matter for interoperability:
 //!
 //! - `- . _ ~` stay literal. Escaping them changes a SAS string-to-sign and so its
-//!   signature (`reference/STACK.md` §2, "SAS encoding pitfall").
+//!   signature (docs/protocol.md §2.1, §2.2 negative controls).
 //! - `+` is never a space when decoding (MQTT doc: "do not URL-encode with `+`"), so
 //!   `a+b` decodes to `a+b`.
 //!

@@ -7,7 +7,7 @@
 //!
 //! [`PropertyBag`] reads a bag without allocating: keys and values come out as
 //! [`Decoded`] views that decode lazily. [`PropertyWriter`] writes one, byte for byte as the
-//! Python device SDK does (SDK-WIRE.md, "Telemetry").
+//! Python device SDK does (docs/protocol.md §4).
 
 use core::fmt::{self, Display};
 
@@ -243,7 +243,7 @@ pub const IOTHUB_ACK: &str = "iothub-ack";
 ///     .content_type("application/json")
 ///     .content_encoding("utf-8")
 ///     .application(&app);
-/// // SDK-WIRE.md, "Telemetry"
+/// // docs/protocol.md §4 (Python SDK byte for byte)
 /// assert_eq!(
 ///     bag.to_string(),
 ///     "%24.mid=mid-1&%24.cid=cid-1&%24.ct=application%2Fjson&%24.ce=utf-8&alert=true"

@@ -1,5 +1,5 @@
-//! Every SAS vector of docs/protocol.md §2.2 (plus STACK.md §2), table-driven, and property tests
-//! for format → parse → verify.
+//! Every SAS vector of docs/protocol.md §2.2 (plus one with key bytes 0 to 31), table-driven,
+//! and property tests for format → parse → verify.
 #![cfg(feature = "hmac")]
 
 use iothub_proto::encode_into;

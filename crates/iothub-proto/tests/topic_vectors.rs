@@ -1,4 +1,4 @@
-//! Golden topic vectors from docs/protocol.md §5-§9 and SDK-WIRE.md, table-driven.
+//! Golden topic vectors from docs/protocol.md §4-§9 (real traces and SDK output), table-driven.
 
 use iothub_proto::properties::{PropertyWriter, SystemProperty};
 use iothub_proto::topic::{
@@ -59,7 +59,7 @@ const C2D: &[C2dVector] = &[
             ("prop3", Some("a string")),
         ],
     },
-    // SDK-WIRE.md: what the Python SDK receives.
+    // The Python SDK: what it receives (docs/protocol.md §5).
     C2dVector {
         topic: "devices/dev3/messages/devicebound/%24.mid=84c08717-0000&%24.to=%2Fdevices%2Fdev3%2Fmessages%2Fdevicebound&%24.ce=utf-8&%24.ct=text%2Fplain&%24.cid=c-9&iothub-ack=full&property1=value%201",
         device: "dev3",
@@ -144,7 +144,7 @@ const DEVICE_RECEIVES: &[(&str, &str)] = &[
         "$iothub/twin/res/504/?$rid=id_one",
         "twin 504 rid=id_one version=None",
     ),
-    // SDK-WIRE.md: Python uses UUID rids.
+    // The Python SDK uses UUID rids (docs/protocol.md §6).
     (
         "$iothub/twin/res/204/?$rid=9f1c2c1e-3b1a-4c9e-8f5e-1d2a3b4c5d6e&$version=2",
         "twin 204 rid=9f1c2c1e-3b1a-4c9e-8f5e-1d2a3b4c5d6e version=Some(2)",
@@ -153,7 +153,7 @@ const DEVICE_RECEIVES: &[(&str, &str)] = &[
         "$iothub/twin/PATCH/properties/desired/?$version=3",
         "desired version=3",
     ),
-    // docs/protocol.md §7 and SDK-WIRE.md.
+    // docs/protocol.md §7 (as the Python SDK receives it).
     (
         "$iothub/methods/POST/component_one*TestMethod/?$rid=1",
         "method component_one*TestMethod rid=1",
@@ -220,7 +220,7 @@ fn classifies_device_received_topics() {
 
 /// Hub-received topics: (topic, expected classification as text).
 const HUB_RECEIVES: &[(&str, &str)] = &[
-    // SDK-WIRE.md telemetry.
+    // The Python SDK's telemetry (docs/protocol.md §4).
     (
         "devices/dev3/messages/events/%24.mid=mid-1&%24.cid=cid-1&%24.ct=application%2Fjson&%24.ce=utf-8&alert=true",
         "telemetry dev3 module=None props=5",

@@ -1,4 +1,4 @@
-//! MQTT 3.1.1 over TLS load generator for `bench/emulator/run.sh` (issue 3 point 15).
+//! MQTT 3.1.1 over TLS load generator for `bench/emulator/run.sh`.
 //!
 //! The same client drives the emulator and mosquitto, so the two servers see identical traffic:
 //!

@@ -1,4 +1,4 @@
-//! Arguments of `iothub emulator`: run the local IoT Hub emulator (issue 3 point 12).
+//! Arguments of `iothub emulator`: run the local IoT Hub emulator.
 
 use std::net::IpAddr;
 use std::path::PathBuf;

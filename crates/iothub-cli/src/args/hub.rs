@@ -1,4 +1,4 @@
-//! Arguments of `iothub hub`: act as the service (issue 5 point 4).
+//! Arguments of `iothub hub`: act as the service (docs/rest-api.md).
 
 use std::path::PathBuf;
 

@@ -1,4 +1,4 @@
-//! `iothub demo`: the whole product in one command (issue 6 point 1).
+//! `iothub demo`: the whole product in one command.
 //!
 //! Starts an in-process emulator on free ports, creates a device, runs the Plug and Play
 //! thermostat of `iothub_device::thermostat` on it over MQTT/TLS, and then acts as the service
@@ -49,7 +49,7 @@ const TARGET: f64 = 25.0;
 /// Least time the emulator start, device connection and thermostat start may take.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Telemetry period of the thermostat (the seed sample sends every 2 s).
+/// Telemetry period of the thermostat (Microsoft's `PnPMQTTWin32` sample sends every 2 s).
 const TELEMETRY_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Runs `iothub demo`.

@@ -1,4 +1,4 @@
-//! `iothub device …`: act as a device with `iothub-device` (issue 4, point 5).
+//! `iothub device …`: act as a device with `iothub-device`.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead, Write};
@@ -71,7 +71,7 @@ async fn connect(connection: &DeviceConnection) -> Result<DeviceClient> {
 }
 
 /// Connects with `options`; fails at the first attempt with the cause and its fix
-/// (unreachable, TLS, unauthorized, disabled: issue 6 point 3), never waiting out backoff.
+/// (unreachable, TLS, unauthorized, disabled; see `errors.rs`), never waiting out backoff.
 async fn connect_with(
     connection: &DeviceConnection,
     options: ClientOptions,

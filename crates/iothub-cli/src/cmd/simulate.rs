@@ -1,5 +1,5 @@
 //! `iothub simulate`: a fleet of devices sending telemetry at a fixed total rate, with live
-//! progress and a latency summary (issue 6 point 2).
+//! progress and a latency summary (figures: BENCHMARKS.md, `bench/simulate/run.sh`).
 //!
 //! Every simulated device is an `iothub_device::DeviceClient` (one driver task and one
 //! connection each; see BENCHMARKS.md for the memory per device at 10,000), so the simulator

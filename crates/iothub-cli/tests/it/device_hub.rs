@@ -1,4 +1,4 @@
-//! `iothub device …` end to end against a running `iothub emulator` (issue 4, point 5).
+//! `iothub device …` end to end against a running `iothub emulator`.
 
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};

@@ -1,4 +1,4 @@
-//! `iothub emulator` and `iothub hub identity …` (issue 3 point 12), run as the real binary.
+//! `iothub emulator` and `iothub hub identity …`, run as the real binary.
 
 use std::io::BufRead;
 use std::process::{Command, Stdio};

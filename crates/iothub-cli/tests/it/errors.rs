@@ -1,4 +1,4 @@
-//! Errors a person can act on (issue 6 point 3): each names the cause and the fix, exit 2.
+//! Errors a person can act on: each names the cause and the fix, exit 2.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

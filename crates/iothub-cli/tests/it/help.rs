@@ -1,4 +1,4 @@
-//! Every command's `--help` carries an example (issue 6 point 3): the test walks the whole
+//! Every command's `--help` carries an example: the test walks the whole
 //! command tree through the binary's own help output.
 
 use crate::iothub;

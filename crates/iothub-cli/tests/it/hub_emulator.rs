@@ -329,7 +329,7 @@ async fn a_connection_string_reaches_the_emulator_over_https_with_its_ca() {
     f.hub.shutdown().await;
 }
 
-/// `hub identity` with a connection string uses the hub's registry REST API (issue 5 point 4):
+/// `hub identity` with a connection string uses the hub's registry REST API:
 /// create, list, show, connection-string and delete, and the connection string it prints
 /// connects a device.
 #[tokio::test(flavor = "multi_thread")]

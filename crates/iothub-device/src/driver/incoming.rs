@@ -21,7 +21,8 @@ impl Driver {
         let rid_text = rid.to_string();
         let (topic, payload) = match patch {
             Some(body) => (ReportedPatchTopic::new(rid).to_string(), body),
-            // The hub ignores the body of a GET; the Python SDK sends one space (SDK-WIRE.md).
+            // The hub ignores the body of a GET; the Python SDK sends one space
+            // (docs/protocol.md §6).
             None => (TwinGetTopic::new(rid).to_string(), Bytes::from_static(b" ")),
         };
         let Some(publish_id) = self.publish_internal(topic, payload) else {

@@ -1,4 +1,4 @@
-//! The one task that owns the connection (STYLE.md §12 rule 14).
+//! The one task that owns the connection.
 //!
 //! It dials, feeds the sans-IO [`Session`], routes what arrives (C2D, twin responses, desired
 //! patches, method calls), serves the application's commands, renews the SAS token by a

@@ -3,7 +3,7 @@
 //! The session never touches a socket or a clock. The driver feeds it packets and the current
 //! time (`handle_packet(…, now)`, `handle_timeout(now)`), asks it what to write
 //! (`poll_transmit(now)`), what happened (`poll_event()`) and when to wake it again
-//! (`poll_timeout()`). This is the quinn-proto shape (STYLE.md §12 rule 2), and it is why the
+//! (`poll_timeout()`). This is the quinn-proto shape (sans-IO), and it is why the
 //! reliability rules below are tested deterministically, without sleeps.
 //!
 //! Call order for one connection:
@@ -13,7 +13,7 @@
 //!    [`Session::handle_timeout`] when [`Session::poll_timeout`] is reached.
 //! 4. On any transport failure call [`Session::handle_connection_lost`] and start again at 1.
 //!
-//! Guarantees (issue 4, "Reliability"):
+//! Guarantees (each proven in `tests/it/reliability.rs`):
 //! - an outgoing QoS 1 publish is reported [`SessionEvent::Delivered`] only after its PUBACK;
 //! - un-acknowledged publishes are sent again, same packet id with DUP set, after every
 //!   reconnect (MQTT 3.1.1 §4.4), before anything new;

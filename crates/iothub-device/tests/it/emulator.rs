@@ -385,7 +385,8 @@ async fn twin_example_runs_against_the_emulator() {
     let hub = TestHub::spawn().await.unwrap();
     let cs = hub.create_device("dev1").await.unwrap();
     let stdout = finish(spawn_example(&hub, &cs, "twin", &[])).await;
-    // The seed's expected output: reported $version 2, then the twin with temperature 32.
+    // The expected output of Microsoft's twin sample: reported $version 2, then the twin with
+    // temperature 32.
     assert!(stdout.contains("$version 2"), "{stdout}");
     assert!(stdout.contains(r#""temperature":32"#), "{stdout}");
     hub.shutdown().await;

@@ -1,4 +1,5 @@
-//! Every example runs as a process against a local peer and does what its seed sample does.
+//! Every example runs as a process against a local peer and does what the sample it ports
+//! (Microsoft's IoT MQTT Samples) does.
 
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -1,4 +1,5 @@
-//! Reliability guarantees of issue 4, each proven against a fault-injecting peer.
+//! The session's reliability guarantees (listed in `src/session/mod.rs`), each proven against a
+//! fault-injecting peer.
 
 use std::collections::HashSet;
 use std::time::Duration;

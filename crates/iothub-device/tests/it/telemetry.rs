@@ -63,7 +63,7 @@ async fn send_resolves_after_puback_with_properties_on_the_topic() {
         "resolved before the PUBACK"
     );
     let publish = hub.record(|r| r.acked[0].clone());
-    // SDK-WIRE.md, "Telemetry"
+    // docs/protocol.md §4 (Python SDK byte for byte)
     assert_eq!(
         publish.topic,
         "devices/dev1/messages/events/%24.mid=mid-1&%24.cid=cid-1&%24.ct=application%2Fjson&%24.ce=utf-8&alert=true"

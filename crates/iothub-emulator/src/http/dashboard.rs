@@ -1,4 +1,4 @@
-//! The web dashboard (issue 5 point 3) on the plain HTTP port, beside the REST API: static
+//! The web dashboard (docs/dashboard.md) on the plain HTTP port, beside the REST API: static
 //! assets compiled into the binary (no build step, no CDN) and a session endpoint that hands
 //! the page a short-lived service token.
 //!

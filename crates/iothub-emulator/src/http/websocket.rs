@@ -2,7 +2,7 @@
 //!
 //! The WebSocket is bridged to an in-memory byte stream (`tokio::io::duplex`) and the normal
 //! MQTT connection code runs on the other end, so MQTT packets may span frames and a frame may
-//! hold several packets (STACK.md §3.5). The `mqtt` subprotocol is echoed (rumqttc and paho
+//! hold several packets (docs/protocol.md §1.1). The `mqtt` subprotocol is echoed (rumqttc and paho
 //! require it). X.509 client certificates are not passed through the WebSocket path.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Authentication at CONNECT (issue 3 point 4; docs/protocol.md §1.2-1.8, §2).
+//! Authentication at CONNECT (docs/protocol.md §1.2-1.8, §2).
 //!
 //! Pure functions over a database connection: the hub runs [`authenticate`] inside
 //! [`crate::store::Store::call`]. A refusal says which rule failed and with which values

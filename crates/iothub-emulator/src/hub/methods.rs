@@ -142,7 +142,7 @@ pub enum MethodError {
     #[error("method payload exceeds 128 KB")]
     PayloadTooLarge,
     /// The device answered with more than 128 KB (reported as HTTP 400, error 400004;
-    /// UNCONFIRMED what real hubs do).
+    /// a choice, docs/protocol.md §14: what real hubs do is not documented).
     #[error("device response exceeds 128 KB")]
     ResponseTooLarge,
     /// The device did not answer within `responseTimeoutInSeconds` (HTTP 504, error 504101).

@@ -7,7 +7,7 @@
 //! [`DpsReply`] values that the MQTT glue publishes on
 //! `$dps/registrations/res/{status}/?$rid={rid}[&retry-after={s}]`.
 //!
-//! Choices where the reference is silent (documented in the emulator docs): the device is
+//! Choices where Microsoft's documentation is silent (docs/protocol.md §14): the device is
 //! created at register time and the first poll already answers 200; a registration through a
 //! disabled enrollment ends with status `disabled` (HTTP-like 200); a registration body whose
 //! `registrationId` differs from the authenticated one answers 401 401002.

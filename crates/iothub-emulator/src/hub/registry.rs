@@ -1,5 +1,5 @@
 //! Registry operations for the service side and the CLI: create identities with generated keys,
-//! bootstrap the shared access policies, build connection strings (issue 3 point 3).
+//! bootstrap the shared access policies, build connection strings.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

@@ -1,4 +1,4 @@
-//! Stamping device-to-cloud messages (issue 3 point 6; docs/protocol.md §4).
+//! Stamping device-to-cloud messages (docs/protocol.md §4).
 //!
 //! The device's property bag is split into system properties (`$.mid` → `message-id`, …) and
 //! application properties; the hub then adds the `iothub-*` properties a real hub writes.

@@ -7,7 +7,7 @@
 //! [`DesiredNotification`] into `$iothub/twin/PATCH/properties/desired/?$version={version}`
 //! with the `iothub-proto` topic builders (docs/protocol.md §6).
 //!
-//! Choices where the reference says UNCONFIRMED (documented in the emulator docs):
+//! Choices where Microsoft's documentation is silent (docs/protocol.md §14):
 //! - the GET body has no `$metadata` (the documentation examples omit it);
 //! - a rejected reported patch answers status 400 with body
 //!   `{"errorCode":400004,"message":"…"}`;

@@ -1,6 +1,6 @@
 //! MQTT 3.1.1 framing for the hub side: `rumqttc::mqttbytes::v4` plus the strictness it lacks.
 //!
-//! rumqttc's decoder is lenient (STACK.md §3.2): it accepts protocol level 5 and ignores the
+//! rumqttc's decoder is lenient: it accepts protocol level 5 and ignores the
 //! reserved fixed-header flags. IoT Hub speaks 3.1.1 only, so before decoding a frame we check
 //! (MQTT 3.1.1 §2.2.2, §3.1.2.2, §3.1.2.3): the fixed-header flags of every packet type, the
 //! QoS bits of PUBLISH (3 is invalid, DUP needs QoS > 0), and in CONNECT the protocol name

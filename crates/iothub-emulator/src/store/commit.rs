@@ -13,7 +13,7 @@
 //! WAL frames are on disk), but the writer does not sit in `fsync` meanwhile: while the syncer
 //! syncs batch N, the writer keeps batch N+1's transaction open and runs every job that
 //! arrives, and commits it as soon as the syncer is free. The batch size adapts to the disk:
-//! the slower the sync, the more jobs share it (issue 3 point 6: PUBACK only after the append
+//! the slower the sync, the more jobs share it (PUBACK only after the append
 //! is durable, group commit so that throughput does not suffer).
 //!
 //! A failed sync stops the store (fail-stop, as databases do after an `fsync` error: the kernel

@@ -1,8 +1,8 @@
 //! The durable telemetry event log (the emulator's built-in "events" endpoint).
 //!
 //! Storage is normalized so that the single database thread writes as little as possible
-//! per message (issue 3 point 15: durable ingest): of the properties the hub stamps on every
-//! message (`telemetry.rs`),
+//! per message (durable ingest is the emulator's throughput limit, BENCHMARKS.md): of the
+//! properties the hub stamps on every message (`telemetry.rs`),
 //! - those fixed for a connection (auth method, auth generation id, `dt-dataschema`) are
 //!   stored once in `event_stamps` and referenced by each row;
 //! - those derivable from the row (`iothub-connection-device-id`, `-module-id`,

@@ -4,8 +4,8 @@
 //! inside a transaction shared with every other job queued at the time (each inside its own
 //! savepoint, so a failing job rolls back alone), and its caller is answered once that
 //! transaction is durable: committed and its WAL synced to disk (`commit.rs`). With
-//! `journal_mode=WAL` a caller that got its answer knows its write is on disk (issue 3
-//! point 6: PUBACK only after the append is durable), and many concurrent appends share one
+//! `journal_mode=WAL` a caller that got its answer knows its write is on disk (so a PUBACK
+//! only ever follows a durable append), and many concurrent appends share one
 //! sync (group commit).
 //!
 //! In-memory mode ([`Store::open_in_memory`]) uses the same code path over a private

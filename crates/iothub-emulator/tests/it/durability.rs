@@ -1,4 +1,4 @@
-//! Nothing acknowledged is lost on `kill -9` (issue 3 point 11): a child process runs the
+//! Nothing acknowledged is lost on `kill -9`: a child process runs the
 //! emulator on a data dir, we publish and count PUBACKs, SIGKILL it, and count the log.
 
 use std::io::BufRead;

@@ -1,4 +1,5 @@
-//! Every rejection of issue 3 point 14, over a real socket.
+//! Every rejection the emulator makes at CONNECT and in a session (docs/protocol.md §1.5,
+//! §1.7), over a real socket.
 
 use rumqttc::mqttbytes::QoS;
 use rumqttc::mqttbytes::v4::{

@@ -1,6 +1,6 @@
 //! The service REST API of a running emulator (plain HTTP and HTTPS listeners) driving a real
 //! MQTT device: registry, desired patch pushed, method round trip, telemetry in the log and on
-//! the live SSE stream (issue 5 point 1).
+//! the live SSE stream (docs/rest-api.md).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

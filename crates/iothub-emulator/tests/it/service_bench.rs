@@ -1,4 +1,4 @@
-//! Benchmarks of the service side (issue 5 point 5), ignored by default; run by
+//! Benchmarks of the service side, ignored by default; run by
 //! `bench/service-latency/run.sh` (release build, figures into BENCHMARKS.md):
 //!
 //! - direct-method round trip through the REST API (`POST /twins/{id}/methods` on the plain

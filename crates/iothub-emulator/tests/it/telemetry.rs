@@ -221,7 +221,7 @@ fn telemetry_burst(
 async fn a_pipelined_burst_is_acknowledged_in_order_and_only_after_each_append() {
     // 300 QoS 1 PUBLISHes in ONE write: several group commits complete while PUBACKs are
     // pending, and the ready ones leave together (one flush). Still in order (MQTT-4.6.0-2),
-    // and never before their own append is in the log (issue 3 point 6).
+    // and never before their own append is in the log (docs/protocol.md §4).
     let (hub, mut raw) = logged_in().await;
     let n: u16 = 300;
     raw.send_bytes(&telemetry_burst(1..=n, |pkid| format!("m{pkid}")))
@@ -244,7 +244,7 @@ async fn a_pipelined_burst_is_acknowledged_in_order_and_only_after_each_append()
 async fn publishes_read_together_with_a_malformed_frame_are_stored_before_the_close() {
     // Frames already in the read buffer are handled together, but as if read one by one: the
     // three PUBLISHes before the bad frame are appended (their PUBACKs may not make it out,
-    // so the client resends: at least once), then the connection closes (issue 3 point 5).
+    // so the client resends: at least once), then the connection closes (docs/protocol.md §1.1).
     let (hub, mut raw) = logged_in().await;
     let mut burst = telemetry_burst(1..=3, |pkid| format!("before-{pkid}"));
     // PUBLISH with QoS bits 3: a reserved value (MQTT 3.1.1 §3.3.1.2), malformed.

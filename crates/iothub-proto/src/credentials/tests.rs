@@ -7,7 +7,7 @@ use super::*;
 
 #[test]
 fn parses_python_sdk_username_from_the_wire() {
-    // SDK-WIRE.md, azure-iot-device 2.14.0 with a model id
+    // azure-iot-device 2.14.0 with a model id (docs/protocol.md §1.4)
     let text = "localhost/dev3/?api-version=2020-09-30&DeviceClientType=azure-iot-device-iothub-py%2F2.14.0%283.11.7%3BLinux%20%231%20SMP%20PREEMPT_DYNAMIC%20%400%3Bx86_64%29&model-id=dtmi%3Acom%3Aexample%3AThermostat%3B1";
     let username = ParsedUsername::parse(text).unwrap();
     assert_eq!(

@@ -1,6 +1,6 @@
 //! The [`Signer`] abstraction and the [`Signature`] it produces.
 //!
-//! The core implements no crypto itself (STYLE.md §12.1): a device may keep its key in a
+//! The core implements no crypto itself: a device may keep its key in a
 //! secure element, so signing is a trait. The `hmac` feature supplies
 //! [`HmacSha256Signer`](super::HmacSha256Signer).
 

@@ -24,7 +24,7 @@ use crate::properties::{PropertyBag, PropertyWriter};
 ///     .content_type("application/json")
 ///     .content_encoding("utf-8")
 ///     .application(&app);
-/// // SDK-WIRE.md, "Telemetry"
+/// // docs/protocol.md §4 (Python SDK byte for byte)
 /// assert_eq!(
 ///     TelemetryTopic::new("dev3").properties(bag).to_string(),
 ///     "devices/dev3/messages/events/%24.mid=mid-1&%24.cid=cid-1&%24.ct=application%2Fjson&%24.ce=utf-8&alert=true"

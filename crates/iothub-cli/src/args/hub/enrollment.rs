@@ -1,5 +1,5 @@
 //! Arguments of `iothub hub enrollment` and `iothub hub enrollment-group`: the local
-//! emulator's DPS enrollments (issue 3 point 12).
+//! emulator's DPS enrollments (docs/protocol.md §9).
 
 use clap::{Args, Subcommand};
 

@@ -1,4 +1,4 @@
-//! Arguments of `iothub hub identity`: the emulator's identity registry (issue 3 point 12).
+//! Arguments of `iothub hub identity`: the emulator's identity registry.
 
 use clap::{Args, Subcommand};
 

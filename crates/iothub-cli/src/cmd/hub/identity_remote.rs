@@ -1,5 +1,5 @@
 //! `iothub hub identity … --hub-connection-string CS`: the same commands against any hub's
-//! registry REST API (docs/protocol.md §10 "Registry"; issue 5 point 4), e.g. a real IoT Hub.
+//! registry REST API (docs/protocol.md §10 "Registry", docs/rest-api.md), e.g. a real IoT Hub.
 //!
 //! Keys are generated here when not given, so creation does not depend on the hub filling them
 //! in (unconfirmed for real hubs). Deletion sends `If-Match: *`, which real hubs require.

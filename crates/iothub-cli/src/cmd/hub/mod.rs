@@ -1,4 +1,4 @@
-//! `iothub hub …`: act as the service against a hub's REST API (issue 5 point 4): the local
+//! `iothub hub …`: act as the service against a hub's REST API (docs/rest-api.md): the local
 //! emulator by default, any IoT Hub with a service connection string.
 
 mod c2d;

@@ -1,9 +1,9 @@
 //! Registry: `PUT/GET/DELETE /devices/{id}`, `GET /devices` (docs/protocol.md §10 "Registry").
 //!
 //! Create is a `PUT` without `If-Match` (an existing id gives 409 `409001`); update is a `PUT`
-//! with `If-Match: {etag}|*` (stale etag: 412). Omitted keys are generated (UNCONFIRMED in the
-//! REST text; real hubs do the same in the portal). Disabling or deleting an identity closes
-//! its live connection, as IoT Hub does. These rules are the hub's
+//! with `If-Match: {etag}|*` (stale etag: 412). Omitted keys are generated (a choice,
+//! docs/protocol.md §14; real hubs do the same in the portal). Disabling or deleting an
+//! identity closes its live connection, as IoT Hub does. These rules are the hub's
 //! ([`crate::hub::registry_ops`]); the module variants share these functions.
 
 use axum::Json;

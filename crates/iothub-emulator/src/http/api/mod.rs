@@ -1,4 +1,4 @@
-//! The IoT-Hub-compatible service REST API (issue 5 point 1; docs/protocol.md §7 "Service side",
+//! The IoT-Hub-compatible service REST API (docs/rest-api.md; docs/protocol.md §7 "Service side",
 //! §10), served on the HTTPS port next to `/$iothub/websocket` and on the plain HTTP port.
 //!
 //! One file per resource (registry `devices`/`modules`, `twins`, `methods`, C2D `messages`,

@@ -571,7 +571,8 @@ fn a_new_registration_replaces_the_previous_operation() {
 #[test]
 fn tokens_without_a_key_name_are_accepted_as_the_python_sdk_sends_them() {
     // azure-iot-device's ProvisioningDeviceClient signs `{scope}/registrations/{id}` with no
-    // `skn`; azure-sdk-for-c adds `skn=registration`. Both must work (H3a's interop run).
+    // `skn`; azure-sdk-for-c adds `skn=registration`. Both must work (the Python SDK case is
+    // exercised end to end by tests/interop/test_device_clients.py).
     let conn = db();
     let scope = id_scope(&conn).unwrap();
     let e = create_enrollment(

@@ -39,8 +39,8 @@ pub struct Section {
 
 impl TwinDocument {
     /// A fresh twin as a new identity gets it: both sections empty at `$version` 1,
-    /// twin `version` 1 (matches the seed's trace: the first reported patch answers
-    /// `$version=2`).
+    /// twin `version` 1 (matches the documented trace, docs/protocol.md §6: the first reported
+    /// patch answers `$version=2`).
     pub fn new(now_iso: &str) -> Self {
         Self {
             tags: Map::new(),
@@ -142,8 +142,8 @@ impl Section {
         patch
     }
 
-    /// The section as a device sees it: properties plus `"$version"` last, as in the seed's
-    /// trace `{"temperature":32,"$version":2}`.
+    /// The section as a device sees it: properties plus `"$version"` last, as in the documented
+    /// trace (docs/protocol.md §6) `{"temperature":32,"$version":2}`.
     pub fn to_device_json(&self) -> String {
         object_with_trailer(&self.properties, &[("$version", json!(self.version))])
     }

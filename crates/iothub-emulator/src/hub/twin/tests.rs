@@ -21,7 +21,7 @@ fn body(reply: &TwinReply) -> Value {
 
 #[test]
 fn fresh_device_reported_patch_then_get_matches_the_seed_expected_output() {
-    // SAMPLES.md mosquitto_device_twin / docs/protocol.md §6 real trace.
+    // docs/protocol.md §6 "Real trace" (Microsoft's mosquitto twin sample).
     let conn = db();
     let patch =
         handle_reported_patch(&conn, "dev1", None, br#"{"temperature": 32}"#, at(0)).unwrap();
