@@ -162,6 +162,7 @@ impl Hub {
                 );
             })
         };
+        // invariant: `names` is not empty (a default was pushed above).
         let dps = DpsConfig {
             assigned_hub: names[0].clone(),
             retry_after_secs: dps_retry_after_secs,
@@ -198,6 +199,7 @@ impl Hub {
     /// The primary host name (used in connection strings).
     #[must_use]
     pub fn host(&self) -> &str {
+        // invariant: `with_options` never builds a hub without a name.
         &self.inner.names[0]
     }
 
