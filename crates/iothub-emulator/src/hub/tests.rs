@@ -138,6 +138,26 @@ async fn feedback(hub: &Hub) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Connects `id` with a SAS `password` over a clean session, as an MQTT CONNECT would.
+async fn connect_with_sas(
+    hub: &Hub,
+    id: &str,
+    password: &str,
+) -> Result<crate::hub::DeviceConnection, crate::hub::ConnectError> {
+    let username = format!("localhost/{id}/?api-version=2021-04-12");
+    hub.connect_device(crate::hub::DeviceLogin {
+        transport: "mqtt",
+        credentials: crate::hub::auth::ConnectCredentials {
+            client_id: id,
+            username: Some(&username),
+            password: Some(password),
+            thumbprints: None,
+        },
+        clean_session: true,
+    })
+    .await
+}
+
 /// A method response as the device's transport hands it to the hub.
 fn method_response(request_id: &str, status: i32, body: &'static [u8]) -> DeviceRequest {
     DeviceRequest::MethodResponse {

@@ -3,23 +3,8 @@
 use std::time::Duration;
 
 use super::*;
-use crate::hub::auth::{AuthFailure, ConnectCredentials, MAX_SKEW_SECS};
-use crate::hub::{ConnectError, DeviceConnection, DeviceLogin};
-
-async fn connect(hub: &Hub, id: &str, password: &str) -> Result<DeviceConnection, ConnectError> {
-    let username = format!("localhost/{id}/?api-version=2021-04-12");
-    hub.connect_device(DeviceLogin {
-        transport: "mqtt",
-        credentials: ConnectCredentials {
-            client_id: id,
-            username: Some(&username),
-            password: Some(password),
-            thumbprints: None,
-        },
-        clean_session: true,
-    })
-    .await
-}
+use crate::hub::auth::{AuthFailure, MAX_SKEW_SECS};
+use crate::hub::{ConnectError, DeviceConnection};
 
 fn expired_at(outcome: &Result<DeviceConnection, ConnectError>) -> Option<(u64, u64, u64)> {
     match outcome {
@@ -39,7 +24,7 @@ async fn a_token_expired_beyond_the_skew_is_refused_at_connect() {
     assert_eq!(MAX_SKEW_SECS, 300);
 
     let stale = START_SECS - 301;
-    let refused = connect(&hub, "dev1", &device_token("dev1", &key, stale)).await;
+    let refused = connect_with_sas(&hub, "dev1", &device_token("dev1", &key, stale)).await;
     assert_eq!(
         expired_at(&refused),
         Some((stale, 300, START_SECS)),
@@ -49,7 +34,7 @@ async fn a_token_expired_beyond_the_skew_is_refused_at_connect() {
 
     // Expired, but within the 300 s skew: accepted, and closed when the skew runs out.
     let lenient = START_SECS - 300;
-    let accepted = connect(&hub, "dev1", &device_token("dev1", &key, lenient))
+    let accepted = connect_with_sas(&hub, "dev1", &device_token("dev1", &key, lenient))
         .await
         .unwrap();
     assert_eq!(accepted.expires_at, Some(start()));
@@ -63,7 +48,7 @@ async fn an_accepted_connection_expires_at_se_plus_the_skew_and_the_token_then_f
     let se = START_SECS + 3600;
     let token = device_token("dev1", &key, se);
 
-    let accepted = connect(&hub, "dev1", &token).await.unwrap();
+    let accepted = connect_with_sas(&hub, "dev1", &token).await.unwrap();
     assert_eq!(
         accepted.expires_at,
         Some(SystemTime::UNIX_EPOCH + Duration::from_secs(se + 300))
@@ -72,12 +57,12 @@ async fn an_accepted_connection_expires_at_se_plus_the_skew_and_the_token_then_f
 
     // The same token keeps working up to and including se + 300 on the hub's clock...
     clock.advance(Duration::from_secs(3900));
-    let last = connect(&hub, "dev1", &token).await.unwrap();
+    let last = connect_with_sas(&hub, "dev1", &token).await.unwrap();
     assert_eq!(last.expires_at, Some(hub.now()));
     hub.disconnected(&last.connection, "mqtt", "test", Duration::ZERO);
     // ...and not a second later.
     clock.advance(Duration::from_secs(1));
-    let refused = connect(&hub, "dev1", &token).await;
+    let refused = connect_with_sas(&hub, "dev1", &token).await;
     assert_eq!(
         expired_at(&refused),
         Some((se, 300, START_SECS + 3901)),
@@ -98,7 +83,7 @@ async fn a_token_is_checked_against_the_hub_clock_not_the_system_clock() {
     // Valid for an hour by the system clock, long expired by the hub's.
     let token = device_token("dev1", &key, real_now + 3600);
     clock.set(SystemTime::UNIX_EPOCH + Duration::from_secs(real_now + day));
-    let refused = connect(&hub, "dev1", &token).await;
+    let refused = connect_with_sas(&hub, "dev1", &token).await;
     assert_eq!(
         expired_at(&refused),
         Some((real_now + 3600, 300, real_now + day)),
@@ -109,7 +94,7 @@ async fn a_token_is_checked_against_the_hub_clock_not_the_system_clock() {
     let se = real_now - day;
     let token = device_token("dev1", &key, se);
     clock.set(SystemTime::UNIX_EPOCH + Duration::from_secs(real_now - 2 * day));
-    let accepted = connect(&hub, "dev1", &token).await.unwrap();
+    let accepted = connect_with_sas(&hub, "dev1", &token).await.unwrap();
     assert_eq!(
         accepted.expires_at,
         Some(SystemTime::UNIX_EPOCH + Duration::from_secs(se + 300))

@@ -7,9 +7,9 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::*;
-use crate::hub::auth::{AuthFailure, ConnectCredentials};
+use crate::hub::auth::AuthFailure;
 use crate::hub::provisioning::{self, Enrollment, EnrollmentKind};
-use crate::hub::{ConnectError, DeviceConnection, DeviceLogin, DpsLogin, Interests};
+use crate::hub::{ConnectError, DeviceConnection, DpsLogin, Interests};
 use crate::mqtt::outgoing;
 use crate::store::registry::{self as registry_store, Authentication, IdentityRecord};
 use crate::timestamp::iso8601_millis;
@@ -111,19 +111,9 @@ async fn registry_record(hub: &Hub, id: &str) -> IdentityRecord {
 }
 
 async fn connect_device(hub: &Hub, id: &str, password: &str) -> Result<(), ConnectError> {
-    let username = format!("localhost/{id}/?api-version=2021-04-12");
-    hub.connect_device(DeviceLogin {
-        transport: "mqtt",
-        credentials: ConnectCredentials {
-            client_id: id,
-            username: Some(&username),
-            password: Some(password),
-            thumbprints: None,
-        },
-        clean_session: true,
-    })
-    .await
-    .map(|connection| hub.disconnected(&connection.connection, "mqtt", "test", Duration::ZERO))
+    connect_with_sas(hub, id, password)
+        .await
+        .map(|connection| hub.disconnected(&connection.connection, "mqtt", "test", Duration::ZERO))
 }
 
 #[tokio::test]
