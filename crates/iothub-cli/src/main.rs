@@ -5,6 +5,7 @@
 //! method invocation), 2 an error. Errors are printed to stderr with their whole context chain.
 //! A closed stdout (`iothub sas … | head -c0`) is not an error.
 
+mod amqp;
 mod args;
 mod cmd;
 mod connection_events;

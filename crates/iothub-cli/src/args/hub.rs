@@ -61,11 +61,11 @@ pub(crate) struct Service {
 #[derive(Debug, Subcommand)]
 pub(crate) enum HubCommand {
     /// Print device-to-cloud messages as they arrive, one JSON object per line
-    /// (the shape of `az iot hub monitor-events`).
+    /// (the shape of `az iot hub monitor-events`; read over AMQP).
     Monitor(MonitorArgs),
     /// Invoke a direct method; prints `{"status":…,"payload":…}`, exits 1 when the status is not 2xx.
     Invoke(InvokeArgs),
-    /// Send a cloud-to-device message.
+    /// Send a cloud-to-device message (over AMQP), optionally waiting for its feedback.
     C2d(C2dArgs),
     /// Show or update a device twin.
     Twin(TwinArgs),
@@ -79,9 +79,15 @@ pub(crate) enum HubCommand {
 
 /// `iothub hub monitor`.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:
+#[command(after_help = "Reads the hub's Event Hub-compatible endpoint over AMQP (AMQPS 5671), as back ends
+and `az iot hub monitor-events` do: the hub redirects to it, one receiver per partition.
+
+Examples:
   iothub hub monitor
-  iothub hub monitor --device dev1 --properties --count 10 --timeout 60")]
+  iothub hub monitor --device dev1 --properties --count 10 --timeout 60
+  iothub hub monitor --since 0 --count 5
+  iothub hub monitor --enqueued-time 2026-12-07T09:00:00Z --partition 1
+  iothub hub monitor --hub-connection-string \"$CS\" --consumer-group tooling")]
 pub(crate) struct MonitorArgs {
     /// Only this device's messages.
     #[arg(long, short = 'd')]
@@ -103,9 +109,23 @@ pub(crate) struct MonitorArgs {
     #[arg(long)]
     pub(crate) properties: bool,
 
-    /// Start after this event-log position instead of now (0: everything retained; emulator only).
-    #[arg(long, value_name = "SEQ")]
+    /// Start after this event-log position (the Event Hub offset) instead of now (0: everything
+    /// retained; positions are the emulator's).
+    #[arg(long, value_name = "SEQ", conflicts_with = "enqueued_time")]
     pub(crate) since: Option<i64>,
+
+    /// Start with events enqueued after this time: Unix milliseconds or ISO 8601 UTC
+    /// (default: only new events).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) enqueued_time: Option<String>,
+
+    /// Consumer group to read with.
+    #[arg(long, short = 'c', value_name = "NAME", default_value = "$Default")]
+    pub(crate) consumer_group: String,
+
+    /// Read only this partition (default: all).
+    #[arg(long, short = 'P', value_name = "ID")]
+    pub(crate) partition: Option<String>,
 }
 
 /// `iothub hub invoke`.
@@ -138,8 +158,12 @@ pub(crate) struct InvokeArgs {
 
 /// `iothub hub c2d`.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:
-  iothub hub c2d dev1 'hello' -p color=red --ack full")]
+#[command(after_help = "Sends over AMQP (AMQPS 5671) to `/messages/devicebound`, as the service SDKs do; prints
+{\"messageId\":…}, or with --wait the feedback record (exit 1 unless its status is Success).
+
+Examples:
+  iothub hub c2d dev1 'hello' -p color=red --ack full
+  iothub hub c2d dev1 '{\"fan\":3}' --content-type application/json --ack full --wait --timeout 60")]
 pub(crate) struct C2dArgs {
     /// Device id.
     pub(crate) device: String,
@@ -152,7 +176,7 @@ pub(crate) struct C2dArgs {
     pub(crate) properties: Vec<String>,
 
     /// Feedback wanted: none, positive, negative or full.
-    #[arg(long, value_name = "MODE")]
+    #[arg(long, value_name = "MODE", value_parser = ["none", "positive", "negative", "full"])]
     pub(crate) ack: Option<String>,
 
     /// Message id (default: generated).
@@ -174,6 +198,15 @@ pub(crate) struct C2dArgs {
     /// Time to live in seconds (default: the hub's, 1 hour).
     #[arg(long, value_name = "SECONDS")]
     pub(crate) ttl: Option<u64>,
+
+    /// Wait for the message's feedback record (needs --ack positive, negative or full) and
+    /// print it (JSON with --json).
+    #[arg(long)]
+    pub(crate) wait: bool,
+
+    /// Seconds --wait waits for the feedback.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, requires = "wait")]
+    pub(crate) timeout: f64,
 }
 
 /// `iothub hub twin`.

@@ -58,11 +58,18 @@ pub(crate) fn run(args: &HubArgs, global: Global) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
+        // Over AMQP (src/amqp/), to the local emulator or any hub: no REST client.
+        if let HubCommand::Monitor(a) = &args.command {
+            return monitor::run(&args.service, a, global).await;
+        }
+        if let HubCommand::C2d(a) = &args.command {
+            return c2d::run(&args.service, a, global).await;
+        }
         let client = ServiceClient::resolve(&args.service)?;
         match &args.command {
-            HubCommand::Monitor(a) => monitor::run(&client, a, global).await,
+            HubCommand::Monitor(a) => monitor::run(&args.service, a, global).await,
             HubCommand::Invoke(a) => invoke::run(&client, a, global).await,
-            HubCommand::C2d(a) => c2d::run(&client, a, global).await,
+            HubCommand::C2d(a) => c2d::run(&args.service, a, global).await,
             HubCommand::Twin(a) => twin::run(&client, a, global).await,
             HubCommand::Identity(a) => identity_remote::run(&client, a, global).await,
             // Only here while an emulator owns the data dir (see above).
