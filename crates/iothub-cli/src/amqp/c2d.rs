@@ -137,10 +137,16 @@ mod tests {
         assert_eq!(p.correlation_id, Some(MessageId::String("c1".into())));
         assert_eq!(p.content_type, Some(Symbol::from("text/plain")));
         assert_eq!(p.content_encoding, Some(Symbol::from("utf-8")));
-        assert_eq!(p.absolute_expiry_time, Some(Timestamp::from_milliseconds(61_000)));
+        assert_eq!(
+            p.absolute_expiry_time,
+            Some(Timestamp::from_milliseconds(61_000))
+        );
         let a = m.application_properties.unwrap().0;
         assert_eq!(a.get("color"), Some(&SimpleValue::String("red".into())));
-        assert_eq!(a.get("iothub-ack"), Some(&SimpleValue::String("full".into())));
+        assert_eq!(
+            a.get("iothub-ack"),
+            Some(&SimpleValue::String("full".into()))
+        );
         assert_eq!(&m.body.0[..], b"hello");
     }
 
@@ -155,7 +161,16 @@ mod tests {
         let p = m.properties.unwrap();
         assert!(p.correlation_id.is_none() && p.absolute_expiry_time.is_none());
         assert!(m.application_properties.unwrap().0.is_empty());
-        assert!(c2d_message(&C2dRequest { ttl_secs: Some(u64::MAX), ..req }, 0).is_err());
+        assert!(
+            c2d_message(
+                &C2dRequest {
+                    ttl_secs: Some(u64::MAX),
+                    ..req
+                },
+                0
+            )
+            .is_err()
+        );
     }
 
     #[test]

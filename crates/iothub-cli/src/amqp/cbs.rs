@@ -31,9 +31,18 @@ mod tests {
     fn put_token_names_operation_type_and_audience() {
         let m = put_token("sb://h/hub", "SharedAccessSignature sr=x");
         let p = m.application_properties.unwrap().0;
-        assert_eq!(p.get("operation"), Some(&SimpleValue::String("put-token".into())));
-        assert_eq!(p.get("type"), Some(&SimpleValue::String(SAS_TOKEN_TYPE.into())));
-        assert_eq!(p.get("name"), Some(&SimpleValue::String("sb://h/hub".into())));
+        assert_eq!(
+            p.get("operation"),
+            Some(&SimpleValue::String("put-token".into()))
+        );
+        assert_eq!(
+            p.get("type"),
+            Some(&SimpleValue::String(SAS_TOKEN_TYPE.into()))
+        );
+        assert_eq!(
+            p.get("name"),
+            Some(&SimpleValue::String("sb://h/hub".into()))
+        );
         assert_eq!(m.body.0, Value::String("SharedAccessSignature sr=x".into()));
     }
 }

@@ -35,10 +35,18 @@ pub(crate) struct Client {
 
 impl Client {
     /// Connects to `host:port` as `endpoint` dials it.
-    pub(crate) async fn connect(endpoint: &Endpoint, host: &str, port: u16) -> anyhow::Result<Self> {
+    pub(crate) async fn connect(
+        endpoint: &Endpoint,
+        host: &str,
+        port: u16,
+    ) -> anyhow::Result<Self> {
         let dial = endpoint.dial(host, port);
         let (addr, dial_port) = (&dial.address.0, dial.address.1);
-        let scheme = if endpoint.tls.is_some() { "amqps" } else { "amqp" };
+        let scheme = if endpoint.tls.is_some() {
+            "amqps"
+        } else {
+            "amqp"
+        };
         let what = format!("{scheme}://{host}:{port}");
         let connection = tokio::time::timeout(CONNECT_TIMEOUT, async {
             let tcp = TcpStream::connect((addr.as_str(), dial_port))
@@ -48,8 +56,10 @@ impl Client {
             let _ = tcp.set_nodelay(true);
             match &endpoint.tls {
                 Some(config) => {
-                    let name = ServerName::try_from(dial.server_name.clone())
-                        .with_context(|| format!("`{}` is not a valid TLS server name", dial.server_name))?;
+                    let name =
+                        ServerName::try_from(dial.server_name.clone()).with_context(|| {
+                            format!("`{}` is not a valid TLS server name", dial.server_name)
+                        })?;
                     let tls = TlsConnector::from(config.clone())
                         .connect(name, tcp)
                         .await

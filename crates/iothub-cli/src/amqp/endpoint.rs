@@ -91,7 +91,11 @@ impl Endpoint {
             );
         };
         let (port, tls, local_ip) = match &local {
-            None => (AMQPS_PORT, Some(super::tls::client_config(&ca_files)?), None),
+            None => (
+                AMQPS_PORT,
+                Some(super::tls::client_config(&ca_files)?),
+                None,
+            ),
             // Plain AMQP when the emulator offers it (as the REST client prefers plain
             // HTTP), else AMQPS trusting the emulator's CA.
             Some(l) => match (l.plain_port, l.port) {
@@ -271,9 +275,14 @@ mod tests {
 
     #[test]
     fn tokens_name_their_resource_and_policy() {
-        let t = endpoint(None, false).token("sb://h.servicebus.windows.net/hub").unwrap();
+        let t = endpoint(None, false)
+            .token("sb://h.servicebus.windows.net/hub")
+            .unwrap();
         assert!(t.starts_with("SharedAccessSignature "), "{t}");
         assert!(t.contains("skn=iothubowner"), "{t}");
-        assert!(t.contains("sr=sb%3A%2F%2Fh.servicebus.windows.net%2Fhub"), "{t}");
+        assert!(
+            t.contains("sr=sb%3A%2F%2Fh.servicebus.windows.net%2Fhub"),
+            "{t}"
+        );
     }
 }

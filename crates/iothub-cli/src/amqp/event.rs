@@ -54,7 +54,13 @@ fn annotation_text(message: &Message<Body<Value>>, key: &str) -> Option<String> 
 /// Converts an event into the `az iot hub monitor-events` shape.
 pub(crate) fn monitor_event(message: &Message<Body<Value>>, with_properties: bool) -> Json {
     let system = system_properties(message);
-    let text = |key: &str| system.get(key).and_then(Json::as_str).unwrap_or("").to_owned();
+    let text = |key: &str| {
+        system
+            .get(key)
+            .and_then(Json::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
     let from = origin(message);
     let mut event = Map::new();
     event.insert("origin".into(), json!(from.device));
@@ -126,7 +132,10 @@ fn properties_into(p: &Properties, out: &mut Map<String, Json>) {
         out.insert("content-encoding".into(), json!(e.as_str()));
     }
     if let Some(t) = &p.absolute_expiry_time {
-        out.insert("absolute-expiry-time".into(), json!(time_text(t.milliseconds())));
+        out.insert(
+            "absolute-expiry-time".into(),
+            json!(time_text(t.milliseconds())),
+        );
     }
     if let Some(t) = &p.creation_time {
         out.insert("creation-time".into(), json!(time_text(t.milliseconds())));
@@ -140,12 +149,7 @@ fn payload(body: &Body<Value>) -> Json {
         Body::Data(batch) => batch.iter().flat_map(|d| d.0.iter().copied()).collect(),
         Body::Value(v) => return to_json(&v.0),
         Body::Sequence(batch) => {
-            return Json::Array(
-                batch
-                    .iter()
-                    .flat_map(|s| s.0.iter().map(to_json))
-                    .collect(),
-            );
+            return Json::Array(batch.iter().flat_map(|s| s.0.iter().map(to_json)).collect());
         }
         Body::Empty => Vec::new(),
     };
@@ -233,7 +237,10 @@ mod tests {
     fn telemetry(body: &[u8]) -> Message<Body<Value>> {
         let annotations = MessageAnnotations::builder()
             .insert("iothub-connection-device-id", Value::String("d1".into()))
-            .insert("iothub-enqueuedtime", Value::Timestamp(Timestamp::from_milliseconds(0)))
+            .insert(
+                "iothub-enqueuedtime",
+                Value::Timestamp(Timestamp::from_milliseconds(0)),
+            )
             .insert("dt-dataschema", Value::String("dtmi:x;1".into()))
             .insert("dt-subject", Value::String("thermostat1".into()))
             .insert("x-opt-sequence-number", Value::Long(4))
@@ -242,7 +249,9 @@ mod tests {
             .message_id(String::from("m1"))
             .content_type(Symbol::from("application/json"))
             .build();
-        let application = ApplicationProperties::builder().insert("alert", "true").build();
+        let application = ApplicationProperties::builder()
+            .insert("alert", "true")
+            .build();
         Message::builder()
             .message_annotations(annotations)
             .properties(properties)
@@ -263,16 +272,28 @@ mod tests {
         assert_eq!(props["system"]["message-id"], "m1");
         assert_eq!(props["system"]["content-type"], "application/json");
         assert_eq!(props["system"]["iothub-connection-device-id"], "d1");
-        assert_eq!(props["system"]["iothub-enqueuedtime"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            props["system"]["iothub-enqueuedtime"],
+            "1970-01-01T00:00:00.000Z"
+        );
         assert!(props["system"].get("x-opt-sequence-number").is_none());
         assert_eq!(props["application"]["alert"], "true");
     }
 
     #[test]
     fn bodies_are_json_then_text_then_base64() {
-        assert_eq!(monitor_event(&telemetry(b"hello"), false)["event"]["payload"], "hello");
-        assert_eq!(monitor_event(&telemetry(&[0xff, 0x00]), false)["event"]["payload"], "/wA=");
-        assert_eq!(monitor_event(&telemetry(b""), false)["event"]["payload"], "");
+        assert_eq!(
+            monitor_event(&telemetry(b"hello"), false)["event"]["payload"],
+            "hello"
+        );
+        assert_eq!(
+            monitor_event(&telemetry(&[0xff, 0x00]), false)["event"]["payload"],
+            "/wA="
+        );
+        assert_eq!(
+            monitor_event(&telemetry(b""), false)["event"]["payload"],
+            ""
+        );
     }
 
     #[test]
@@ -288,7 +309,10 @@ mod tests {
     #[test]
     fn values_convert_to_json() {
         let mut map = OrderedMap::new();
-        map.insert(Value::Symbol(Symbol::from("k")), Value::List(vec![Value::Int(1), Value::Null]));
+        map.insert(
+            Value::Symbol(Symbol::from("k")),
+            Value::List(vec![Value::Int(1), Value::Null]),
+        );
         assert_eq!(to_json(&Value::Map(map)), json!({"k": [1, null]}));
         assert_eq!(to_json(&Value::Binary(vec![0xff].into())), json!("/w=="));
     }

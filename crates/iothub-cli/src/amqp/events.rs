@@ -49,7 +49,9 @@ impl EventStream {
         let redirect = find_event_hub(endpoint, &options.consumer_group).await?;
         let mut client = Client::connect(endpoint, &redirect.hostname, redirect.port).await?;
         let audience = format!("sb://{}/{}", redirect.hostname, redirect.event_hub);
-        client.authorize(&audience, &endpoint.token(&audience)?).await?;
+        client
+            .authorize(&audience, &endpoint.token(&audience)?)
+            .await?;
         let mut management = RequestLink::attach(&mut client.session, "$management").await?;
         let reply = management
             .call(read_event_hub(&redirect.event_hub))
@@ -116,7 +118,8 @@ impl EventStream {
 /// `messages/events/ConsumerGroups/{group}/Partitions/0` that the hub detaches with a redirect.
 async fn find_event_hub(endpoint: &Endpoint, consumer_group: &str) -> anyhow::Result<Redirect> {
     let mut hub = Client::connect(endpoint, &endpoint.host, endpoint.port).await?;
-    hub.authorize(&endpoint.host, &endpoint.token(&endpoint.host)?).await?;
+    hub.authorize(&endpoint.host, &endpoint.token(&endpoint.host)?)
+        .await?;
     let address = format!(
         "amqps://{}/messages/events/ConsumerGroups/{consumer_group}/Partitions/0",
         endpoint.host
@@ -148,7 +151,10 @@ fn attach_error(e: ReceiverAttachError, address: &str) -> anyhow::Error {
         ReceiverAttachError::RemoteClosedWithError(error) => anyhow::anyhow!(
             "the Event Hub refused {address}: {}{}",
             super::redirect::condition_name(&error.condition),
-            error.description.map(|d| format!(": {d}")).unwrap_or_default()
+            error
+                .description
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
         ),
         other => anyhow::Error::from(other).context(format!("cannot attach to {address}")),
     }

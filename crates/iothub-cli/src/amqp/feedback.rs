@@ -72,8 +72,13 @@ mod tests {
     fn finds_the_record_of_a_message() {
         let r = record_for(BATCH.as_bytes(), "m1").unwrap().unwrap();
         assert!(is_success(&r));
-        assert_eq!(describe(&r), "Success: d1 (m1) at 2026-12-07T00:00:01Z: Success");
-        assert!(!is_success(&record_for(BATCH.as_bytes(), "a").unwrap().unwrap()));
+        assert_eq!(
+            describe(&r),
+            "Success: d1 (m1) at 2026-12-07T00:00:01Z: Success"
+        );
+        assert!(!is_success(
+            &record_for(BATCH.as_bytes(), "a").unwrap().unwrap()
+        ));
         assert_eq!(record_for(BATCH.as_bytes(), "zz").unwrap(), None);
         assert!(record_for(b"{}", "m1").is_err());
         assert!(record_for(b"nope", "m1").is_err());

@@ -25,7 +25,10 @@ pub(crate) enum Start {
 
 impl Start {
     /// From `--since SEQ` (0 or less: everything retained) and `--enqueued-time`.
-    pub(crate) fn from_flags(since: Option<i64>, enqueued_time: Option<&str>) -> anyhow::Result<Self> {
+    pub(crate) fn from_flags(
+        since: Option<i64>,
+        enqueued_time: Option<&str>,
+    ) -> anyhow::Result<Self> {
         match (since, enqueued_time) {
             (Some(_), Some(_)) => bail!("--since and --enqueued-time cannot be combined"),
             (Some(seq), None) => Ok(Self::AfterOffset(if seq <= 0 { -1 } else { seq })),
@@ -80,8 +83,14 @@ mod tests {
 
     #[test]
     fn selectors_take_the_event_hubs_forms() {
-        assert_eq!(Start::Latest.selector(), "amqp.annotation.x-opt-offset > '@latest'");
-        assert_eq!(Start::AfterOffset(41).selector(), "amqp.annotation.x-opt-offset > '41'");
+        assert_eq!(
+            Start::Latest.selector(),
+            "amqp.annotation.x-opt-offset > '@latest'"
+        );
+        assert_eq!(
+            Start::AfterOffset(41).selector(),
+            "amqp.annotation.x-opt-offset > '41'"
+        );
         assert_eq!(
             Start::EnqueuedAfter(1_700_000_000_000).selector(),
             "amqp.annotation.x-opt-enqueued-time > '1700000000000'"
@@ -91,13 +100,22 @@ mod tests {
     #[test]
     fn flags_choose_the_start() {
         assert_eq!(Start::from_flags(None, None).unwrap(), Start::Latest);
-        assert_eq!(Start::from_flags(Some(0), None).unwrap(), Start::AfterOffset(-1));
-        assert_eq!(Start::from_flags(Some(7), None).unwrap(), Start::AfterOffset(7));
+        assert_eq!(
+            Start::from_flags(Some(0), None).unwrap(),
+            Start::AfterOffset(-1)
+        );
+        assert_eq!(
+            Start::from_flags(Some(7), None).unwrap(),
+            Start::AfterOffset(7)
+        );
         assert_eq!(
             Start::from_flags(None, Some("1970-01-01T00:00:01Z")).unwrap(),
             Start::EnqueuedAfter(1000)
         );
-        assert_eq!(Start::from_flags(None, Some("1234")).unwrap(), Start::EnqueuedAfter(1234));
+        assert_eq!(
+            Start::from_flags(None, Some("1234")).unwrap(),
+            Start::EnqueuedAfter(1234)
+        );
         assert!(Start::from_flags(Some(1), Some("1")).is_err());
         assert!(Start::from_flags(None, Some("yesterday")).is_err());
         assert!(Start::from_flags(None, Some("-5")).is_err());
@@ -105,13 +123,20 @@ mod tests {
 
     #[test]
     fn the_source_carries_the_described_filter() {
-        let source = Start::AfterOffset(3).source("amqps://h:1/hub/ConsumerGroups/$Default/Partitions/0");
+        let source =
+            Start::AfterOffset(3).source("amqps://h:1/hub/ConsumerGroups/$Default/Partitions/0");
         let filter = source.filter.unwrap();
         let Some(Value::Described(d)) = filter.get(&Symbol::from(SELECTOR_FILTER)) else {
             panic!("no described filter: {filter:?}");
         };
-        assert_eq!(d.descriptor, Descriptor::Name(Symbol::from(SELECTOR_FILTER)));
-        assert_eq!(d.value, Value::String("amqp.annotation.x-opt-offset > '3'".into()));
+        assert_eq!(
+            d.descriptor,
+            Descriptor::Name(Symbol::from(SELECTOR_FILTER))
+        );
+        assert_eq!(
+            d.value,
+            Value::String("amqp.annotation.x-opt-offset > '3'".into())
+        );
     }
 
     proptest! {

@@ -59,12 +59,17 @@ mod tests {
         let mut map = OrderedMap::new();
         map.insert(Value::String("name".into()), Value::String("hub".into()));
         map.insert(Value::String("partition_ids".into()), ids);
-        Message::builder().body(Body::Value(AmqpValue(Value::Map(map)))).build()
+        Message::builder()
+            .body(Body::Value(AmqpValue(Value::Map(map))))
+            .build()
     }
 
     #[test]
     fn reads_partition_ids_from_arrays_and_lists() {
-        let array = Value::Array(Array::from(vec![Value::String("0".into()), Value::String("1".into())]));
+        let array = Value::Array(Array::from(vec![
+            Value::String("0".into()),
+            Value::String("1".into()),
+        ]));
         assert_eq!(partition_ids(&reply(array)).unwrap(), ["0", "1"]);
         let list = Value::List(vec![Value::String("0".into())]);
         assert_eq!(partition_ids(&reply(list)).unwrap(), ["0"]);

@@ -61,7 +61,8 @@ pub(crate) fn parse_redirect(error: &definitions::Error) -> Result<Redirect, Red
         None | Some(Value::Null) => super::endpoint::AMQPS_PORT,
         Some(v) => port_of(v).ok_or(RedirectError::Missing("port"))?,
     };
-    let event_hub = event_hub_of(&address).ok_or_else(|| RedirectError::NoEventHub(address.clone()))?;
+    let event_hub =
+        event_hub_of(&address).ok_or_else(|| RedirectError::NoEventHub(address.clone()))?;
     Ok(Redirect {
         hostname,
         port,
@@ -130,7 +131,11 @@ mod tests {
         for (k, v) in info {
             fields.insert(Symbol::from(*k), v.clone());
         }
-        definitions::Error::new(LinkError::Redirect, Some("go there".to_owned()), Some(fields))
+        definitions::Error::new(
+            LinkError::Redirect,
+            Some("go there".to_owned()),
+            Some(fields),
+        )
     }
 
     #[test]
@@ -152,20 +157,42 @@ mod tests {
 
     #[test]
     fn falls_back_to_the_address_host_and_the_default_port() {
-        let e = redirect_error(&[("address", Value::String("amqps://127.0.0.1:41234/hub/$management".into()))]);
+        let e = redirect_error(&[(
+            "address",
+            Value::String("amqps://127.0.0.1:41234/hub/$management".into()),
+        )]);
         let r = parse_redirect(&e).unwrap();
-        assert_eq!((r.hostname.as_str(), r.port, r.event_hub.as_str()), ("127.0.0.1", 5671, "hub"));
+        assert_eq!(
+            (r.hostname.as_str(), r.port, r.event_hub.as_str()),
+            ("127.0.0.1", 5671, "hub")
+        );
     }
 
     #[test]
     fn other_refusals_and_broken_redirects_are_errors() {
-        let e = definitions::Error::new(AmqpError::UnauthorizedAccess, Some("bad key".to_owned()), None);
+        let e = definitions::Error::new(
+            AmqpError::UnauthorizedAccess,
+            Some("bad key".to_owned()),
+            None,
+        );
         let err = parse_redirect(&e).unwrap_err();
-        assert_eq!(err.to_string(), "the hub refused the events link: amqp:unauthorized-access: bad key");
-        assert_eq!(parse_redirect(&redirect_error(&[])), Err(RedirectError::Missing("address")));
+        assert_eq!(
+            err.to_string(),
+            "the hub refused the events link: amqp:unauthorized-access: bad key"
+        );
+        assert_eq!(
+            parse_redirect(&redirect_error(&[])),
+            Err(RedirectError::Missing("address"))
+        );
         let e = redirect_error(&[("address", Value::String("amqps://h:1/".into()))]);
-        assert!(matches!(parse_redirect(&e), Err(RedirectError::NoEventHub(_))));
-        let e = redirect_error(&[("address", Value::String("amqps://h:1/x".into())), ("port", Value::Long(70000))]);
+        assert!(matches!(
+            parse_redirect(&e),
+            Err(RedirectError::NoEventHub(_))
+        ));
+        let e = redirect_error(&[
+            ("address", Value::String("amqps://h:1/x".into())),
+            ("port", Value::Long(70000)),
+        ]);
         assert_eq!(parse_redirect(&e), Err(RedirectError::Missing("port")));
     }
 

@@ -30,7 +30,10 @@ pub(crate) struct RequestLink {
 
 impl RequestLink {
     /// Attaches the pair on `node` (`$cbs`, `$management`).
-    pub(crate) async fn attach(session: &mut SessionHandle<()>, node: &str) -> anyhow::Result<Self> {
+    pub(crate) async fn attach(
+        session: &mut SessionHandle<()>,
+        node: &str,
+    ) -> anyhow::Result<Self> {
         let id = uuid_v4()?;
         let reply_to = format!("{node}-client-{id}");
         let sender = Sender::builder()
@@ -87,7 +90,10 @@ impl RequestLink {
                     .await
                     .with_context(|| format!("cannot settle the reply from {node}"))?;
                 let message = delivery.into_message();
-                let correlation = message.properties.as_ref().and_then(|p| p.correlation_id.clone());
+                let correlation = message
+                    .properties
+                    .as_ref()
+                    .and_then(|p| p.correlation_id.clone());
                 if correlation.as_ref() == Some(&id) {
                     return anyhow::Ok(message);
                 }
@@ -101,7 +107,10 @@ impl RequestLink {
             code => bail!(
                 "{node} refused the request: status {}{}",
                 code.map_or("none".to_owned(), |c| c.to_string()),
-                status.description.map(|d| format!(" ({d})")).unwrap_or_default()
+                status
+                    .description
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default()
             ),
         }
     }
@@ -124,7 +133,10 @@ pub(crate) struct Status {
 /// `status-description`.
 pub(crate) fn reply_status<B>(reply: &Message<B>) -> Status {
     let empty = OrderedMap::new();
-    let props = reply.application_properties.as_ref().map_or(&empty, |p| &p.0);
+    let props = reply
+        .application_properties
+        .as_ref()
+        .map_or(&empty, |p| &p.0);
     let get = |a: &str, b: &str| props.get(a).or_else(|| props.get(b)).cloned();
     let code = get("status-code", "statusCode").and_then(|v| match v {
         SimpleValue::Int(n) => Some(i64::from(n)),
@@ -151,7 +163,10 @@ mod tests {
     use super::*;
 
     fn reply(props: ApplicationProperties) -> Message<AmqpValue<Value>> {
-        Message::builder().application_properties(props).value(Value::Null).build()
+        Message::builder()
+            .application_properties(props)
+            .value(Value::Null)
+            .build()
     }
 
     #[test]
@@ -164,10 +179,20 @@ mod tests {
         );
         assert_eq!(
             reply_status(&r),
-            Status { code: Some(202), description: Some("Accepted".into()) }
+            Status {
+                code: Some(202),
+                description: Some("Accepted".into())
+            }
         );
-        let r = reply(ApplicationProperties::builder().insert("statusCode", SimpleValue::Long(401)).build());
+        let r = reply(
+            ApplicationProperties::builder()
+                .insert("statusCode", SimpleValue::Long(401))
+                .build(),
+        );
         assert_eq!(reply_status(&r).code, Some(401));
-        assert_eq!(reply_status(&Message::builder().value(Value::Null).build()).code, None);
+        assert_eq!(
+            reply_status(&Message::builder().value(Value::Null).build()).code,
+            None
+        );
     }
 }

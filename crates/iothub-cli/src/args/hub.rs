@@ -79,7 +79,8 @@ pub(crate) enum HubCommand {
 
 /// `iothub hub monitor`.
 #[derive(Debug, Args)]
-#[command(after_help = "Reads the hub's Event Hub-compatible endpoint over AMQP (AMQPS 5671), as back ends
+#[command(
+    after_help = "Reads the hub's Event Hub-compatible endpoint over AMQP (AMQPS 5671), as back ends
 and `az iot hub monitor-events` do: the hub redirects to it, one receiver per partition.
 
 Examples:
@@ -87,7 +88,8 @@ Examples:
   iothub hub monitor --device dev1 --properties --count 10 --timeout 60
   iothub hub monitor --since 0 --count 5
   iothub hub monitor --enqueued-time 2026-12-07T09:00:00Z --partition 1
-  iothub hub monitor --hub-connection-string \"$CS\" --consumer-group tooling")]
+  iothub hub monitor --hub-connection-string \"$CS\" --consumer-group tooling"
+)]
 pub(crate) struct MonitorArgs {
     /// Only this device's messages.
     #[arg(long, short = 'd')]
@@ -158,12 +160,14 @@ pub(crate) struct InvokeArgs {
 
 /// `iothub hub c2d`.
 #[derive(Debug, Args)]
-#[command(after_help = "Sends over AMQP (AMQPS 5671) to `/messages/devicebound`, as the service SDKs do; prints
+#[command(
+    after_help = "Sends over AMQP (AMQPS 5671) to `/messages/devicebound`, as the service SDKs do; prints
 {\"messageId\":…}, or with --wait the feedback record (exit 1 unless its status is Success).
 
 Examples:
   iothub hub c2d dev1 'hello' -p color=red --ack full
-  iothub hub c2d dev1 '{\"fan\":3}' --content-type application/json --ack full --wait --timeout 60")]
+  iothub hub c2d dev1 '{\"fan\":3}' --content-type application/json --ack full --wait --timeout 60"
+)]
 pub(crate) struct C2dArgs {
     /// Device id.
     pub(crate) device: String,
@@ -205,7 +209,12 @@ pub(crate) struct C2dArgs {
     pub(crate) wait: bool,
 
     /// Seconds --wait waits for the feedback.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, requires = "wait")]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 60.0,
+        requires = "wait"
+    )]
     pub(crate) timeout: f64,
 }
 

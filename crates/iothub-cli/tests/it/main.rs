@@ -10,6 +10,7 @@ mod emulator_log;
 mod errors;
 mod help;
 mod hub;
+mod hub_amqp;
 mod hub_emulator;
 mod hub_enrollment;
 mod sas;

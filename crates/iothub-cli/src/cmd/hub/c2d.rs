@@ -30,7 +30,9 @@ pub(crate) async fn run(
 ) -> anyhow::Result<ExitCode> {
     let ack = args.ack.as_deref().map(Ack::parse).transpose()?;
     if args.wait && matches!(ack, None | Some(Ack::None)) {
-        bail!("--wait needs --ack positive, negative or full: without it the hub sends no feedback");
+        bail!(
+            "--wait needs --ack positive, negative or full: without it the hub sends no feedback"
+        );
     }
     if !(args.timeout.is_finite() && args.timeout >= 0.0) {
         bail!("--timeout must be a non-negative number of seconds");

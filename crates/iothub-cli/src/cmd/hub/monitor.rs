@@ -80,7 +80,8 @@ async fn print_events(
             continue;
         }
         let mut out = stdout.lock();
-        writeln!(out, "{}", monitor_event(&message, args.properties)).context("writing to stdout")?;
+        writeln!(out, "{}", monitor_event(&message, args.properties))
+            .context("writing to stdout")?;
         out.flush().context("writing to stdout")?;
         printed += 1;
         if args.count.is_some_and(|n| printed >= n) {
