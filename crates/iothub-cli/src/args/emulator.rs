@@ -9,7 +9,8 @@ const EXAMPLES: &str = "\
 Examples:
   iothub emulator
   iothub emulator --hostname myhub.azure-devices.net --https-port 8443
-  iothub emulator --in-memory --mqtt-port 0 --https-port 0 --plain-port 0 --http-port 0
+  iothub emulator --in-memory --mqtt-port 0 --https-port 0 --plain-port 0 --http-port 0 \\
+      --amqp-port 0 --amqp-plain-port 0
   iothub emulator --log-level debug --log-format json
 
 Logs go to stderr: each connection accepted and closed (identity, transport, duration,
@@ -67,6 +68,38 @@ pub(crate) struct EmulatorArgs {
     /// Switch plain HTTP off.
     #[arg(long)]
     pub(crate) no_http: bool,
+
+    /// AMQPS port (TLS from the first byte) for back ends: the Event Hub-compatible endpoint,
+    /// C2D, feedback (0 = any free port).
+    #[arg(long, default_value_t = 5671, value_name = "PORT", conflicts_with = "no_amqp")]
+    pub(crate) amqp_port: u16,
+
+    /// Switch AMQPS off.
+    #[arg(long)]
+    pub(crate) no_amqp: bool,
+
+    /// Plain AMQP port for connection strings with `UseDevelopmentEmulator=true`.
+    #[arg(
+        long,
+        default_value_t = 5672,
+        value_name = "PORT",
+        conflicts_with = "no_amqp_plain"
+    )]
+    pub(crate) amqp_plain_port: u16,
+
+    /// Switch plain AMQP off.
+    #[arg(long)]
+    pub(crate) no_amqp_plain: bool,
+
+    /// Name of the Event Hub-compatible endpoint (default: the hub's name, the first label of
+    /// its primary host name).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) eventhub_name: Option<String>,
+
+    /// Host name of the Event Hub-compatible endpoint that clients are redirected to
+    /// (default 127.0.0.1); it is added to the certificate.
+    #[arg(long, value_name = "HOST")]
+    pub(crate) eventhub_hostname: Option<String>,
 
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]

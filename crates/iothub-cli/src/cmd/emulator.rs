@@ -46,6 +46,10 @@ pub(crate) fn run(args: &EmulatorArgs, global: Global) -> anyhow::Result<ExitCod
             .zip(args.key.clone())
             .map(|(c, k)| (c, k, args.ca.clone())),
         limits: iothub_emulator::ListenerLimits::default(),
+        amqp_port: (!args.no_amqp).then_some(args.amqp_port),
+        amqp_plain_port: (!args.no_amqp_plain).then_some(args.amqp_plain_port),
+        event_hub_name: args.eventhub_name.clone(),
+        event_hub_host: args.eventhub_hostname.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -114,6 +118,16 @@ fn print_banner(
     if let Some(a) = running.http_addr {
         println!("  HTTP API/dashboard   http://{a}/");
     }
+    if let Some(a) = running.amqp_addr {
+        println!("  AMQPS (back ends)    {a}");
+    }
+    if let Some(a) = running.amqp_plain_addr {
+        println!("  plain AMQP (dev)     {a}");
+    }
+    println!(
+        "  Event Hub endpoint   sb://{}/  EntityPath={}",
+        running.event_hub.host, running.event_hub.name
+    );
     println!("  CA certificate       {}", ca.display());
     println!("  DPS id scope         {id_scope}");
     println!("  data dir             {}", data_dir.display());
