@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use fe2o3_amqp::types::messaging::Message;
+use fe2o3_amqp::types::messaging::{AmqpValue, Message};
 use fe2o3_amqp::types::primitives::Value;
 use iothub_proto::sas::ParsedSasToken;
 use tokio::sync::watch;
@@ -29,7 +29,7 @@ pub(crate) async fn put_token(
     ctx: &AmqpContext,
     state: &ConnState,
     request: &Message<Value>,
-) -> Message<Value> {
+) -> Message<AmqpValue<Value>> {
     let correlation = request
         .properties
         .as_ref()

@@ -74,7 +74,8 @@ async fn serve(
             }
             _ = shutdown.changed() => break,
         };
-        let outcome = match c2d_from_message(delivery.message(), limit) {
+        let (delivery, message) = delivery.into_parts();
+        let outcome = match c2d_from_message(message, limit) {
             Ok((identity, message)) => ctx
                 .hub
                 .send_c2d_to_registered(&identity, message)
@@ -85,14 +86,14 @@ async fn serve(
                 }),
             Err(refusal) => {
                 let why = format!("C2D message refused: {refusal}");
-                Err((refusal.error(), why))
+                Err((refusal.to_error(), why))
             }
         };
         let settled = match outcome {
-            Ok(_) => receiver.accept(&delivery).await,
+            Ok(_) => receiver.accept(delivery).await,
             Err((error, why)) => {
                 tracing::info!(transport = state.peer.transport, peer = %state.peer, "{why}");
-                receiver.reject(&delivery, error).await
+                receiver.reject(delivery, error).await
             }
         };
         if settled.is_err() {

@@ -19,11 +19,11 @@ use super::tokens::{TokenSource, TokenTable};
 use crate::listener_limits::Admission;
 
 /// The container id the emulator answers OPEN with.
-pub const CONTAINER_ID: &str = "iothub-emulator";
+pub(crate) const CONTAINER_ID: &str = "iothub-emulator";
 
 /// Longest time from the first byte to a completed OPEN (SASL included), as the MQTT side
 /// allows for CONNECT (docs/amqp.md "Limits").
-pub const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Largest frame the emulator accepts (the Event Hubs service offers the same).
 const MAX_FRAME_SIZE: u32 = 256 * 1024;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use fe2o3_amqp::acceptor::ListenerSessionHandle;
 use fe2o3_amqp::link::Sender;
-use fe2o3_amqp::types::definitions::{self, AmqpError, LinkError};
+use fe2o3_amqp::types::definitions::{self, AmqpError, ErrorCondition, LinkError};
 use fe2o3_amqp::types::performatives::Attach;
 use fe2o3_amqp::types::primitives::{Symbol, Value};
 use tokio::task::JoinSet;
@@ -33,9 +33,9 @@ use crate::hub::service_auth::ServiceRight;
 use crate::timestamp::unix_millis;
 
 /// The link property a client sets to hold a partition exclusively (docs/amqp.md "Epochs").
-pub const EPOCH_PROPERTY: &str = "com.microsoft:epoch";
+pub(super) const EPOCH_PROPERTY: &str = "com.microsoft:epoch";
 /// The capability that asks for the partition's last-enqueued figures on every event.
-pub const RUNTIME_METRIC: &str = "com.microsoft:enable-receiver-runtime-metric";
+pub(super) const RUNTIME_METRIC: &str = "com.microsoft:enable-receiver-runtime-metric";
 /// How stale the runtime-metric figures may be (they cost a log read).
 const METRIC_REFRESH: Duration = Duration::from_millis(200);
 
@@ -101,7 +101,7 @@ pub(crate) async fn open(
         Ok(start) => start,
         Err(e) => {
             let why = format!("the start filter is not understood: {e}");
-            let condition = Symbol::from("com.microsoft:argument-error");
+            let condition = ErrorCondition::Custom(Symbol::from("com.microsoft:argument-error"));
             return refuse(attach, session, state, condition, why, None).await;
         }
     };

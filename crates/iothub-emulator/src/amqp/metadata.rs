@@ -3,7 +3,7 @@
 //! sequence numbers, last offset and time, emptiness), as `azure-eventhub`'s
 //! `get_eventhub_properties` / `get_partition_properties` and the az CLI read them.
 
-use fe2o3_amqp::types::messaging::Message;
+use fe2o3_amqp::types::messaging::{AmqpValue, Message};
 use fe2o3_amqp::types::primitives::Value;
 
 use super::authorize::authorize_link;
@@ -20,7 +20,7 @@ pub(crate) async fn answer(
     ctx: &AmqpContext,
     state: &ConnState,
     request: &Message<Value>,
-) -> Message<Value> {
+) -> Message<AmqpValue<Value>> {
     let correlation = request
         .properties
         .as_ref()

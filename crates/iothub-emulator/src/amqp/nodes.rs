@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use fe2o3_amqp::link::{Receiver, Sender};
-use fe2o3_amqp::types::messaging::Message;
+use fe2o3_amqp::types::messaging::{AmqpValue, Message};
 use fe2o3_amqp::types::primitives::Value;
 use tokio::sync::mpsc;
 
@@ -37,8 +37,8 @@ impl Node {
 }
 
 struct Slot {
-    tx: mpsc::Sender<Message<Value>>,
-    rx: Option<mpsc::Receiver<Message<Value>>>,
+    tx: mpsc::Sender<Message<AmqpValue<Value>>>,
+    rx: Option<mpsc::Receiver<Message<AmqpValue<Value>>>>,
 }
 
 /// The reply queues of one connection's nodes.
@@ -66,15 +66,15 @@ impl NodeReplies {
         f(slot)
     }
 
-    fn sender(&self, node: Node) -> mpsc::Sender<Message<Value>> {
+    fn sender(&self, node: Node) -> mpsc::Sender<Message<AmqpValue<Value>>> {
         self.with_slot(node, |s| s.tx.clone())
     }
 
-    fn take_receiver(&self, node: Node) -> Option<mpsc::Receiver<Message<Value>>> {
+    fn take_receiver(&self, node: Node) -> Option<mpsc::Receiver<Message<AmqpValue<Value>>>> {
         self.with_slot(node, |s| s.rx.take())
     }
 
-    fn put_back(&self, node: Node, rx: mpsc::Receiver<Message<Value>>) {
+    fn put_back(&self, node: Node, rx: mpsc::Receiver<Message<AmqpValue<Value>>>) {
         self.with_slot(node, |s| s.rx = Some(rx));
     }
 }
@@ -120,7 +120,7 @@ pub(crate) async fn serve_replies(mut sender: Sender, node: Node, state: Arc<Con
     };
     loop {
         enum Step {
-            Reply(Message<Value>),
+            Reply(Message<AmqpValue<Value>>),
             Detached,
         }
         let step = tokio::select! {

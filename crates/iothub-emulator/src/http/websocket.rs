@@ -86,12 +86,12 @@ async fn upgrade(
 async fn upgrade_amqp(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
-    peer: Option<ConnectInfo<SocketAddr>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     slot: Option<Extension<AdmissionSlot>>,
 ) -> Response {
     // The connection keeps its place among the unauthenticated until AMQP's OPEN completes.
     let admission = slot.and_then(|Extension(s)| s.take());
-    let addr = peer.map(|ConnectInfo(a)| a);
+    let addr = peer.map(|Extension(ConnectInfo(a))| a);
     ws.protocols(["AMQPWSB10"])
         .on_upgrade(move |socket| bridge_amqp(socket, state, addr, admission))
 }

@@ -186,10 +186,15 @@ async fn the_runtime_metric_annotates_each_event_with_the_partition_head() {
 async fn messages_events_on_the_hub_is_redirected_to_the_event_hub() {
     let hub = TestHub::spawn().await.unwrap();
     let mut client = Client::authorized(&hub).await;
-    let mut rx = client
-        .receiver("amqps://localhost/messages/events/ConsumerGroups/$Default/Partitions/0", None, None, &[])
+    let attached = client
+        .try_receiver("amqps://localhost/messages/events/ConsumerGroups/$Default/Partitions/0", None, None, &[])
         .await;
-    let redirect = refusal(&mut rx).await;
+    // The answering ATTACH has no source, so the attach itself carries the redirect.
+    let redirect = match attached {
+        Err(fe2o3_amqp::link::ReceiverAttachError::RemoteClosedWithError(e)) => e,
+        Err(other) => panic!("expected a redirect, got {other:?}"),
+        Ok(mut rx) => refusal(&mut rx).await,
+    };
     assert_eq!(redirect.condition, LinkError::Redirect.into());
     let info = redirect.info.expect("redirect info");
     let get = |k: &str| info.get(&Symbol::from(k)).cloned();

@@ -189,16 +189,30 @@ impl Client {
         properties: Option<Fields>,
         capabilities: &[&str],
     ) -> Receiver {
+        self.try_receiver(address, selector, properties, capabilities)
+            .await
+            .unwrap()
+    }
+
+    /// [`Client::receiver`], or the error the attach was answered with (a link refused with
+    /// a null source fails the attach itself).
+    pub(crate) async fn try_receiver(
+        &mut self,
+        address: &str,
+        selector: Option<&str>,
+        properties: Option<Fields>,
+        capabilities: &[&str],
+    ) -> Result<Receiver, fe2o3_amqp::link::ReceiverAttachError> {
         let mut source = Source::builder().address(address);
         if let Some(s) = selector {
             source = source.add_to_filter(
                 Symbol::from("apache.org:selector-filter:string"),
-                Value::Described(Box::new(fe2o3_amqp::types::primitives::Described {
-                    descriptor: fe2o3_amqp::types::primitives::Descriptor::Name(Symbol::from(
+                serde_amqp::described::Described {
+                    descriptor: serde_amqp::descriptor::Descriptor::Name(Symbol::from(
                         "apache.org:selector-filter:string",
                     )),
                     value: Value::String(s.into()),
-                })),
+                },
             );
         }
         let mut builder = Receiver::builder()
@@ -211,7 +225,7 @@ impl Client {
         for c in capabilities {
             builder = builder.add_desired_capabilities(Symbol::from(*c));
         }
-        builder.attach(&mut self.session).await.unwrap()
+        builder.attach(&mut self.session).await
     }
 
     /// A sender on `address`.
