@@ -12,6 +12,7 @@
 //! every behaviour chosen where Microsoft's documentation is silent is listed in
 //! docs/protocol.md §14.
 
+pub mod amqp;
 pub mod data_dir;
 mod http;
 pub mod hub;
