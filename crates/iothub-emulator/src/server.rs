@@ -40,6 +40,12 @@ pub struct Config {
     pub tls_files: Option<(PathBuf, PathBuf, Option<PathBuf>)>,
     /// Timeouts and connection caps of every listener.
     pub limits: ListenerLimits,
+    /// Event Hub partitions of the event log (default 4), fixed when the data dir is
+    /// created: starting an existing data dir with another count fails
+    /// ([`StoreError::PartitionCount`]).
+    pub partitions: u32,
+    /// Which non-telemetry events go to the event log (none by default).
+    pub routes: crate::hub::routes::RouteSources,
 }
 
 impl Default for Config {
@@ -55,6 +61,8 @@ impl Default for Config {
             retention: Duration::from_secs(24 * 3600),
             tls_files: None,
             limits: ListenerLimits::default(),
+            partitions: crate::hub::event_hub::DEFAULT_PARTITIONS,
+            routes: crate::hub::routes::RouteSources::default(),
         }
     }
 }
@@ -165,7 +173,16 @@ impl RunningEmulator {
         store
             .call(move |tx| registry::set_setting(tx, "host_name", &primary))
             .await?;
-        let hub = Hub::new(store.clone(), names);
+        let hub = Hub::open(
+            store.clone(),
+            crate::hub::HubOptions {
+                names,
+                partitions: config.partitions,
+                routes: config.routes,
+                ..crate::hub::HubOptions::default()
+            },
+        )
+        .await?;
         let tls = match &config.tls_files {
             Some((cert, key, ca)) => TlsMaterial::from_files(cert, key, ca.as_deref())?,
             None => {
