@@ -51,6 +51,12 @@ pub struct Config {
     /// The host name clients are redirected to for events (default `127.0.0.1`, a name of
     /// this host other than the hub's `localhost`; docs/amqp.md "Endpoints").
     pub event_hub_host: Option<String>,
+    /// Event Hub partitions of the event log (default 4), fixed when the data dir is
+    /// created: starting an existing data dir with another count fails
+    /// ([`StoreError::PartitionCount`]).
+    pub partitions: u32,
+    /// Which non-telemetry events go to the event log (none by default).
+    pub routes: crate::hub::routes::RouteSources,
 }
 
 impl Default for Config {
@@ -70,6 +76,8 @@ impl Default for Config {
             amqp_plain_port: Some(5672),
             event_hub_name: None,
             event_hub_host: None,
+            partitions: crate::hub::event_hub::DEFAULT_PARTITIONS,
+            routes: crate::hub::routes::RouteSources::default(),
         }
     }
 }
@@ -195,7 +203,16 @@ impl RunningEmulator {
         store
             .call(move |tx| registry::set_setting(tx, "host_name", &primary))
             .await?;
-        let hub = Hub::new(store.clone(), names);
+        let hub = Hub::open(
+            store.clone(),
+            crate::hub::HubOptions {
+                names,
+                partitions: config.partitions,
+                routes: config.routes,
+                ..crate::hub::HubOptions::default()
+            },
+        )
+        .await?;
         let tls = match &config.tls_files {
             Some((cert, key, ca)) => TlsMaterial::from_files(cert, key, ca.as_deref())?,
             None => {
@@ -243,7 +260,7 @@ impl RunningEmulator {
                 .unwrap_or_else(|| hub_name(hub.host())),
             host: event_hub_host,
             port: 0,
-            created_at_ms: created_at_ms(&store, hub.now()).await?,
+            created_at_ms: hub.event_hub_created_ms(),
         };
         let amqp_listener = match config.amqp_port {
             Some(port) => Some(bind(SocketAddr::new(config.bind, port)).await?),
@@ -413,22 +430,6 @@ fn hub_name(host: &str) -> String {
         return "iothub".into();
     }
     host.split('.').next().unwrap_or(host).to_string()
-}
-
-/// When the hub was first started with this data dir (the Event Hub's `created_at`).
-async fn created_at_ms(store: &Store, now: std::time::SystemTime) -> Result<i64, StartError> {
-    let now_ms = crate::timestamp::unix_millis(now);
-    Ok(store
-        .call(move |tx| {
-            if let Some(v) = registry::setting(tx, "created_at_ms")? {
-                if let Ok(ms) = v.parse() {
-                    return Ok(ms);
-                }
-            }
-            registry::set_setting(tx, "created_at_ms", &now_ms.to_string())?;
-            Ok(now_ms)
-        })
-        .await?)
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {

@@ -113,6 +113,20 @@ pub(crate) struct EmulatorArgs {
     #[arg(long, default_value_t = 24, value_name = "HOURS")]
     pub(crate) retention_hours: u64,
 
+    /// Event Hub partitions of the event log (1-128), fixed when the data dir is created.
+    #[arg(
+        long,
+        default_value_t = 4,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=128)
+    )]
+    pub(crate) partitions: u32,
+
+    /// Also append these non-telemetry events to the event log, comma-separated:
+    /// twin-changes, lifecycle, connection-state (off by default, as on a hub without routes).
+    #[arg(long = "route", value_enum, value_delimiter = ',', value_name = "SOURCE")]
+    pub(crate) routes: Vec<RouteArg>,
+
     /// Serve this certificate chain (PEM) instead of one from the local CA (needs --key).
     #[arg(long, requires = "key", value_name = "PEM")]
     pub(crate) cert: Option<PathBuf>,
@@ -133,6 +147,17 @@ pub(crate) struct EmulatorArgs {
     /// Log format: `text` (human-readable) or `json` (one object per line).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub(crate) log_format: LogFormat,
+}
+
+/// A route source of `--route`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RouteArg {
+    /// `twinChangeEvents`: twin updates and replacements.
+    TwinChanges,
+    /// `deviceLifecycleEvents`: identities created and deleted.
+    Lifecycle,
+    /// `deviceConnectionStateEvents`: connects and disconnects.
+    ConnectionState,
 }
 
 /// How the emulator writes its log.

@@ -50,6 +50,8 @@ pub(crate) fn run(args: &EmulatorArgs, global: Global) -> anyhow::Result<ExitCod
         amqp_plain_port: (!args.no_amqp_plain).then_some(args.amqp_plain_port),
         event_hub_name: args.eventhub_name.clone(),
         event_hub_host: args.eventhub_hostname.clone(),
+        partitions: args.partitions,
+        routes: route_sources(&args.routes),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -167,4 +169,19 @@ async fn wait_for_signal() {
 pub(crate) fn default_data_dir() -> anyhow::Result<PathBuf> {
     let home = std::env::var_os("HOME").context("HOME is not set: pass --data-dir")?;
     Ok(PathBuf::from(home).join(".local/share/iothub/emulator"))
+}
+
+/// The hub's route sources from `--route`.
+fn route_sources(routes: &[crate::args::RouteArg]) -> iothub_emulator::hub::routes::RouteSources {
+    use crate::args::RouteArg;
+    use iothub_emulator::hub::routes::{RouteSource, RouteSources};
+    routes
+        .iter()
+        .fold(RouteSources::default(), |sources, route| {
+            sources.with(match route {
+                RouteArg::TwinChanges => RouteSource::TwinChanges,
+                RouteArg::Lifecycle => RouteSource::Lifecycle,
+                RouteArg::ConnectionState => RouteSource::ConnectionState,
+            })
+        })
 }

@@ -54,6 +54,7 @@ impl Filter {
         EventFilter {
             device_id: self.device.clone(),
             module_id: self.module.clone(),
+            partition: None,
         }
     }
 }

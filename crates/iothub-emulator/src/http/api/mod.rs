@@ -12,6 +12,7 @@
 mod auth;
 mod body;
 mod connection_events;
+mod consumer_groups;
 mod devices;
 mod enrollments;
 mod error;
@@ -91,6 +92,7 @@ pub(crate) fn routes() -> Vec<Route> {
     all.extend(methods::routes());
     all.extend(messages::routes());
     all.extend(events::routes());
+    all.extend(consumer_groups::routes());
     all.extend(enrollments::routes());
     all.extend(openapi::routes());
     all
