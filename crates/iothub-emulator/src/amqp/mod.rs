@@ -22,8 +22,6 @@ pub mod tokens;
 
 mod values;
 
-mod values;
-
 mod authorize;
 mod c2d_link;
 pub(crate) mod connection;
