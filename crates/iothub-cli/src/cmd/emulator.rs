@@ -52,6 +52,11 @@ pub(crate) fn run(args: &EmulatorArgs, global: Global) -> anyhow::Result<ExitCod
         event_hub_host: args.eventhub_hostname.clone(),
         partitions: args.partitions,
         routes: route_sources(&args.routes),
+        file_upload: match &args.storage_connection_string {
+            Some(cs) => iothub_emulator::FileUploadConfig::External(cs.clone()),
+            None => iothub_emulator::FileUploadConfig::BuiltIn,
+        },
+        file_upload_container: args.file_upload_container.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -64,6 +64,7 @@ pub(crate) async fn serve_https(
             amqp,
             shutdown: shutdown.clone(),
         })
+        .merge(crate::http::blob::router(hub.clone()))
         .merge(crate::http::api::router_with_shutdown(
             hub,
             shutdown.clone(),

@@ -76,6 +76,8 @@ pub struct HubOptions {
     /// Which non-telemetry events the hub appends to the event log (none by default, as a
     /// real hub without routes).
     pub routes: super::routes::RouteSources,
+    /// File upload: storage, container, SAS lifetime (docs/file-upload.md).
+    pub file_upload: super::file_upload::FileUploadOptions,
 }
 
 impl Default for HubOptions {
@@ -87,6 +89,7 @@ impl Default for HubOptions {
             dps_retry_after_secs: 1,
             partitions: super::event_hub::DEFAULT_PARTITIONS,
             routes: super::routes::RouteSources::default(),
+            file_upload: super::file_upload::FileUploadOptions::default(),
         }
     }
 }
@@ -123,6 +126,8 @@ pub(super) struct Inner {
     pub(super) event_hub_created_ms: Arc<AtomicI64>,
     /// Which route sources append to the event log.
     pub(super) routes: super::routes::RouteSources,
+    /// File upload options and the file notification queue.
+    pub(super) file_uploads: super::file_upload_ops::FileUploads,
 }
 
 impl Hub {
@@ -164,6 +169,7 @@ impl Hub {
             dps_retry_after_secs,
             partitions,
             routes,
+            file_upload,
         } = options;
         let partitions = partitions.clamp(
             super::event_hub::MIN_PARTITIONS,
@@ -216,6 +222,7 @@ impl Hub {
                 partitions,
                 event_hub_created_ms,
                 routes,
+                file_uploads: super::file_upload_ops::FileUploads::new(file_upload),
             }),
         }
     }

@@ -20,6 +20,8 @@ pub mod consumer_groups;
 mod device_side;
 pub mod event_hub;
 pub mod event_log;
+pub mod file_upload;
+mod file_upload_ops;
 mod handle;
 pub mod ids;
 mod ingest;

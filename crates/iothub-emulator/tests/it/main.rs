@@ -7,6 +7,7 @@ mod amqp_negative;
 mod amqp_support;
 mod domains;
 mod durability;
+mod file_upload;
 mod negative;
 mod service_api;
 mod service_bench;

@@ -18,6 +18,7 @@ mod enrollments;
 mod error;
 mod events;
 mod fallback;
+mod file_upload;
 mod identity;
 mod messages;
 mod methods;
@@ -94,6 +95,7 @@ pub(crate) fn routes() -> Vec<Route> {
     all.extend(events::routes());
     all.extend(consumer_groups::routes());
     all.extend(enrollments::routes());
+    all.extend(file_upload::routes());
     all.extend(openapi::routes());
     all
 }
