@@ -228,25 +228,18 @@ impl RunningEmulator {
         store
             .call(move |tx| registry::set_setting(tx, "host_name", &primary))
             .await?;
+        let file_upload = crate::http::blob::file_upload_options(&config, &store).await?;
         let hub = Hub::open(
             store.clone(),
             crate::hub::HubOptions {
                 names,
                 partitions: config.partitions,
                 routes: config.routes,
+                file_upload,
                 ..crate::hub::HubOptions::default()
             },
         )
         .await?;
-        let file_upload = crate::http::blob::file_upload_options(&config, &store).await?;
-        let hub = Hub::with_options(
-            store.clone(),
-            crate::hub::HubOptions {
-                names,
-                file_upload,
-                ..crate::hub::HubOptions::default()
-            },
-        );
         let tls = match &config.tls_files {
             Some((cert, key, ca)) => TlsMaterial::from_files(cert, key, ca.as_deref())?,
             None => {

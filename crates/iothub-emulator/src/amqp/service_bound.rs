@@ -144,7 +144,7 @@ async fn take(ctx: &AmqpContext, queue: Queue) -> Option<Batch> {
                 None
             }
         },
-        Queue::FileNotifications => match ctx.hub.take_file_notifications(1).await {
+        Queue::FileNotifications => match ctx.hub.take_file_notifications(1) {
             Ok(files) if !files.is_empty() => Some(Batch::Files(files)),
             Ok(_) => None,
             Err(e) => {
@@ -159,7 +159,7 @@ async fn put_back(ctx: &AmqpContext, batch: Batch) {
     let result = match batch {
         Batch::Feedback(records) => ctx.hub.return_c2d_feedback(records).await,
         Batch::Files(files) => {
-            ctx.hub.return_file_notifications(files).await;
+            ctx.hub.return_file_notifications(files);
             Ok(())
         }
     };
