@@ -18,9 +18,9 @@ pub(crate) use self::device::{
     Connection as DeviceConnection, DeviceArgs, DeviceCommand, ListenArgs, ProvisionArgs,
     ReportArgs, SendArgs,
 };
-pub(crate) use self::emulator::{EmulatorArgs, LogFormat};
+pub(crate) use self::emulator::{EmulatorArgs, LogFormat, RouteArg};
 pub(crate) use self::hub::{
-    C2dArgs, HubArgs, HubCommand, InvokeArgs, MonitorArgs, Service as HubService, TwinArgs,
+    C2dArgs, ConsumerGroupArgs, ConsumerGroupCommand, HubArgs, HubCommand, InvokeArgs, MonitorArgs, Service as HubService, TwinArgs,
     TwinCommand, TwinTarget,
 };
 pub(crate) use self::hub::{

@@ -12,6 +12,7 @@
 //! every behaviour chosen where Microsoft's documentation is silent is listed in
 //! docs/protocol.md §14.
 
+pub mod amqp;
 pub mod data_dir;
 mod http;
 pub mod hub;
@@ -23,6 +24,6 @@ pub mod timestamp;
 pub mod tls;
 
 pub use listener_limits::{ListenerLimits, raise_descriptor_limit};
-pub use server::{Config, RunningEmulator, StartError};
+pub use server::{Config, FileUploadConfig, RunningEmulator, StartError};
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;

@@ -40,6 +40,40 @@ pub struct Config {
     pub tls_files: Option<(PathBuf, PathBuf, Option<PathBuf>)>,
     /// Timeouts and connection caps of every listener.
     pub limits: ListenerLimits,
+    /// AMQPS port (default 5671; `None` switches it off).
+    pub amqp_port: Option<u16>,
+    /// Plain AMQP port for `UseDevelopmentEmulator=true` clients (default 5672; `None`
+    /// switches it off).
+    pub amqp_plain_port: Option<u16>,
+    /// The Event Hub-compatible endpoint's name (default: the hub's name, the first label of
+    /// its primary host name).
+    pub event_hub_name: Option<String>,
+    /// The host name clients are redirected to for events (default `127.0.0.1`, a name of
+    /// this host other than the hub's `localhost`; docs/amqp.md "Endpoints").
+    pub event_hub_host: Option<String>,
+    /// Event Hub partitions of the event log (default 4), fixed when the data dir is
+    /// created: starting an existing data dir with another count fails
+    /// ([`StoreError::PartitionCount`]).
+    pub partitions: u32,
+    /// Which non-telemetry events go to the event log (none by default).
+    pub routes: crate::hub::routes::RouteSources,
+    /// Where uploaded files go (default: the built-in blob endpoint; docs/file-upload.md).
+    pub file_upload: FileUploadConfig,
+    /// The blob container of file uploads (default `fileupload`).
+    pub file_upload_container: String,
+}
+
+/// Where a running emulator's file uploads go.
+#[derive(Clone, Debug, Default)]
+pub enum FileUploadConfig {
+    /// The emulator's own blob endpoint on its HTTP(S) ports, files under `<data-dir>/blobs/`.
+    #[default]
+    BuiltIn,
+    /// An Azure Storage account (or Azurite): its connection string
+    /// (`--storage-connection-string`). Never logged: it holds the account key.
+    External(String),
+    /// No storage: every upload request is refused.
+    Disabled,
 }
 
 impl Default for Config {
@@ -55,6 +89,14 @@ impl Default for Config {
             retention: Duration::from_secs(24 * 3600),
             tls_files: None,
             limits: ListenerLimits::default(),
+            amqp_port: Some(5671),
+            amqp_plain_port: Some(5672),
+            event_hub_name: None,
+            event_hub_host: None,
+            partitions: crate::hub::event_hub::DEFAULT_PARTITIONS,
+            routes: crate::hub::routes::RouteSources::default(),
+            file_upload: FileUploadConfig::BuiltIn,
+            file_upload_container: crate::hub::file_upload::DEFAULT_CONTAINER.to_owned(),
         }
     }
 }
@@ -68,6 +110,8 @@ impl Config {
             https_port: Some(0),
             plain_port: Some(0),
             http_port: Some(0),
+            amqp_port: Some(0),
+            amqp_plain_port: Some(0),
             ..Self::default()
         }
     }
@@ -101,6 +145,12 @@ pub enum StartError {
     /// Another process owns the data dir (its `hub.lock`).
     #[error(transparent)]
     Locked(#[from] crate::data_dir::lock::LockError),
+    /// The storage connection string is not usable (the key is never shown).
+    #[error("invalid storage connection string")]
+    StorageConnectionString(#[source] crate::hub::file_upload::StorageConnectionStringError),
+    /// The built-in blob endpoint's directory could not be prepared.
+    #[error("cannot prepare the blob store")]
+    BlobStore(#[source] std::io::Error),
 }
 
 /// A running emulator. Dropping it does not stop it; call [`RunningEmulator::shutdown`].
@@ -114,6 +164,12 @@ pub struct RunningEmulator {
     pub plain_addr: Option<SocketAddr>,
     /// Plain HTTP (REST API, dashboard), if enabled.
     pub http_addr: Option<SocketAddr>,
+    /// AMQPS, if enabled.
+    pub amqp_addr: Option<SocketAddr>,
+    /// Plain AMQP, if enabled.
+    pub amqp_plain_addr: Option<SocketAddr>,
+    /// The Event Hub-compatible endpoint (name, host, port) back ends read events from.
+    pub event_hub: crate::amqp::EventHubEndpoint,
     /// Set when 443 could not be bound and 8443 was used instead.
     pub https_fallback_warning: Option<String>,
     /// PEM of the CA clients must trust.
@@ -160,19 +216,39 @@ impl RunningEmulator {
                 names.push(n.into());
             }
         }
+        let event_hub_host = config
+            .event_hub_host
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1".into());
+        if !names.iter().any(|x| x.eq_ignore_ascii_case(&event_hub_host)) {
+            names.push(event_hub_host.clone());
+        }
         let primary = names.first().cloned().unwrap_or_else(|| "localhost".into());
         // `iothub hub identity` reads it to build connection strings without the emulator.
         store
             .call(move |tx| registry::set_setting(tx, "host_name", &primary))
             .await?;
-        let hub = Hub::new(store.clone(), names);
+        let file_upload = crate::http::blob::file_upload_options(&config, &store).await?;
+        let hub = Hub::open(
+            store.clone(),
+            crate::hub::HubOptions {
+                names,
+                partitions: config.partitions,
+                routes: config.routes,
+                file_upload,
+                ..crate::hub::HubOptions::default()
+            },
+        )
+        .await?;
         let tls = match &config.tls_files {
             Some((cert, key, ca)) => TlsMaterial::from_files(cert, key, ca.as_deref())?,
             None => {
                 if let Some(dir) = &config.data_dir {
                     std::fs::create_dir_all(dir).map_err(StartError::Endpoints)?;
                 }
-                TlsMaterial::local_ca(config.data_dir.as_deref(), &config.hostnames)?
+                let mut sans = config.hostnames.clone();
+                sans.push(event_hub_host.clone());
+                TlsMaterial::local_ca(config.data_dir.as_deref(), &sans)?
             }
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -197,6 +273,54 @@ impl RunningEmulator {
                     l,
                     Gate::new("mqtt", limits.max_unauthenticated),
                     hub.clone(),
+                    shutdown_rx.clone(),
+                ));
+                Some(addr)
+            }
+            None => None,
+        };
+
+        let event_hub = crate::amqp::EventHubEndpoint {
+            name: config
+                .event_hub_name
+                .clone()
+                .unwrap_or_else(|| hub_name(hub.host())),
+            host: event_hub_host,
+            port: 0,
+            created_at_ms: hub.event_hub_created_ms(),
+        };
+        let amqp_listener = match config.amqp_port {
+            Some(port) => Some(bind(SocketAddr::new(config.bind, port)).await?),
+            None => None,
+        };
+        let amqp_addr = amqp_listener.as_ref().map(local).transpose()?;
+        let event_hub = crate::amqp::EventHubEndpoint {
+            port: amqp_addr.map_or(5671, |a| a.port()),
+            ..event_hub
+        };
+        let amqp = std::sync::Arc::new(crate::amqp::AmqpContext {
+            hub: hub.clone(),
+            endpoint: event_hub.clone(),
+            epochs: crate::amqp::epochs::Epochs::default(),
+            limits,
+            shutdown: shutdown_rx.clone(),
+        });
+        if let Some(l) = amqp_listener {
+            let acceptor = TlsAcceptor::from(tls.server_config(&[])?);
+            tasks.spawn(crate::amqp::listener::serve_amqps(
+                l,
+                acceptor,
+                amqp.clone(),
+                shutdown_rx.clone(),
+            ));
+        }
+        let amqp_plain_addr = match config.amqp_plain_port {
+            Some(port) => {
+                let l = bind(SocketAddr::new(config.bind, port)).await?;
+                let addr = local(&l)?;
+                tasks.spawn(crate::amqp::listener::serve_amqp_plain(
+                    l,
+                    amqp.clone(),
                     shutdown_rx.clone(),
                 ));
                 Some(addr)
@@ -229,6 +353,7 @@ impl RunningEmulator {
                     acceptor,
                     limits,
                     hub.clone(),
+                    amqp.clone(),
                     shutdown_rx.clone(),
                 ));
                 Some(addr)
@@ -241,7 +366,8 @@ impl RunningEmulator {
                 let l = bind(SocketAddr::new(config.bind, port)).await?;
                 let addr = local(&l)?;
                 let app = crate::http::api::router_with_shutdown(hub.clone(), shutdown_rx.clone())
-                    .merge(crate::http::dashboard::router(hub.clone()));
+                    .merge(crate::http::dashboard::router(hub.clone()))
+                    .merge(crate::http::blob::router(hub.clone()));
                 tasks.spawn(crate::http::serve_plain(
                     l,
                     app,
@@ -270,6 +396,9 @@ impl RunningEmulator {
             https_addr,
             plain_addr,
             http_addr,
+            amqp_addr,
+            amqp_plain_addr,
+            event_hub,
             https_fallback_warning,
             ca_pem: tls.ca_pem.clone(),
             ca_path: tls.ca_path.clone(),
@@ -295,6 +424,12 @@ impl RunningEmulator {
             "https": self.https_addr.map(|a| a.to_string()),
             "mqttPlain": self.plain_addr.map(|a| a.to_string()),
             "http": self.http_addr.map(|a| a.to_string()),
+            "amqp": {
+                "port": self.amqp_addr.map(|a| a.port()),
+                "plainPort": self.amqp_plain_addr.map(|a| a.port()),
+                "eventHubName": self.event_hub.name,
+                "eventHubHost": self.event_hub.host,
+            },
             "caFile": self.ca_path,
             "serviceConnectionString": self.service_connection_string,
         })
@@ -314,6 +449,15 @@ impl RunningEmulator {
         // A final round trip through the database thread: every earlier job has committed.
         let _ = self.hub.store().call(|tx| events::count(tx)).await;
     }
+}
+
+/// The hub's name: the first label of its primary host name (`myhub` for
+/// `myhub.azure-devices.net`), as IoT Hub names its Event Hub-compatible endpoint after it.
+fn hub_name(host: &str) -> String {
+    if host.parse::<IpAddr>().is_ok() {
+        return "iothub".into();
+    }
+    host.split('.').next().unwrap_or(host).to_string()
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {

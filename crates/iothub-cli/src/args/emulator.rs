@@ -9,7 +9,8 @@ const EXAMPLES: &str = "\
 Examples:
   iothub emulator
   iothub emulator --hostname myhub.azure-devices.net --https-port 8443
-  iothub emulator --in-memory --mqtt-port 0 --https-port 0 --plain-port 0 --http-port 0
+  iothub emulator --in-memory --mqtt-port 0 --https-port 0 --plain-port 0 --http-port 0 \\
+      --amqp-port 0 --amqp-plain-port 0
   iothub emulator --log-level debug --log-format json
 
 Logs go to stderr: each connection accepted and closed (identity, transport, duration,
@@ -68,6 +69,38 @@ pub(crate) struct EmulatorArgs {
     #[arg(long)]
     pub(crate) no_http: bool,
 
+    /// AMQPS port (TLS from the first byte) for back ends: the Event Hub-compatible endpoint,
+    /// C2D, feedback (0 = any free port).
+    #[arg(long, default_value_t = 5671, value_name = "PORT", conflicts_with = "no_amqp")]
+    pub(crate) amqp_port: u16,
+
+    /// Switch AMQPS off.
+    #[arg(long)]
+    pub(crate) no_amqp: bool,
+
+    /// Plain AMQP port for connection strings with `UseDevelopmentEmulator=true`.
+    #[arg(
+        long,
+        default_value_t = 5672,
+        value_name = "PORT",
+        conflicts_with = "no_amqp_plain"
+    )]
+    pub(crate) amqp_plain_port: u16,
+
+    /// Switch plain AMQP off.
+    #[arg(long)]
+    pub(crate) no_amqp_plain: bool,
+
+    /// Name of the Event Hub-compatible endpoint (default: the hub's name, the first label of
+    /// its primary host name).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) eventhub_name: Option<String>,
+
+    /// Host name of the Event Hub-compatible endpoint that clients are redirected to
+    /// (default 127.0.0.1); it is added to the certificate.
+    #[arg(long, value_name = "HOST")]
+    pub(crate) eventhub_hostname: Option<String>,
+
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
     pub(crate) bind: IpAddr,
@@ -79,6 +112,20 @@ pub(crate) struct EmulatorArgs {
     /// Telemetry retention in hours.
     #[arg(long, default_value_t = 24, value_name = "HOURS")]
     pub(crate) retention_hours: u64,
+
+    /// Event Hub partitions of the event log (1-128), fixed when the data dir is created.
+    #[arg(
+        long,
+        default_value_t = 4,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=128)
+    )]
+    pub(crate) partitions: u32,
+
+    /// Also append these non-telemetry events to the event log, comma-separated:
+    /// twin-changes, lifecycle, connection-state (off by default, as on a hub without routes).
+    #[arg(long = "route", value_enum, value_delimiter = ',', value_name = "SOURCE")]
+    pub(crate) routes: Vec<RouteArg>,
 
     /// Serve this certificate chain (PEM) instead of one from the local CA (needs --key).
     #[arg(long, requires = "key", value_name = "PEM")]
@@ -97,9 +144,35 @@ pub(crate) struct EmulatorArgs {
     #[arg(long, value_name = "LEVEL")]
     pub(crate) log_level: Option<String>,
 
+    /// Azure Storage connection string of the account file uploads go to (a real account or
+    /// Azurite, e.g. `UseDevelopmentStorage=true`); default: the emulator's built-in blob
+    /// endpoint on its HTTPS and HTTP ports, files under <data dir>/blobs.
+    #[arg(
+        long,
+        env = "IOTHUB_STORAGE_CONNECTION_STRING",
+        value_name = "CONNECTION_STRING",
+        hide_env_values = true
+    )]
+    pub(crate) storage_connection_string: Option<String>,
+
+    /// Blob container of file uploads.
+    #[arg(long, default_value = "fileupload", value_name = "NAME")]
+    pub(crate) file_upload_container: String,
+
     /// Log format: `text` (human-readable) or `json` (one object per line).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub(crate) log_format: LogFormat,
+}
+
+/// A route source of `--route`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RouteArg {
+    /// `twinChangeEvents`: twin updates and replacements.
+    TwinChanges,
+    /// `deviceLifecycleEvents`: identities created and deleted.
+    Lifecycle,
+    /// `deviceConnectionStateEvents`: connects and disconnects.
+    ConnectionState,
 }
 
 /// How the emulator writes its log.

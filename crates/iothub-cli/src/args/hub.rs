@@ -75,6 +75,38 @@ pub(crate) enum HubCommand {
     Enrollment(EnrollmentArgs),
     /// Create, list, show, delete, enable or disable DPS enrollment groups (devices use derived keys).
     EnrollmentGroup(EnrollmentArgs),
+    /// Create, list or delete consumer groups of the emulator's Event Hub-compatible endpoint.
+    ConsumerGroup(ConsumerGroupArgs),
+}
+
+/// `iothub hub consumer-group`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  iothub hub consumer-group create analytics
+  iothub hub consumer-group list
+  iothub hub consumer-group delete analytics")]
+pub(crate) struct ConsumerGroupArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: ConsumerGroupCommand,
+}
+
+/// The consumer-group subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConsumerGroupCommand {
+    /// Create a consumer group (1-50 letters, digits, `.`, `_`, `-`; begins and ends with a
+    /// letter or digit).
+    Create {
+        /// Its name.
+        name: String,
+    },
+    /// List the consumer groups (`$Default` always).
+    List,
+    /// Delete a consumer group (`$Default` cannot be deleted).
+    Delete {
+        /// Its name.
+        name: String,
+    },
 }
 
 /// `iothub hub monitor`.

@@ -46,6 +46,17 @@ pub(crate) fn run(args: &EmulatorArgs, global: Global) -> anyhow::Result<ExitCod
             .zip(args.key.clone())
             .map(|(c, k)| (c, k, args.ca.clone())),
         limits: iothub_emulator::ListenerLimits::default(),
+        amqp_port: (!args.no_amqp).then_some(args.amqp_port),
+        amqp_plain_port: (!args.no_amqp_plain).then_some(args.amqp_plain_port),
+        event_hub_name: args.eventhub_name.clone(),
+        event_hub_host: args.eventhub_hostname.clone(),
+        partitions: args.partitions,
+        routes: route_sources(&args.routes),
+        file_upload: match &args.storage_connection_string {
+            Some(cs) => iothub_emulator::FileUploadConfig::External(cs.clone()),
+            None => iothub_emulator::FileUploadConfig::BuiltIn,
+        },
+        file_upload_container: args.file_upload_container.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -114,6 +125,16 @@ fn print_banner(
     if let Some(a) = running.http_addr {
         println!("  HTTP API/dashboard   http://{a}/");
     }
+    if let Some(a) = running.amqp_addr {
+        println!("  AMQPS (back ends)    {a}");
+    }
+    if let Some(a) = running.amqp_plain_addr {
+        println!("  plain AMQP (dev)     {a}");
+    }
+    println!(
+        "  Event Hub endpoint   sb://{}/  EntityPath={}",
+        running.event_hub.host, running.event_hub.name
+    );
     println!("  CA certificate       {}", ca.display());
     println!("  DPS id scope         {id_scope}");
     println!("  data dir             {}", data_dir.display());
@@ -153,4 +174,19 @@ async fn wait_for_signal() {
 pub(crate) fn default_data_dir() -> anyhow::Result<PathBuf> {
     let home = std::env::var_os("HOME").context("HOME is not set: pass --data-dir")?;
     Ok(PathBuf::from(home).join(".local/share/iothub/emulator"))
+}
+
+/// The hub's route sources from `--route`.
+fn route_sources(routes: &[crate::args::RouteArg]) -> iothub_emulator::hub::routes::RouteSources {
+    use crate::args::RouteArg;
+    use iothub_emulator::hub::routes::{RouteSource, RouteSources};
+    routes
+        .iter()
+        .fold(RouteSources::default(), |sources, route| {
+            sources.with(match route {
+                RouteArg::TwinChanges => RouteSource::TwinChanges,
+                RouteArg::Lifecycle => RouteSource::Lifecycle,
+                RouteArg::ConnectionState => RouteSource::ConnectionState,
+            })
+        })
 }

@@ -1,4 +1,6 @@
-//! The HTTPS listener and its MQTT-over-WebSocket endpoint `/$iothub/websocket`.
+//! The HTTPS listener, its MQTT-over-WebSocket endpoint `/$iothub/websocket` and its
+//! AMQP-over-WebSocket endpoint `/$servicebus/websocket` (subprotocol `AMQPWSB10`,
+//! docs/amqp.md "Endpoints"): one port, routed by path.
 //!
 //! The WebSocket is bridged to an in-memory byte stream (`tokio::io::duplex`) and the normal
 //! MQTT connection code runs on the other end, so MQTT packets may span frames and a frame may
@@ -9,7 +11,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Extension, State};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Extension, State};
 use axum::response::Response;
 use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
@@ -20,12 +25,14 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use super::serve::{Accepted, AdmissionSlot};
+use crate::amqp::AmqpContext;
 use crate::hub::Hub;
 use crate::listener_limits::{Admission, AdmittedUntilConnack, Gate, ListenerLimits};
 
 #[derive(Clone)]
 struct AppState {
     hub: Hub,
+    amqp: Arc<AmqpContext>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -35,6 +42,7 @@ pub(crate) async fn serve_https(
     acceptor: TlsAcceptor,
     limits: ListenerLimits,
     hub: Hub,
+    amqp: Arc<AmqpContext>,
     shutdown: watch::Receiver<bool>,
 ) {
     let (tx, rx) = mpsc::channel(64);
@@ -49,10 +57,14 @@ pub(crate) async fn serve_https(
     ));
     let app = Router::new()
         .route("/$iothub/websocket", get(upgrade))
+        .route("/$servicebus/websocket", get(upgrade_amqp))
+        .route("/$servicebus/websocket/", get(upgrade_amqp))
         .with_state(AppState {
             hub: hub.clone(),
+            amqp,
             shutdown: shutdown.clone(),
         })
+        .merge(crate::http::blob::router(hub.clone()))
         .merge(crate::http::api::router_with_shutdown(
             hub,
             shutdown.clone(),
@@ -70,6 +82,35 @@ async fn upgrade(
     let admission = slot.and_then(|Extension(s)| s.take());
     ws.protocols(["mqtt"])
         .on_upgrade(move |socket| bridge(socket, state, admission))
+}
+
+async fn upgrade_amqp(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    slot: Option<Extension<AdmissionSlot>>,
+) -> Response {
+    // The connection keeps its place among the unauthenticated until AMQP's OPEN completes.
+    let admission = slot.and_then(|Extension(s)| s.take());
+    let addr = peer.map(|Extension(ConnectInfo(a))| a);
+    ws.protocols(["AMQPWSB10"])
+        .on_upgrade(move |socket| bridge_amqp(socket, state, addr, admission))
+}
+
+async fn bridge_amqp(
+    socket: WebSocket,
+    state: AppState,
+    addr: Option<SocketAddr>,
+    admission: Option<Admission>,
+) {
+    let (amqp_side, ws_side) = tokio::io::duplex(64 * 1024);
+    let pump = tokio::spawn(pump(socket, ws_side));
+    let peer = crate::amqp::connection::Peer {
+        transport: "amqp+ws",
+        addr,
+    };
+    crate::amqp::connection::serve_connection(amqp_side, peer, admission, state.amqp).await;
+    let _ = pump.await;
 }
 
 async fn bridge(socket: WebSocket, state: AppState, admission: Option<Admission>) {

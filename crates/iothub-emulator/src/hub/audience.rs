@@ -3,6 +3,30 @@
 //! `{host}/devices/d1/modules/m1`, nothing else), and its host may be any name the hub answers
 //! to (`localhost`, `127.0.0.1`, `--hostname`s), with or without a port.
 
+/// Splits a URI scheme (`sb://`, `amqps://`, `https://`) off a token's decoded `sr`: AMQP
+/// clients sign their audience as a URI (docs/amqp.md "Authentication"), REST and MQTT clients
+/// sign the bare host. Returns the scheme with its `://` (empty when there is none) and the rest.
+///
+/// ```
+/// use iothub_emulator::hub::audience::split_scheme;
+/// assert_eq!(split_scheme("sb://127.0.0.1/hub"), ("sb://", "127.0.0.1/hub"));
+/// assert_eq!(split_scheme("localhost/devices/d1"), ("", "localhost/devices/d1"));
+/// ```
+#[must_use]
+pub fn split_scheme(resource: &str) -> (&str, &str) {
+    match resource.find("://") {
+        Some(i)
+            if i > 0
+                && resource[..i]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.') =>
+        {
+            resource.split_at(i + 3)
+        }
+        _ => ("", resource),
+    }
+}
+
 /// The host segment of a token's decoded `sr` (port included) when it names this hub; `None`
 /// for a token meant for another hub.
 ///

@@ -489,6 +489,34 @@ pub fn take_feedback(conn: &Connection, max: usize) -> Result<Vec<FeedbackRecord
         .collect())
 }
 
+/// Puts taken feedback records back (a feedback receiver released them: peek-lock). They
+/// go behind the records recorded since, which a receiver reads next.
+///
+/// # Errors
+/// Storage errors.
+pub fn return_feedback(
+    conn: &Connection,
+    records: &[FeedbackRecord],
+    now: SystemTime,
+) -> Result<(), C2dError> {
+    for r in records {
+        sql::insert_feedback(
+            conn,
+            &StoredFeedback {
+                id: 0,
+                original_message_id: r.original_message_id.clone(),
+                device_id: r.device_id.clone(),
+                module_id: r.module_id.clone().unwrap_or_default(),
+                enqueued_ms: unix_millis(r.enqueued_time),
+                status_code: r.status_code.clone(),
+                description: r.description.clone(),
+                recorded_ms: unix_millis(now),
+            },
+        )?;
+    }
+    Ok(())
+}
+
 fn dead_letter(
     conn: &Connection,
     m: &StoredMessage,

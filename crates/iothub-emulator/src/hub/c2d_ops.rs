@@ -54,6 +54,26 @@ impl Hub {
             .call(move |tx| Ok(c2d::take_feedback(tx, max)))
             .await??)
     }
+
+    /// Puts back feedback records a receiver took but released (peek-lock on AMQP): the
+    /// next [`Hub::take_c2d_feedback`] returns them again.
+    ///
+    /// # Errors
+    /// [`HubError::C2d`] or [`HubError::Store`].
+    pub async fn return_c2d_feedback(&self, records: Vec<FeedbackRecord>) -> Result<(), HubError> {
+        let now = self.now();
+        Ok(self
+            .inner
+            .store
+            .call(move |tx| Ok(c2d::return_feedback(tx, &records, now)))
+            .await??)
+    }
+
+    /// The C2D limits (queue depth, message size, TTL, delivery count) this hub enforces.
+    #[must_use]
+    pub fn c2d_limits(&self) -> super::c2d::C2dLimits {
+        self.inner.c2d_limits
+    }
 }
 
 #[cfg(test)]

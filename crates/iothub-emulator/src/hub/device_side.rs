@@ -17,6 +17,7 @@ use super::connection_log::{ConnectionEvent, ConnectionEventKind};
 use super::connections::ConnectionRef;
 use super::lock;
 use super::provisioning::{self, Attestation, DpsReply, ProvisionedDevice};
+use super::routes::{self, RouteSource};
 use super::registry::{self, NewIdentity, RegistryError};
 use super::telemetry::{ConnectionStamp, Sender};
 use super::to_device::{Interests, ToDevice};
@@ -158,6 +159,16 @@ impl Hub {
                 kind,
             },
         );
+        if let Ok(c) = &connected {
+            let now = self.now();
+            self.route(
+                RouteSource::ConnectionState,
+                &c.connection.identity,
+                "deviceConnected",
+                || routes::connection_state_body(now),
+            )
+            .await;
+        }
         connected
     }
 
@@ -400,6 +411,17 @@ impl Hub {
                     },
                 },
             );
+            // A connection taken over by a newer one of the same identity leaves the identity
+            // connected: no state change to report.
+            if self.inner.connections.is_current(identity, *id) {
+                let now = self.now();
+                self.route_later(
+                    RouteSource::ConnectionState,
+                    identity,
+                    "deviceDisconnected",
+                    || routes::connection_state_body(now),
+                );
+            }
         }
         self.inner.connections.detach(identity, *id);
         self.inner.methods.handle_disconnected(*id);
@@ -430,6 +452,7 @@ impl Hub {
                 twin_response(request_id, r)
             }
             DeviceRequest::ReportedPatch { request_id, body } => {
+                let patch = body.clone();
                 let r = store
                     .call(move |tx| {
                         Ok(twin::handle_reported_patch(
@@ -441,6 +464,9 @@ impl Hub {
                         ))
                     })
                     .await;
+                if matches!(&r, Ok(Ok(reply)) if reply.status == 204) {
+                    self.route_reported_change(identity, &patch).await;
+                }
                 twin_response(request_id, r)
             }
             DeviceRequest::DpsRegister { request_id, body } => {

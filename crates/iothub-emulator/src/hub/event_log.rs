@@ -20,13 +20,17 @@ const BATCH: u32 = 500;
 /// Most rows one range read scans (the answer's `next` lets the caller continue).
 pub const MAX_SCAN: usize = 50_000;
 
-/// Which events a reader wants: all, one device's (with its modules'), or one module's.
+/// Which events a reader wants: all, one partition's, one device's (with its modules'), or
+/// one module's.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EventFilter {
     /// Only this device's events (its modules' included unless `module_id` is set).
     pub device_id: Option<String>,
     /// Only this module's events.
     pub module_id: Option<String>,
+    /// Only this Event Hub partition's events. Log reads filter on it in
+    /// SQL, so a partition reader never decodes other partitions' rows.
+    pub partition: Option<u32>,
 }
 
 impl EventFilter {
@@ -40,6 +44,7 @@ impl EventFilter {
                 .module_id
                 .as_ref()
                 .is_none_or(|m| Some(m) == event.module_id.as_ref())
+            && self.partition.is_none_or(|p| p == event.partition)
     }
 }
 
@@ -68,20 +73,27 @@ impl Hub {
         let mut next = after;
         let mut out = Vec::new();
         let mut scanned = 0;
+        let partition = self.sql_partition(filter);
         while out.len() < limit && scanned < MAX_SCAN {
-            let batch = self.read_log_batch(next).await?;
-            let full = batch.len() == BATCH as usize;
-            for e in batch {
-                scanned += 1;
+            let read = self.read_log_batch(next, partition).await?;
+            let start = next;
+            let mut stopped = false;
+            for e in read.events {
                 next = e.seq;
                 if filter.accepts(&e) {
                     out.push(e);
                     if out.len() == limit {
+                        stopped = true;
                         break;
                     }
                 }
             }
-            if !full {
+            if !stopped {
+                next = read.next;
+            }
+            // Rows looked at, matching or not (a partition read skips the others in SQL).
+            scanned += usize::try_from(next - start).unwrap_or(0);
+            if stopped || !read.more {
                 break;
             }
         }
@@ -123,6 +135,7 @@ impl Hub {
         EventFollower {
             hub: self.clone(),
             feed: self.live_feed(),
+            partition: self.sql_partition(&filter),
             filter,
             catch_up_from: after,
             replayed_upto: None,
@@ -131,11 +144,23 @@ impl Hub {
         }
     }
 
-    async fn read_log_batch(&self, after: i64) -> Result<Vec<TelemetryEvent>, StoreError> {
+    async fn read_log_batch(
+        &self,
+        after: i64,
+        partition: Option<u32>,
+    ) -> Result<events::LogRead, StoreError> {
         self.inner
             .store
-            .call(move |tx| events::read_after(tx, after, BATCH))
+            .call(move |tx| events::read_range(tx, after, partition, BATCH))
             .await
+    }
+
+    /// The partition a filter confines reads to: its own, else its device's (a device's
+    /// events, its modules' included, all go to the device's partition).
+    fn sql_partition(&self, filter: &EventFilter) -> Option<u32> {
+        filter
+            .partition
+            .or_else(|| filter.device_id.as_deref().map(|d| self.partition_of(d)))
     }
 }
 
@@ -147,6 +172,8 @@ pub struct EventFollower {
     hub: Hub,
     feed: broadcast::Receiver<Arc<TelemetryEvent>>,
     filter: EventFilter,
+    /// The partition log reads are confined to (see `Hub::sql_partition`).
+    partition: Option<u32>,
     /// `Some(seq)`: read the log after `seq` before (or instead of) the live feed.
     catch_up_from: Option<i64>,
     /// Live events at or below this seq were already sent from the log.
@@ -168,13 +195,14 @@ impl EventFollower {
                 return Some(e);
             }
             if let Some(after) = self.catch_up_from {
-                let batch = self.hub.read_log_batch(after).await.ok()?;
-                let upto = batch.last().map_or(after, |e| e.seq);
-                self.catch_up_from = (batch.len() == BATCH as usize).then_some(upto);
+                let read = self.hub.read_log_batch(after, self.partition).await.ok()?;
+                // Every event up to `upto` (of this partition, when confined to one) was read.
+                let upto = read.next;
+                self.catch_up_from = read.more.then_some(upto);
                 self.replayed_upto = Some(upto);
                 self.last_seen = Some(self.last_seen.map_or(upto, |l| l.max(upto)));
                 self.backlog.extend(
-                    batch
+                    read.events
                         .into_iter()
                         .filter(|e| self.filter.accepts(e))
                         .map(Arc::new),

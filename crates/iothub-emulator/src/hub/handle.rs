@@ -6,6 +6,7 @@
 //! `method_ops.rs`, `service_auth.rs`).
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -69,6 +70,14 @@ pub struct HubOptions {
     pub c2d_limits: C2dLimits,
     /// Seconds a DPS device is told to wait between status polls.
     pub dps_retry_after_secs: u32,
+    /// Event Hub partitions of the event log (default 4; clamped to 1..=128). Fixed when the
+    /// data dir is created: [`Hub::open`] refuses another count for an existing store.
+    pub partitions: u32,
+    /// Which non-telemetry events the hub appends to the event log (none by default, as a
+    /// real hub without routes).
+    pub routes: super::routes::RouteSources,
+    /// File upload: storage, container, SAS lifetime (docs/file-upload.md).
+    pub file_upload: super::file_upload::FileUploadOptions,
 }
 
 impl Default for HubOptions {
@@ -78,6 +87,9 @@ impl Default for HubOptions {
             clock: Arc::new(SystemClock),
             c2d_limits: C2dLimits::DEFAULT,
             dps_retry_after_secs: 1,
+            partitions: super::event_hub::DEFAULT_PARTITIONS,
+            routes: super::routes::RouteSources::default(),
+            file_upload: super::file_upload::FileUploadOptions::default(),
         }
     }
 }
@@ -108,6 +120,14 @@ pub(super) struct Inner {
     pub(super) c2d_limits: C2dLimits,
     /// Authenticated DPS registrations, by lower-cased registration id.
     pub(super) registrations: Mutex<HashMap<String, Attestation>>,
+    /// Event Hub partitions of the event log.
+    pub(super) partitions: u32,
+    /// When the partition count was recorded (ms since the epoch), once the store said.
+    pub(super) event_hub_created_ms: Arc<AtomicI64>,
+    /// Which route sources append to the event log.
+    pub(super) routes: super::routes::RouteSources,
+    /// File upload options and the file notification queue.
+    pub(super) file_uploads: super::file_upload_ops::FileUploads,
 }
 
 impl Hub {
@@ -136,6 +156,10 @@ impl Hub {
     /// let hub = Hub::with_options(Store::open_in_memory().unwrap(), options);
     /// assert_eq!(hub.now(), SystemTime::UNIX_EPOCH);
     /// ```
+    ///
+    /// It does not wait for the store: the partition count is recorded (or checked) by a job
+    /// queued ahead of any other, and a mismatch is only logged. Use [`Hub::open`] to be
+    /// told.
     #[must_use]
     pub fn with_options(store: Store, options: HubOptions) -> Self {
         let HubOptions {
@@ -143,7 +167,22 @@ impl Hub {
             clock,
             c2d_limits,
             dps_retry_after_secs,
+            partitions,
+            routes,
+            file_upload,
         } = options;
+        let partitions = partitions.clamp(
+            super::event_hub::MIN_PARTITIONS,
+            super::event_hub::MAX_PARTITIONS,
+        );
+        let event_hub_created_ms = Arc::new(AtomicI64::new(0));
+        // Queued now, so it runs before anything this hub asks of the store; nobody waits.
+        drop(fix_partitions(
+            &store,
+            partitions,
+            crate::timestamp::unix_millis(clock.now()),
+            event_hub_created_ms.clone(),
+        ));
         if names.is_empty() {
             names.push("localhost".into());
         }
@@ -180,8 +219,42 @@ impl Hub {
                 dps,
                 c2d_limits,
                 registrations: Mutex::new(HashMap::new()),
+                partitions,
+                event_hub_created_ms,
+                routes,
+                file_uploads: super::file_upload_ops::FileUploads::new(file_upload),
             }),
         }
+    }
+
+    /// [`Hub::with_options`] after checking the store's partition count: a new store
+    /// records `options.partitions`; an existing one must have been created with it.
+    ///
+    /// ```
+    /// use iothub_emulator::hub::{Hub, HubOptions};
+    /// use iothub_emulator::store::{Store, StoreError};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = Store::open_in_memory().unwrap();
+    /// let hub = Hub::open(store.clone(), HubOptions { partitions: 8, ..HubOptions::default() })
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(hub.partition_count(), 8);
+    /// let again = Hub::open(store, HubOptions::default()).await;
+    /// assert!(matches!(again, Err(StoreError::PartitionCount { stored: 8, requested: 4 })));
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// [`StoreError::PartitionCount`] when the store was created with another count;
+    /// [`StoreError`] when it cannot be read.
+    pub async fn open(store: Store, options: HubOptions) -> Result<Self, StoreError> {
+        let partitions = options.partitions.clamp(
+            super::event_hub::MIN_PARTITIONS,
+            super::event_hub::MAX_PARTITIONS,
+        );
+        let now = crate::timestamp::unix_millis(options.clock.now());
+        fix_partitions(&store, partitions, now, Arc::new(AtomicI64::new(0))).await?;
+        Ok(Self::with_options(store, options))
     }
 
     /// The store (for tools that work on the database directly, and for tests).
@@ -229,4 +302,29 @@ impl Hub {
     pub fn is_connected(&self, identity: &Identity) -> bool {
         self.inner.connections.is_connected(identity)
     }
+}
+
+/// Queues the job that records or checks the store's partition count (and backfills rows
+/// written before partitions); `created` gets when the count was recorded.
+fn fix_partitions(
+    store: &Store,
+    partitions: u32,
+    now_ms: i64,
+    created: Arc<AtomicI64>,
+) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+    store.queue(move |tx| {
+        let fixed = crate::store::events::fix_partitions(tx, partitions, now_ms, |device| {
+            super::event_hub::partition_for(device, partitions)
+        });
+        match fixed {
+            Ok(ms) => {
+                created.store(ms, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the event log's partition count");
+                Err(e)
+            }
+        }
+    })
 }

@@ -37,14 +37,19 @@ impl Hub {
         &self,
         mut events: Vec<TelemetryEvent>,
     ) -> Result<Vec<i64>, StoreError> {
+        for event in &mut events {
+            event.partition = self.partition_of(&event.device_id);
+        }
         let rows = events
             .iter()
             .map(events::EncodedEvent::encode)
             .collect::<Result<Vec<_>, _>>()?;
-        let seqs = self.queue_rows(rows).await?;
-        for (event, seq) in events.iter_mut().zip(&seqs) {
-            event.seq = *seq;
+        let appended = self.queue_rows(rows).await?;
+        for (event, at) in events.iter_mut().zip(&appended) {
+            event.seq = at.seq;
+            event.partition_seq = at.partition_seq;
         }
+        let seqs = appended.iter().map(|a| a.seq).collect();
         for run in events.chunk_by(|a, b| a.device_id == b.device_id && a.module_id == b.module_id)
         {
             if let Some(last) = run.last() {
@@ -99,21 +104,25 @@ impl Hub {
         connection: &Arc<ConnectionStamp>,
         messages: Vec<DeviceMessage>,
     ) -> impl Future<Output = Result<Vec<i64>, StoreError>> + Send + use<> {
+        let partition = self.partition_of(&connection.identity().device_id);
         let rows = messages
             .iter()
-            .map(|m| connection.encode(m))
+            .map(|m| connection.encode(m).map(|row| row.in_partition(partition)))
             .collect::<Result<Vec<_>, _>>();
         let appended = rows.map(|rows| self.queue_rows(rows));
         let (hub, connection) = (self.clone(), connection.clone());
         async move {
-            let seqs = appended?.await?;
+            let appended = appended?.await?;
+            let seqs: Vec<i64> = appended.iter().map(|a| a.seq).collect();
             if let Some(last) = messages.last() {
                 hub.record_activity(connection.identity(), last.enqueued_ms);
             }
             if hub.inner.live.receiver_count() > 0 {
-                hub.publish_live(messages.into_iter().zip(&seqs).map(|(m, seq)| {
+                hub.publish_live(messages.into_iter().zip(&appended).map(|(m, at)| {
                     let mut event = connection.event(m);
-                    event.seq = *seq;
+                    event.seq = at.seq;
+                    event.partition = partition;
+                    event.partition_seq = at.partition_seq;
                     Arc::new(event)
                 }));
             }
@@ -122,10 +131,10 @@ impl Hub {
     }
 
     /// Queues the INSERT of `rows` (nothing to wait for when there are none).
-    fn queue_rows(
+    pub(super) fn queue_rows(
         &self,
         rows: Vec<events::EncodedEvent>,
-    ) -> impl Future<Output = Result<Vec<i64>, StoreError>> + Send + use<> {
+    ) -> impl Future<Output = Result<Vec<events::Appended>, StoreError>> + Send + use<> {
         let queued = (!rows.is_empty()).then(|| {
             self.inner
                 .store
@@ -140,7 +149,7 @@ impl Hub {
     }
 
     /// Sends appended events to the live feed, in order.
-    fn publish_live(&self, events: impl Iterator<Item = Arc<TelemetryEvent>>) {
+    pub(super) fn publish_live(&self, events: impl Iterator<Item = Arc<TelemetryEvent>>) {
         for event in events {
             // No receiver is fine: the live feed is best effort, the log is the record.
             let _ = self.inner.live.send(event);

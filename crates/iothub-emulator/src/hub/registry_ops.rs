@@ -215,7 +215,7 @@ impl Hub {
         check_keys(&change)?;
         let now = self.now();
         let who = identity.clone();
-        let (record, depth) = self
+        let (record, depth, created) = self
             .inner
             .store
             .call(move |tx| {
@@ -224,7 +224,7 @@ impl Hub {
                         None if if_match.as_deref().is_some_and(|c| c != "*") => {
                             Err(HubError::NotFound(who))
                         }
-                        None => create(tx, who, change, now)?.map(|r| (r, 0)),
+                        None => create(tx, who, change, now)?.map(|r| (r, 0, true)),
                         Some(_) if if_match.is_none() => Err(HubError::AlreadyExists(who)),
                         Some(r) if !etag_matches(&r, if_match.as_deref()) => {
                             Err(HubError::PreconditionFailed)
@@ -232,7 +232,7 @@ impl Hub {
                         Some(mut r) => {
                             apply(tx, &mut r, change)?;
                             let depth = c2d_depth(tx, &r, now);
-                            Ok((r, depth))
+                            Ok((r, depth, false))
                         }
                     },
                 )
@@ -240,6 +240,11 @@ impl Hub {
             .await??;
         if record.status == Status::Disabled {
             self.close_connection(&identity_of(&record));
+        }
+        if created && self.route_sources().lifecycle {
+            let who = identity_of(&record);
+            let doc = self.twin_document(&who).await;
+            self.route_lifecycle(&who, doc.as_ref(), true).await;
         }
         Ok(self.facts(record, depth))
     }
@@ -258,6 +263,12 @@ impl Hub {
     ) -> Result<Vec<Identity>, HubError> {
         let now = self.now();
         let who = identity.clone();
+        // The twin as it was, for the lifecycle event (read without creating one).
+        let doc = if self.route_sources().lifecycle {
+            self.stored_twin_document(identity).await
+        } else {
+            None
+        };
         let removed = self
             .inner
             .store
@@ -293,6 +304,8 @@ impl Hub {
             .await??;
         for r in &removed {
             self.close_connection(r);
+            let doc = doc.as_ref().filter(|_| r == identity);
+            self.route_lifecycle(r, doc, false).await;
         }
         Ok(removed)
     }

@@ -219,10 +219,12 @@ impl Hub {
             .resource()
             .decode()
             .map_err(|_| ServiceAuthRefusal::MalformedResource)?;
-        let Some(host) = audience::hub_alias(self.names(), &resource) else {
+        let (scheme, scoped) = audience::split_scheme(&resource);
+        let Some(host) = audience::hub_alias(self.names(), scoped) else {
             return Err(ServiceAuthRefusal::ForeignResource { resource }.into());
         };
-        let requested = audience::request_resource(host, resource_path);
+        // The request is named the way the token names its scope (scheme and host as signed).
+        let requested = format!("{scheme}{}", audience::request_resource(host, resource_path));
         let name = policy.clone();
         let record = self
             .inner

@@ -107,6 +107,7 @@ impl Hub {
     ) -> Result<TwinUpdate, HubError> {
         let (device, module) = (identity.device_id.clone(), identity.module_id.clone());
         let now = self.now();
+        let routed = self.route_sources().twin_changes.then(|| body.clone());
         let update = self
             .inner
             .store
@@ -119,6 +120,10 @@ impl Hub {
                 })
             })
             .await??;
+        if let Some(body) = routed {
+            self.route_service_twin_change(identity, &body, &update.twin, replace)
+                .await;
+        }
         // docs/protocol.md §6: only a connected device that asked for desired patches gets
         // one; nothing is kept for later.
         if let Some(note) = update.notification.as_ref().filter(|_| {

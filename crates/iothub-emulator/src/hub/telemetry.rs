@@ -242,6 +242,8 @@ impl ConnectionStamp {
         );
         TelemetryEvent {
             seq: 0,
+            partition: 0,
+            partition_seq: 0,
             device_id: identity.device_id.clone(),
             module_id: identity.module_id.clone(),
             enqueued_ms,
@@ -285,6 +287,7 @@ mod tests {
         let log = Connection::open_in_memory().unwrap();
         log.execute_batch(events::SCHEMA).unwrap();
         log.execute_batch(events::SCHEMA_STAMPS).unwrap();
+        log.execute_batch(events::SCHEMA_PARTITIONS).unwrap();
         let identity = Identity {
             device_id: "thermostat".into(),
             module_id: Some("sensor".into()),
@@ -305,9 +308,10 @@ mod tests {
             let now = UNIX_EPOCH + Duration::from_millis(1_765_000_000_123);
             let message = connection.message(bag, Bytes::from_static(b"{\"t\":21}"), origin, now);
             let row = connection.encode(&message).unwrap();
-            let seq = events::insert_all(&log, &[row]).unwrap()[0];
+            let seq = events::insert_all(&log, &[row]).unwrap()[0].seq;
             let mut live = connection.event(message);
             live.seq = seq;
+            live.partition_seq = seq - 1;
             let logged = events::read_after(&log, seq - 1, 1).unwrap().remove(0);
             assert_eq!(logged, live);
         }

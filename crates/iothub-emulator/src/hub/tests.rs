@@ -9,6 +9,7 @@ mod connect_clock;
 mod device_requests;
 mod dps;
 mod method_timeouts;
+mod routes;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

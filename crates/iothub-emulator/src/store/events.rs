@@ -11,6 +11,14 @@
 //!
 //! A message reads back exactly as it was appended (a property test checks it); a stamped
 //! value that does not match its derivation simply stays in the row.
+//!
+//! The log is also the Event Hub-compatible endpoint's store: every row has
+//! a partition (a stable hash of its device id, worked out by the hub) and a sequence number
+//! within that partition, assigned on append by the single database thread, from 0 and
+//! without gaps. An event's Event Hubs *offset* is its global `seq`. The per-partition
+//! counters live in `event_partitions` (one row per partition, written once per batch), so
+//! no index on the partition has to be updated by every insert: a partition reader filters
+//! the `seq` range scan instead ([`read_range`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -47,6 +55,31 @@ ALTER TABLE events ADD COLUMN stamp INTEGER REFERENCES event_stamps (id);
 DROP INDEX events_by_time;
 ";
 
+/// Migration step 8: partitions, per-partition sequence numbers and the message source.
+///
+/// Rows written before it have no partition: [`fix_partitions`] assigns them (the device's
+/// partition, sequence numbers in log order) when the partition count is first recorded,
+/// which an existing data dir does on its first start with this version. `source` is NULL
+/// for device telemetry, else the `iothub-message-source` of a route source
+/// (`twinChangeEvents`, ...). No index is added: see the module documentation.
+pub(crate) const SCHEMA_PARTITIONS: &str = "
+ALTER TABLE events ADD COLUMN partition_id INTEGER;
+ALTER TABLE events ADD COLUMN partition_seq INTEGER;
+ALTER TABLE events ADD COLUMN source TEXT;
+CREATE TABLE event_partitions (
+    partition_id INTEGER PRIMARY KEY,
+    next_seq INTEGER NOT NULL,
+    begin_seq INTEGER NOT NULL,
+    last_offset INTEGER NOT NULL,
+    last_enqueued_ms INTEGER NOT NULL
+);
+";
+
+/// The `settings` key holding the partition count fixed when the data dir was created.
+const PARTITIONS_SETTING: &str = "event_hub.partitions";
+/// The `settings` key holding when the partition count was fixed (ms since the epoch).
+const CREATED_SETTING: &str = "event_hub.created_ms";
+
 /// System properties stamped by the hub that are the same for every message of a connection.
 const CONNECTION_STAMPED: [&str; 3] = [
     "dt-dataschema",
@@ -57,11 +90,18 @@ const CONNECTION_STAMPED: [&str; 3] = [
 /// Value of `iothub-message-source` for device telemetry.
 const TELEMETRY_SOURCE: &str = "Telemetry";
 
-/// One stamped device-to-cloud message as the service side sees it.
+/// One stamped device-to-cloud message (or route-source event) as the service side sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TelemetryEvent {
-    /// Position in the log (strictly increasing; 0 before it is appended).
+    /// Position in the log (strictly increasing; 0 before it is appended). This is also the
+    /// event's Event Hubs offset (`x-opt-offset`).
     pub seq: i64,
+    /// The Event Hubs partition: a stable hash of `device_id` (the hub's `partition_of`),
+    /// set by the hub on append.
+    pub partition: u32,
+    /// Sequence number within the partition (`x-opt-sequence-number`): from 0, strictly
+    /// increasing, without gaps; 0 before it is appended.
+    pub partition_seq: i64,
     /// Sending device.
     pub device_id: String,
     /// Sending module, if a module sent it.
@@ -83,7 +123,7 @@ pub struct TelemetryEvent {
 /// [`StoreError::Sqlite`].
 pub fn append(conn: &Connection, e: &TelemetryEvent) -> Result<i64, StoreError> {
     let seqs = insert_all(conn, &[EncodedEvent::encode(e)?])?;
-    seqs.first().copied().ok_or(StoreError::Corrupt(
+    seqs.first().map(|a| a.seq).ok_or(StoreError::Corrupt(
         "no sequence number for an appended event",
     ))
 }
@@ -94,6 +134,10 @@ pub fn append(conn: &Connection, e: &TelemetryEvent) -> Result<i64, StoreError> 
 /// runs the INSERTs and no copy of the property maps crosses to it.
 #[derive(Clone, Debug)]
 pub struct EncodedEvent {
+    /// The partition the hub assigned (see [`EncodedEvent::in_partition`]).
+    partition: u32,
+    /// `iothub-message-source` when it is not `Telemetry` (a route source).
+    source: Option<String>,
     device_id: String,
     module_id: Option<String>,
     enqueued_ms: i64,
@@ -111,7 +155,13 @@ impl EncodedEvent {
     /// # Errors
     /// [`StoreError::Corrupt`] if a map cannot be encoded.
     pub fn encode(e: &TelemetryEvent) -> Result<Self, StoreError> {
-        let derived = Derived::of(&e.device_id, e.module_id.as_deref(), e.enqueued_ms);
+        let source = e
+            .system_properties
+            .get(SOURCE_KEY)
+            .filter(|s| *s != TELEMETRY_SOURCE)
+            .cloned();
+        let mut derived = Derived::of(&e.device_id, e.module_id.as_deref(), e.enqueued_ms);
+        derived.source = source.as_deref().unwrap_or(TELEMETRY_SOURCE);
         let mut stamp = BTreeMap::new();
         let mut own = BTreeMap::new();
         for (key, value) in &e.system_properties {
@@ -122,6 +172,8 @@ impl EncodedEvent {
             }
         }
         Ok(Self {
+            partition: e.partition,
+            source,
             device_id: e.device_id.clone(),
             module_id: e.module_id.clone(),
             enqueued_ms: e.enqueued_ms,
@@ -155,6 +207,8 @@ impl EncodedEvent {
         body: Bytes,
     ) -> Result<Self, StoreError> {
         Ok(Self {
+            partition: 0,
+            source: None,
             device_id: device_id.to_owned(),
             module_id: module_id.map(str::to_owned),
             enqueued_ms,
@@ -163,6 +217,15 @@ impl EncodedEvent {
             application_properties: to_json(application)?,
             body,
         })
+    }
+}
+
+impl EncodedEvent {
+    /// The same row in `partition` (the hub's `partition_of` its device id).
+    #[must_use]
+    pub fn in_partition(mut self, partition: u32) -> Self {
+        self.partition = partition;
+        self
     }
 }
 
@@ -191,11 +254,16 @@ pub(crate) fn add_derived(
     Derived::of(device_id, module_id, enqueued_ms).fill(map);
 }
 
+/// The key of the message source among the system properties.
+const SOURCE_KEY: &str = "iothub-message-source";
+
 /// The system properties a row implies.
 struct Derived<'a> {
     device_id: &'a str,
     module_id: Option<&'a str>,
     enqueued: String,
+    /// `iothub-message-source`: the row's `source`, `Telemetry` when it has none.
+    source: &'a str,
 }
 
 impl<'a> Derived<'a> {
@@ -204,6 +272,7 @@ impl<'a> Derived<'a> {
             device_id,
             module_id,
             enqueued: iso8601_millis(from_unix_millis(enqueued_ms)),
+            source: TELEMETRY_SOURCE,
         }
     }
 
@@ -212,7 +281,7 @@ impl<'a> Derived<'a> {
             "iothub-connection-device-id" => Some(self.device_id),
             "iothub-connection-module-id" => self.module_id,
             "iothub-enqueuedtime" => Some(&self.enqueued),
-            "iothub-message-source" => Some(TELEMETRY_SOURCE),
+            SOURCE_KEY => Some(self.source),
             _ => None,
         }
     }
@@ -227,23 +296,53 @@ impl<'a> Derived<'a> {
             put("iothub-connection-module-id", m);
         }
         put("iothub-enqueuedtime", &self.enqueued);
-        put("iothub-message-source", TELEMETRY_SOURCE);
+        put(SOURCE_KEY, self.source);
     }
 }
 
-/// Inserts encoded events in order and returns their sequence numbers. Run it inside a
-/// savepoint ([`super::Store::call`]) so that a failure leaves none of them behind.
+/// Where an appended event landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// Its global sequence number (the log position, and the Event Hubs offset).
+    pub seq: i64,
+    /// Its sequence number within its partition.
+    pub partition_seq: i64,
+}
+
+/// Inserts encoded events in order and returns where each landed. Run it inside a
+/// savepoint ([`super::Store::call`]) so that a failure leaves none of them behind (the
+/// partition counters included).
+///
+/// Per partition touched (a batch usually comes from one connection, so one partition) it
+/// reads the counter once and writes it once; nothing else is written per row.
 ///
 /// # Errors
 /// [`StoreError::Sqlite`].
-pub fn insert_all(conn: &Connection, rows: &[EncodedEvent]) -> Result<Vec<i64>, StoreError> {
+pub fn insert_all(conn: &Connection, rows: &[EncodedEvent]) -> Result<Vec<Appended>, StoreError> {
+    // The next partition sequence number of every partition in the batch.
+    let mut next: Vec<(u32, i64)> = Vec::with_capacity(1);
+    {
+        let mut counter =
+            conn.prepare_cached("SELECT next_seq FROM event_partitions WHERE partition_id = ?1")?;
+        for e in rows {
+            if !next.iter().any(|(p, _)| *p == e.partition) {
+                let n: Option<i64> = counter
+                    .query_row([e.partition], |r| r.get(0))
+                    .optional()?;
+                next.push((e.partition, n.unwrap_or(0)));
+            }
+        }
+    }
     // A batch usually comes from one connection: look its stamp up once.
     let mut last_stamp: Option<(&str, i64)> = None;
     let mut insert = conn.prepare_cached(
         "INSERT INTO events (device_id, module_id, enqueued_ms, system_properties,
-             application_properties, body, stamp) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             application_properties, body, stamp, partition_id, partition_seq, source)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
-    let mut seqs = Vec::with_capacity(rows.len());
+    let mut out = Vec::with_capacity(rows.len());
+    // Per partition: the last row's offset and enqueued time.
+    let mut last: Vec<(u32, i64, i64)> = Vec::with_capacity(next.len());
     for e in rows {
         let stamp = match (e.stamp.as_deref(), last_stamp) {
             (None, _) => None,
@@ -254,6 +353,12 @@ pub fn insert_all(conn: &Connection, rows: &[EncodedEvent]) -> Result<Vec<i64>, 
                 Some(id)
             }
         };
+        let slot = next
+            .iter_mut()
+            .find(|(p, _)| *p == e.partition)
+            .ok_or(StoreError::Corrupt("a partition missing from the batch"))?;
+        let partition_seq = slot.1;
+        slot.1 += 1;
         insert.execute(params![
             e.device_id,
             e.module_id,
@@ -262,10 +367,31 @@ pub fn insert_all(conn: &Connection, rows: &[EncodedEvent]) -> Result<Vec<i64>, 
             e.application_properties,
             e.body.as_ref(),
             stamp,
+            e.partition,
+            partition_seq,
+            e.source,
         ])?;
-        seqs.push(conn.last_insert_rowid());
+        let seq = conn.last_insert_rowid();
+        match last.iter_mut().find(|(p, ..)| *p == e.partition) {
+            Some(l) => *l = (e.partition, seq, e.enqueued_ms),
+            None => last.push((e.partition, seq, e.enqueued_ms)),
+        }
+        out.push(Appended { seq, partition_seq });
     }
-    Ok(seqs)
+    let mut save = conn.prepare_cached(
+        "INSERT INTO event_partitions (partition_id, next_seq, begin_seq, last_offset,
+             last_enqueued_ms) VALUES (?1, ?2, 0, ?3, ?4)
+         ON CONFLICT (partition_id) DO UPDATE SET next_seq = excluded.next_seq,
+             last_offset = excluded.last_offset, last_enqueued_ms = excluded.last_enqueued_ms",
+    )?;
+    for (partition, offset, enqueued_ms) in last {
+        let n = next
+            .iter()
+            .find(|(p, _)| *p == partition)
+            .map_or(0, |(_, n)| *n);
+        save.execute(params![partition, n, offset, enqueued_ms])?;
+    }
+    Ok(out)
 }
 
 /// The id of the stamp `properties`, stored on first use.
@@ -291,57 +417,163 @@ pub fn read_after(
     after: i64,
     limit: u32,
 ) -> Result<Vec<TelemetryEvent>, StoreError> {
-    let mut st = conn.prepare_cached(
-        "SELECT e.seq, e.device_id, e.module_id, e.enqueued_ms, e.system_properties,
-                e.application_properties, e.body, s.properties
-         FROM events e LEFT JOIN event_stamps s ON s.id = e.stamp
-         WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2",
-    )?;
+    let mut st = conn.prepare_cached(&format!(
+        "{SELECT_EVENTS} WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2"
+    ))?;
     let rows = st
-        .query_map(params![after, limit], |r| {
-            Ok((
-                (
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, i64>(3)?,
-                ),
-                (
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, Vec<u8>>(6)?,
-                    r.get::<_, Option<String>>(7)?,
-                ),
-            ))
-        })?
+        .query_map(params![after, limit], raw_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(
-            |((seq, device_id, module_id, enqueued_ms), (own, app, body, stamp))| {
-                let corrupt = |_| StoreError::Corrupt("system properties");
-                let mut system: BTreeMap<String, String> =
-                    serde_json::from_str(&own).map_err(corrupt)?;
-                if let Some(stamp) = stamp {
-                    let stamp: BTreeMap<String, String> =
-                        serde_json::from_str(&stamp).map_err(corrupt)?;
-                    for (k, v) in stamp {
-                        system.entry(k).or_insert(v);
-                    }
-                }
-                add_derived(&mut system, &device_id, module_id.as_deref(), enqueued_ms);
-                Ok(TelemetryEvent {
-                    seq,
-                    device_id,
-                    module_id,
-                    enqueued_ms,
-                    system_properties: system,
-                    application_properties: serde_json::from_str(&app)
-                        .map_err(|_| StoreError::Corrupt("application properties"))?,
-                    body: Bytes::from(body),
-                })
-            },
-        )
-        .collect()
+    rows.into_iter().map(RawRow::decode).collect()
+}
+
+/// Most log rows one partition read scans ([`read_range`]): one database job never holds
+/// the writer (and so ingest) for long, however sparse the partition.
+pub const PARTITION_SCAN_WINDOW: i64 = 20_000;
+
+/// One read of the log: the events, how far it looked, and whether there is more.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogRead {
+    /// Matching events, oldest first.
+    pub events: Vec<TelemetryEvent>,
+    /// Every event with `seq` up to this one was looked at: pass it as the next `after`.
+    pub next: i64,
+    /// False when the read reached the end of the log.
+    pub more: bool,
+}
+
+/// Reads up to `limit` events with `seq > after` (of `partition` only, when given), oldest
+/// first. A partition read filters in SQL (other partitions' rows are never decoded) and
+/// scans at most [`PARTITION_SCAN_WINDOW`] rows; [`LogRead::next`] says where to continue.
+///
+/// # Errors
+/// [`StoreError::Sqlite`] or [`StoreError::Corrupt`].
+pub fn read_range(
+    conn: &Connection,
+    after: i64,
+    partition: Option<u32>,
+    limit: u32,
+) -> Result<LogRead, StoreError> {
+    let Some(partition) = partition else {
+        let events = read_after(conn, after, limit)?;
+        let more = events.len() == limit as usize;
+        let next = events.last().map_or(after, |e| e.seq);
+        return Ok(LogRead { events, next, more });
+    };
+    let end = after.saturating_add(PARTITION_SCAN_WINDOW);
+    let mut st = conn.prepare_cached(&format!(
+        "{SELECT_EVENTS} WHERE e.seq > ?1 AND e.seq <= ?2 AND e.partition_id = ?3
+         ORDER BY e.seq LIMIT ?4"
+    ))?;
+    let rows = st
+        .query_map(params![after, end, partition, limit], raw_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    let events = rows
+        .into_iter()
+        .map(RawRow::decode)
+        .collect::<Result<Vec<_>, _>>()?;
+    let last = last_seq(conn)?;
+    if events.len() == limit as usize {
+        let next = events.last().map_or(after, |e| e.seq);
+        return Ok(LogRead {
+            events,
+            next,
+            more: true,
+        });
+    }
+    let next = end.min(last).max(after);
+    Ok(LogRead {
+        events,
+        next,
+        more: next < last,
+    })
+}
+
+/// The newest `seq` in the log (0 when it is empty).
+///
+/// # Errors
+/// [`StoreError::Sqlite`].
+pub fn last_seq(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT coalesce(max(seq), 0) FROM events")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// The oldest `seq` in the log, if any.
+///
+/// # Errors
+/// [`StoreError::Sqlite`].
+pub fn first_seq(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT min(seq) FROM events")?
+        .query_row([], |r| r.get(0))?)
+}
+
+const SELECT_EVENTS: &str = "SELECT e.seq, e.device_id, e.module_id, e.enqueued_ms,
+        e.system_properties, e.application_properties, e.body, s.properties,
+        e.partition_id, e.partition_seq, e.source
+    FROM events e LEFT JOIN event_stamps s ON s.id = e.stamp";
+
+/// A row of [`SELECT_EVENTS`] before its JSON is decoded.
+struct RawRow {
+    seq: i64,
+    device_id: String,
+    module_id: Option<String>,
+    enqueued_ms: i64,
+    own: String,
+    app: String,
+    body: Vec<u8>,
+    stamp: Option<String>,
+    partition: Option<u32>,
+    partition_seq: Option<i64>,
+    source: Option<String>,
+}
+
+fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok(RawRow {
+        seq: r.get(0)?,
+        device_id: r.get(1)?,
+        module_id: r.get(2)?,
+        enqueued_ms: r.get(3)?,
+        own: r.get(4)?,
+        app: r.get(5)?,
+        body: r.get(6)?,
+        stamp: r.get(7)?,
+        partition: r.get(8)?,
+        partition_seq: r.get(9)?,
+        source: r.get(10)?,
+    })
+}
+
+impl RawRow {
+    fn decode(self) -> Result<TelemetryEvent, StoreError> {
+        let corrupt = |_| StoreError::Corrupt("system properties");
+        let mut system: BTreeMap<String, String> =
+            serde_json::from_str(&self.own).map_err(corrupt)?;
+        if let Some(stamp) = self.stamp {
+            let stamp: BTreeMap<String, String> =
+                serde_json::from_str(&stamp).map_err(corrupt)?;
+            for (k, v) in stamp {
+                system.entry(k).or_insert(v);
+            }
+        }
+        let mut derived = Derived::of(&self.device_id, self.module_id.as_deref(), self.enqueued_ms);
+        derived.source = self.source.as_deref().unwrap_or(TELEMETRY_SOURCE);
+        derived.fill(&mut system);
+        Ok(TelemetryEvent {
+            seq: self.seq,
+            // A row written before partitions whose store was never given a partition count
+            // ([`fix_partitions`]) reads as partition 0, sequence number -1.
+            partition: self.partition.unwrap_or(0),
+            partition_seq: self.partition_seq.unwrap_or(-1),
+            device_id: self.device_id,
+            module_id: self.module_id,
+            enqueued_ms: self.enqueued_ms,
+            system_properties: system,
+            application_properties: serde_json::from_str(&self.app)
+                .map_err(|_| StoreError::Corrupt("application properties"))?,
+            body: Bytes::from(self.body),
+        })
+    }
 }
 
 /// Number of events in the log.
@@ -362,12 +594,23 @@ pub fn count(conn: &Connection) -> Result<i64, StoreError> {
 /// # Errors
 /// [`StoreError::Sqlite`].
 pub fn purge_before(conn: &Connection, cutoff_ms: i64) -> Result<usize, StoreError> {
-    Ok(conn.execute(
-        "DELETE FROM events WHERE seq < coalesce(
+    let end: i64 = conn.query_row(
+        "SELECT coalesce(
              (SELECT seq FROM events WHERE enqueued_ms >= ?1 ORDER BY seq LIMIT 1),
-             (SELECT max(seq) + 1 FROM events))",
+             (SELECT max(seq) + 1 FROM events), 0)",
         params![cutoff_ms],
-    )?)
+        |r| r.get(0),
+    )?;
+    // Each partition now begins after the newest of its rows that go (only those rows are
+    // scanned, as the DELETE scans them anyway).
+    conn.execute(
+        "UPDATE event_partitions SET begin_seq = gone.last + 1
+         FROM (SELECT partition_id, max(partition_seq) AS last FROM events
+               WHERE seq < ?1 AND partition_id IS NOT NULL GROUP BY partition_id) AS gone
+         WHERE event_partitions.partition_id = gone.partition_id",
+        params![end],
+    )?;
+    Ok(conn.execute("DELETE FROM events WHERE seq < ?1", params![end])?)
 }
 
 /// Where the events enqueued at or after `at_ms` begin in the log: the `seq` to pass to
@@ -388,6 +631,142 @@ pub fn position_at(conn: &Connection, at_ms: i64) -> Result<i64, StoreError> {
         params![at_ms],
         |r| r.get(0),
     )?)
+}
+
+/// Records the partition count of a new store, or checks it against the recorded one.
+/// The first time (a new data dir, or one written before partitions) it also assigns
+/// every row without a partition its device's partition (`partition_of`) and sequence
+/// numbers in log order. Returns when the count was recorded (ms since the epoch).
+///
+/// # Errors
+/// [`StoreError::PartitionCount`] when the store was created with another count;
+/// [`StoreError::Sqlite`].
+pub fn fix_partitions(
+    conn: &Connection,
+    count: u32,
+    now_ms: i64,
+    partition_of: impl Fn(&str) -> u32,
+) -> Result<i64, StoreError> {
+    use super::registry::{set_setting, setting};
+    if let Some(stored) = setting(conn, PARTITIONS_SETTING)? {
+        let stored: u32 = stored
+            .parse()
+            .map_err(|_| StoreError::Corrupt("partition count"))?;
+        if stored != count {
+            return Err(StoreError::PartitionCount {
+                stored,
+                requested: count,
+            });
+        }
+        return Ok(setting(conn, CREATED_SETTING)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0));
+    }
+    set_setting(conn, PARTITIONS_SETTING, &count.to_string())?;
+    set_setting(conn, CREATED_SETTING, &now_ms.to_string())?;
+    let old: Vec<(i64, String, i64)> = conn
+        .prepare("SELECT seq, device_id, enqueued_ms FROM events WHERE partition_id IS NULL ORDER BY seq")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut next: BTreeMap<u32, (i64, i64, i64)> = BTreeMap::new();
+    let mut update =
+        conn.prepare("UPDATE events SET partition_id = ?2, partition_seq = ?3 WHERE seq = ?1")?;
+    for (seq, device, enqueued_ms) in old {
+        let p = partition_of(&device);
+        let slot = next.entry(p).or_insert((0, 0, 0));
+        update.execute(params![seq, p, slot.0])?;
+        *slot = (slot.0 + 1, seq, enqueued_ms);
+    }
+    for (p, (n, offset, enqueued_ms)) in next {
+        conn.execute(
+            "INSERT OR REPLACE INTO event_partitions (partition_id, next_seq, begin_seq,
+                 last_offset, last_enqueued_ms) VALUES (?1, ?2, 0, ?3, ?4)",
+            params![p, n, offset, enqueued_ms],
+        )?;
+    }
+    Ok(now_ms)
+}
+
+/// A partition's counters (Event Hubs partition properties).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionCounters {
+    /// The sequence number the next event will get (0: nothing was ever appended).
+    pub next_seq: i64,
+    /// The oldest retained sequence number (`begin == next`: nothing retained).
+    pub begin_seq: i64,
+    /// Offset (global `seq`) of the newest event ever appended (-1: none).
+    pub last_offset: i64,
+    /// When the newest event was enqueued, ms since the epoch (0: none).
+    pub last_enqueued_ms: i64,
+}
+
+/// The counters of `partition`.
+///
+/// # Errors
+/// [`StoreError::Sqlite`].
+pub fn partition_counters(
+    conn: &Connection,
+    partition: u32,
+) -> Result<PartitionCounters, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT next_seq, begin_seq, last_offset, last_enqueued_ms FROM event_partitions
+             WHERE partition_id = ?1",
+        )?
+        .query_row([partition], |r| {
+            Ok(PartitionCounters {
+                next_seq: r.get(0)?,
+                begin_seq: r.get(1)?,
+                last_offset: r.get(2)?,
+                last_enqueued_ms: r.get(3)?,
+            })
+        })
+        .optional()?
+        .unwrap_or(PartitionCounters {
+            next_seq: 0,
+            begin_seq: 0,
+            last_offset: -1,
+            last_enqueued_ms: 0,
+        }))
+}
+
+/// What a partition position is measured in, for [`partition_position`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartitionKey {
+    /// The per-partition sequence number.
+    SequenceNumber,
+    /// The enqueued time, ms since the epoch.
+    EnqueuedMs,
+}
+
+/// The global `seq` just before the first event of `partition` whose `key` is at least
+/// `min` (the `after` to read that partition from), or `None` when no retained event of the
+/// partition is that far. Within a partition both keys grow with `seq` (sequence numbers
+/// are assigned in log order; times up to the caveat of [`position_at`]), so the first match
+/// in `seq` order is the one; the scan stops there.
+///
+/// # Errors
+/// [`StoreError::Sqlite`].
+pub fn partition_position(
+    conn: &Connection,
+    partition: u32,
+    key: PartitionKey,
+    min: i64,
+) -> Result<Option<i64>, StoreError> {
+    let sql = match key {
+        PartitionKey::SequenceNumber => {
+            "SELECT seq - 1 FROM events WHERE partition_id = ?1 AND partition_seq >= ?2
+             ORDER BY seq LIMIT 1"
+        }
+        PartitionKey::EnqueuedMs => {
+            "SELECT seq - 1 FROM events WHERE partition_id = ?1 AND enqueued_ms >= ?2
+             ORDER BY seq LIMIT 1"
+        }
+    };
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row(params![partition, min], |r| r.get(0))
+        .optional()?)
 }
 
 #[cfg(test)]

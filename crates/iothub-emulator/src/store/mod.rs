@@ -19,11 +19,14 @@ use tokio::sync::oneshot;
 
 use self::commit::{Job, Message, SyncWal};
 
+pub mod blobs;
 mod busy;
 pub mod c2d;
 mod commit;
+pub mod consumer_groups;
 pub mod enrollments;
 pub mod events;
+pub mod file_uploads;
 pub mod registry;
 pub mod sessions;
 pub mod twins;
@@ -47,6 +50,25 @@ pub enum StoreError {
     /// A stored value could not be decoded.
     #[error("corrupt stored value: {0}")]
     Corrupt(&'static str),
+    /// The store was created with another partition count (fixed for the data dir's life).
+    #[error(
+        "this data dir was created with {stored} partitions (asked for {requested}); \
+         start with that count or use a new data dir"
+    )]
+    PartitionCount {
+        /// The count recorded when the data dir was created.
+        stored: u32,
+        /// The count asked for now.
+        requested: u32,
+    },
+    /// A partition id outside `0..count`.
+    #[error("no partition {partition} (this hub has {count})")]
+    UnknownPartition {
+        /// The partition asked for.
+        partition: u32,
+        /// The hub's partition count.
+        count: u32,
+    },
 }
 
 /// A cheap-to-clone handle to the database thread.
@@ -242,7 +264,17 @@ const MIGRATIONS: &[fn(&Transaction<'_>) -> rusqlite::Result<()>] = &[
     |tx| tx.execute_batch(enrollments::SCHEMA),
     |tx| tx.execute_batch(events::SCHEMA_STAMPS),
     |tx| tx.execute_batch(sessions::SCHEMA),
+    // Event Hub partitions and consumer groups.
+    |tx| {
+        tx.execute_batch(events::SCHEMA_PARTITIONS)?;
+        tx.execute_batch(consumer_groups::SCHEMA)
+    },
+    FILE_UPLOADS_STEP,
 ];
+
+/// File uploads and their outcomes (docs/file-upload.md), a step of its own.
+const FILE_UPLOADS_STEP: fn(&Transaction<'_>) -> rusqlite::Result<()> =
+    |tx| tx.execute_batch(file_uploads::SCHEMA);
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let done: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;

@@ -1,8 +1,13 @@
 //! Integration tests: the emulator on loopback port 0, real MQTT clients.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod amqp_c2d;
+mod amqp_events;
+mod amqp_negative;
+mod amqp_support;
 mod domains;
 mod durability;
+mod file_upload;
 mod negative;
 mod service_api;
 mod service_bench;

@@ -2,6 +2,7 @@
 //! emulator by default, any IoT Hub with a service connection string.
 
 mod c2d;
+mod consumer_group;
 mod enrollment;
 mod enrollment_remote;
 mod identity;
@@ -72,6 +73,7 @@ pub(crate) fn run(args: &HubArgs, global: Global) -> anyhow::Result<ExitCode> {
             HubCommand::C2d(a) => c2d::run(&args.service, a, global).await,
             HubCommand::Twin(a) => twin::run(&client, a, global).await,
             HubCommand::Identity(a) => identity_remote::run(&client, a, global).await,
+            HubCommand::ConsumerGroup(a) => consumer_group::run(&client, a, global).await,
             // Only here while an emulator owns the data dir (see above).
             HubCommand::Enrollment(a) => {
                 enrollment_remote::run(&client, EnrollmentKind::Individual, a, global).await

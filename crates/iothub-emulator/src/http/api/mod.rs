@@ -12,11 +12,13 @@
 mod auth;
 mod body;
 mod connection_events;
+mod consumer_groups;
 mod devices;
 mod enrollments;
 mod error;
 mod events;
 mod fallback;
+mod file_upload;
 mod identity;
 mod messages;
 mod methods;
@@ -91,7 +93,9 @@ pub(crate) fn routes() -> Vec<Route> {
     all.extend(methods::routes());
     all.extend(messages::routes());
     all.extend(events::routes());
+    all.extend(consumer_groups::routes());
     all.extend(enrollments::routes());
+    all.extend(file_upload::routes());
     all.extend(openapi::routes());
     all
 }

@@ -248,6 +248,8 @@ async fn next_publish(rx: &mut UnboundedReceiver<ToDevice>) -> (String, Vec<u8>)
 fn telemetry(device: &str, body: &str) -> TelemetryEvent {
     TelemetryEvent {
         seq: 0,
+        partition: 0,
+        partition_seq: 0,
         device_id: device.into(),
         module_id: None,
         enqueued_ms: 1_700_000_000_000,

@@ -5,6 +5,8 @@ use super::*;
 fn event(n: usize) -> TelemetryEvent {
     TelemetryEvent {
         seq: 0,
+        partition: 0,
+        partition_seq: 0,
         device_id: if n.is_multiple_of(2) {
             "even".into()
         } else {

@@ -7,12 +7,15 @@ fn log() -> Connection {
     let c = Connection::open_in_memory().unwrap();
     c.execute_batch(SCHEMA).unwrap();
     c.execute_batch(SCHEMA_STAMPS).unwrap();
+    c.execute_batch(SCHEMA_PARTITIONS).unwrap();
     c
 }
 
 fn event(t: i64) -> TelemetryEvent {
     TelemetryEvent {
         seq: 0,
+        partition: 0,
+        partition_seq: 0,
         device_id: "d1".into(),
         module_id: None,
         enqueued_ms: t,
@@ -82,8 +85,9 @@ fn a_stamped_message_stores_only_what_the_device_sent_and_reads_back_whole() {
         .unwrap();
     assert_eq!(stamps, 2, "one stamp per distinct connection stamp");
     let back = read_all(&c);
-    for (got, mut want) in back.into_iter().zip(sent) {
+    for (n, (got, mut want)) in back.into_iter().zip(sent).enumerate() {
         want.seq = got.seq;
+        want.partition_seq = i64::try_from(n).unwrap();
         assert_eq!(got, want);
     }
 }
@@ -122,12 +126,16 @@ fn rows_written_before_the_stamp_migration_read_back_unchanged() {
     )
     .unwrap();
     c.execute_batch(SCHEMA_STAMPS).unwrap();
+    c.execute_batch(SCHEMA_PARTITIONS).unwrap();
+    // The old row gets its partition and sequence number when the count is first fixed.
+    fix_partitions(&c, 4, 0, |_| 0).unwrap();
     let new = stamped("d1", "sas", 7_001);
     append(&c, &new).unwrap();
     let back = read_all(&c);
     assert_eq!(back.len(), 2);
-    for (got, mut want) in back.into_iter().zip([old, new]) {
+    for (n, (got, mut want)) in back.into_iter().zip([old, new]).enumerate() {
         want.seq = got.seq;
+        want.partition_seq = i64::try_from(n).unwrap();
         assert_eq!(got, want);
     }
 }
@@ -209,6 +217,8 @@ fn any_event() -> impl Strategy<Value = TelemetryEvent> {
         })
         .prop_map(|(module, t, system, app, body)| TelemetryEvent {
             seq: 0,
+            partition: 0,
+            partition_seq: 0,
             device_id: "dev".into(),
             module_id: module.map(str::to_owned),
             enqueued_ms: t,
@@ -224,6 +234,160 @@ proptest! {
         let c = log();
         let seq = append(&c, &e).unwrap();
         let got = read_all(&c).remove(0);
-        prop_assert_eq!(got, TelemetryEvent { seq, ..e });
+        prop_assert_eq!(got, TelemetryEvent { seq, partition_seq: 0, ..e });
+    }
+}
+
+/// `event(t)` of `device` in `partition`, encoded.
+fn row(device: &str, partition: u32, t: i64) -> EncodedEvent {
+    let mut e = event(t);
+    e.device_id = device.into();
+    EncodedEvent::encode(&e).unwrap().in_partition(partition)
+}
+
+#[test]
+fn partition_numbers_continue_across_batches_and_counters_follow() {
+    let c = log();
+    let a = insert_all(&c, &[row("a", 1, 10), row("b", 0, 11), row("a", 1, 12)]).unwrap();
+    let b = insert_all(&c, &[row("b", 0, 13), row("a", 1, 14)]).unwrap();
+    let numbers: Vec<i64> = a.iter().chain(&b).map(|x| x.partition_seq).collect();
+    assert_eq!(numbers, vec![0, 0, 1, 1, 2]);
+    let one = partition_counters(&c, 1).unwrap();
+    assert_eq!(
+        one,
+        PartitionCounters {
+            next_seq: 3,
+            begin_seq: 0,
+            last_offset: b[1].seq,
+            last_enqueued_ms: 14
+        }
+    );
+    assert_eq!(partition_counters(&c, 2).unwrap().last_offset, -1);
+    let read = read_range(&c, 0, Some(1), 10).unwrap();
+    assert_eq!(
+        read.events.iter().map(|e| e.partition_seq).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    assert!(read.events.iter().all(|e| e.partition == 1));
+    assert_eq!((read.next, read.more), (b[1].seq, false));
+}
+
+#[test]
+fn a_failed_batch_leaves_the_counters_as_they_were() {
+    let c = log();
+    insert_all(&c, &[row("a", 1, 10)]).unwrap();
+    c.execute_batch("SAVEPOINT job").unwrap();
+    insert_all(&c, &[row("a", 1, 11), row("a", 1, 12)]).unwrap();
+    c.execute_batch("ROLLBACK TO job; RELEASE job").unwrap();
+    let again = insert_all(&c, &[row("a", 1, 13)]).unwrap();
+    assert_eq!(again[0].partition_seq, 1);
+}
+
+#[test]
+fn retention_moves_each_partitions_beginning() {
+    let c = log();
+    insert_all(
+        &c,
+        &[row("a", 0, 10), row("b", 1, 20), row("a", 0, 30), row("b", 1, 40)],
+    )
+    .unwrap();
+    assert_eq!(purge_before(&c, 25).unwrap(), 2);
+    assert_eq!(partition_counters(&c, 0).unwrap().begin_seq, 1);
+    assert_eq!(partition_counters(&c, 1).unwrap().begin_seq, 1);
+    assert_eq!(purge_before(&c, 35).unwrap(), 1);
+    assert_eq!(partition_counters(&c, 0).unwrap().begin_seq, 2);
+    assert_eq!(partition_counters(&c, 1).unwrap().begin_seq, 1);
+}
+
+#[test]
+fn positions_within_a_partition() {
+    let c = log();
+    let at = insert_all(
+        &c,
+        &[row("a", 0, 10), row("b", 1, 20), row("a", 0, 30), row("a", 0, 40)],
+    )
+    .unwrap();
+    let seq = PartitionKey::SequenceNumber;
+    assert_eq!(partition_position(&c, 0, seq, 1).unwrap(), Some(at[2].seq - 1));
+    assert_eq!(partition_position(&c, 0, seq, 3).unwrap(), None);
+    let time = PartitionKey::EnqueuedMs;
+    assert_eq!(partition_position(&c, 0, time, 11).unwrap(), Some(at[2].seq - 1));
+    assert_eq!(partition_position(&c, 1, time, 0).unwrap(), Some(at[1].seq - 1));
+    assert_eq!(partition_position(&c, 2, time, 0).unwrap(), None);
+    assert_eq!(last_seq(&c).unwrap(), at[3].seq);
+    assert_eq!(first_seq(&c).unwrap(), Some(at[0].seq));
+}
+
+#[test]
+fn fixing_the_partition_count_assigns_old_rows_and_refuses_another_count() {
+    let c = Connection::open_in_memory().unwrap();
+    c.execute_batch(crate::store::registry::SCHEMA).unwrap();
+    c.execute_batch(SCHEMA).unwrap();
+    c.execute_batch(SCHEMA_STAMPS).unwrap();
+    for (d, t) in [("a", 1), ("b", 2), ("a", 3)] {
+        let mut e = event(t);
+        e.device_id = d.into();
+        let r = EncodedEvent::encode(&e).unwrap();
+        // Written as before partitions: no partition columns yet.
+        c.execute(
+            "INSERT INTO events (device_id, module_id, enqueued_ms, system_properties,
+                 application_properties, body) VALUES (?1, NULL, ?2, ?3, ?4, ?5)",
+            params![r.device_id, r.enqueued_ms, r.system_properties, r.application_properties, r.body.as_ref()],
+        )
+        .unwrap();
+    }
+    c.execute_batch(SCHEMA_PARTITIONS).unwrap();
+    let part = |d: &str| if d == "a" { 3 } else { 0 };
+    assert_eq!(fix_partitions(&c, 4, 77, part).unwrap(), 77);
+    let got: Vec<(u32, i64)> = read_all(&c)
+        .iter()
+        .map(|e| (e.partition, e.partition_seq))
+        .collect();
+    assert_eq!(got, vec![(3, 0), (0, 0), (3, 1)]);
+    assert_eq!(partition_counters(&c, 3).unwrap().next_seq, 2);
+    // Again with the same count: nothing changes, the creation time stays.
+    assert_eq!(fix_partitions(&c, 4, 99, part).unwrap(), 77);
+    let next = insert_all(&c, &[row("a", 3, 4)]).unwrap();
+    assert_eq!(next[0].partition_seq, 2);
+    assert!(matches!(
+        fix_partitions(&c, 8, 99, part),
+        Err(StoreError::PartitionCount {
+            stored: 4,
+            requested: 8
+        })
+    ));
+}
+
+#[test]
+fn a_route_source_is_stored_in_its_column_and_reads_back() {
+    let c = log();
+    let mut e = event(5);
+    e.system_properties
+        .insert("iothub-message-source".into(), "twinChangeEvents".into());
+    append(&c, &e).unwrap();
+    let own: String = c
+        .query_row("SELECT system_properties FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert!(!own.contains("twinChangeEvents"), "{own}");
+    let got = read_all(&c).remove(0);
+    assert_eq!(
+        got.system_properties["iothub-message-source"],
+        "twinChangeEvents"
+    );
+}
+
+#[test]
+fn partition_numbers_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hub.db");
+    for round in 0..2 {
+        let store = crate::store::Store::open(&path).unwrap();
+        let at = store
+            .call_blocking(|tx| insert_all(tx, &[row("a", 2, 1), row("a", 2, 2)]))
+            .unwrap();
+        assert_eq!(
+            at.iter().map(|a| a.partition_seq).collect::<Vec<_>>(),
+            vec![round * 2, round * 2 + 1]
+        );
     }
 }
