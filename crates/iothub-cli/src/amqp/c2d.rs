@@ -74,9 +74,13 @@ pub(crate) fn parse_properties(flags: &[String]) -> anyhow::Result<Vec<(String, 
         .collect()
 }
 
-/// The `to` address of a device's C2D queue.
+/// The `to` address of a device's C2D queue, the id percent-encoded as on the REST API
+/// (docs/amqp.md "Cloud-to-device").
 pub(crate) fn to_address(device: &str) -> String {
-    format!("/devices/{device}/messages/devicebound")
+    format!(
+        "/devices/{}/messages/devicebound",
+        iothub_proto::percent::encode(device)
+    )
 }
 
 /// Builds the message; `now_ms` anchors the time to live.
@@ -170,6 +174,14 @@ mod tests {
                 0
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn device_ids_are_percent_encoded_in_to() {
+        assert_eq!(
+            to_address("a b/c"),
+            "/devices/a%20b%2Fc/messages/devicebound"
         );
     }
 

@@ -1,4 +1,4 @@
-//! Opening an authorised AMQP connection (docs/amqp.md "Transports", "Authentication"): TCP,
+//! Opening an authorised AMQP connection (docs/amqp.md "Endpoints", "Authentication"): TCP,
 //! TLS from the first byte (tokio-rustls; not the AMQP TLS header), SASL ANONYMOUS, one
 //! session, then a `$cbs` put-token for each audience the client uses.
 

@@ -1,6 +1,6 @@
-//! Feedback records (docs/amqp.md "Feedback"): messages on `/messages/servicebound/feedback`
-//! whose body is a JSON array of `{originalMessageId, enqueuedTimeUtc, statusCode,
-//! description, deviceId, deviceGenerationId}`.
+//! Feedback records (docs/amqp.md "Feedback and file notifications"): messages on
+//! `/messages/servicebound/feedback` whose body is a JSON array of `{originalMessageId,
+//! enqueuedTimeUtc, statusCode, description, deviceId, deviceGenerationId}`.
 
 use anyhow::{Context, bail};
 use fe2o3_amqp::types::messaging::{Body, Message};

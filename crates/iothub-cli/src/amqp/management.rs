@@ -1,5 +1,5 @@
-//! The Event Hub's `$management` node (docs/amqp.md "`$management`"): a READ of
-//! `com.microsoft:eventhub` answers the partition ids.
+//! The Event Hub's `$management` node (docs/amqp.md "Event Hub metadata (`$management`)"): a
+//! READ of `com.microsoft:eventhub` answers the partition ids.
 
 use anyhow::{Context, bail};
 use fe2o3_amqp::types::messaging::{AmqpValue, ApplicationProperties, Body, Message};

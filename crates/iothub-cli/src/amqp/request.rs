@@ -1,8 +1,8 @@
 //! The request/reply pattern of the `$cbs` and `$management` nodes (docs/amqp.md
-//! "Authentication", "`$management`"): a sender whose target is the node and a receiver whose
-//! source is the node; each request carries a `message-id` and `reply-to` (the receiver's
-//! target), and its reply the same id as `correlation-id` with `status-code`/`status-description`
-//! application properties.
+//! "Authentication", "Event Hub metadata (`$management`)"): a sender whose target is the node
+//! and a receiver whose source is the node; each request carries a `message-id` and `reply-to`
+//! (the receiver's target), and its reply the same id as `correlation-id` with
+//! `status-code`/`status-description` application properties.
 
 use std::time::Duration;
 

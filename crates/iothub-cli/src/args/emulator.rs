@@ -71,7 +71,12 @@ pub(crate) struct EmulatorArgs {
 
     /// AMQPS port (TLS from the first byte) for back ends: the Event Hub-compatible endpoint,
     /// C2D, feedback (0 = any free port).
-    #[arg(long, default_value_t = 5671, value_name = "PORT", conflicts_with = "no_amqp")]
+    #[arg(
+        long,
+        default_value_t = 5671,
+        value_name = "PORT",
+        conflicts_with = "no_amqp"
+    )]
     pub(crate) amqp_port: u16,
 
     /// Switch AMQPS off.
@@ -124,7 +129,12 @@ pub(crate) struct EmulatorArgs {
 
     /// Also append these non-telemetry events to the event log, comma-separated:
     /// twin-changes, lifecycle, connection-state (off by default, as on a hub without routes).
-    #[arg(long = "route", value_enum, value_delimiter = ',', value_name = "SOURCE")]
+    #[arg(
+        long = "route",
+        value_enum,
+        value_delimiter = ',',
+        value_name = "SOURCE"
+    )]
     pub(crate) routes: Vec<RouteArg>,
 
     /// Serve this certificate chain (PEM) instead of one from the local CA (needs --key).
