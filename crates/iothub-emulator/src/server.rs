@@ -220,7 +220,10 @@ impl RunningEmulator {
             .event_hub_host
             .clone()
             .unwrap_or_else(|| "127.0.0.1".into());
-        if !names.iter().any(|x| x.eq_ignore_ascii_case(&event_hub_host)) {
+        if !names
+            .iter()
+            .any(|x| x.eq_ignore_ascii_case(&event_hub_host))
+        {
             names.push(event_hub_host.clone());
         }
         let primary = names.first().cloned().unwrap_or_else(|| "localhost".into());

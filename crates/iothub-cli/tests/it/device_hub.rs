@@ -37,6 +37,10 @@ impl Emulator {
                 mqtt_port,
                 "--https-port",
                 "0",
+                "--amqp-port",
+                "0",
+                "--amqp-plain-port",
+                "0",
                 "--plain-port",
                 "0",
             ])

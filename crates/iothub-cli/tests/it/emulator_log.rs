@@ -32,6 +32,7 @@ impl Emulator {
             .arg(dir.path())
             .args(["--mqtt-port", "0", "--https-port", "0"])
             .args(["--plain-port", "0", "--http-port", "0"])
+            .args(["--amqp-port", "0", "--amqp-plain-port", "0"])
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(log)

@@ -51,7 +51,11 @@ pub(crate) async fn put_token(
             let expires = ParsedSasToken::parse(put.token.trim()).map_or(0, |t| t.expiry());
             tracing::debug!(transport = state.peer.transport, peer = %state.peer, audience = %put.audience, policy = %principal.policy, "CBS token accepted");
             state.tokens.send_modify(|t| {
-                t.put(TokenSource::Cbs(put.audience.clone()), put.token.clone(), expires);
+                t.put(
+                    TokenSource::Cbs(put.audience.clone()),
+                    put.token.clone(),
+                    expires,
+                );
             });
             cbs_reply(correlation, 202, "Accepted")
         }
@@ -61,7 +65,10 @@ pub(crate) async fn put_token(
             cbs_reply(correlation, 401, &reason.to_string())
         }
         Err(e) => {
-            tracing::warn!(transport = state.peer.transport, "CBS put-token failed: {e}");
+            tracing::warn!(
+                transport = state.peer.transport,
+                "CBS put-token failed: {e}"
+            );
             cbs_reply(correlation, 500, "the registry could not be read")
         }
     }
@@ -148,6 +155,9 @@ mod tests {
         assert_eq!(audience_path("sb://127.0.0.1/myhub/"), "/myhub");
         assert_eq!(audience_path("https://localhost"), "");
         assert_eq!(audience_path("localhost"), "");
-        assert_eq!(audience_path("amqps://h:5671/messages/devicebound"), "/messages/devicebound");
+        assert_eq!(
+            audience_path("amqps://h:5671/messages/devicebound"),
+            "/messages/devicebound"
+        );
     }
 }

@@ -31,16 +31,27 @@ pub(crate) async fn open(
     state: &Arc<ConnState>,
     links: &mut JoinSet<()>,
 ) {
-    let source =
-        match authorize_link(ctx, state, ServiceRight::ServiceConnect, "/messages/devicebound")
-            .await
-        {
-            Ok(source) => source,
-            Err(why) => {
-                return refuse(attach, session, state, AmqpError::UnauthorizedAccess, why, None)
-                    .await;
-            }
-        };
+    let source = match authorize_link(
+        ctx,
+        state,
+        ServiceRight::ServiceConnect,
+        "/messages/devicebound",
+    )
+    .await
+    {
+        Ok(source) => source,
+        Err(why) => {
+            return refuse(
+                attach,
+                session,
+                state,
+                AmqpError::UnauthorizedAccess,
+                why,
+                None,
+            )
+            .await;
+        }
+    };
     if let Some(receiver) = accept_receiver(attach, session).await {
         links.spawn(serve(receiver, source, ctx.clone(), state.clone()));
     }

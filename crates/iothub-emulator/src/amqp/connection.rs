@@ -89,8 +89,8 @@ pub(crate) async fn serve_connection<IO>(
     let mut tokens = TokenTable::default();
     let mut identity = "anonymous (CBS)".to_string();
     if let Some(plain) = sasl.plain_credentials() {
-        let expires = iothub_proto::sas::ParsedSasToken::parse(plain.token.trim())
-            .map_or(0, |t| t.expiry());
+        let expires =
+            iothub_proto::sas::ParsedSasToken::parse(plain.token.trim()).map_or(0, |t| t.expiry());
         tokens.put(TokenSource::SaslPlain, plain.token, expires);
         identity = format!("{} (SASL PLAIN)", plain.user);
     }

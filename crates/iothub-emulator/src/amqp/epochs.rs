@@ -106,7 +106,10 @@ impl Epochs {
     /// # Errors
     /// [`EpochRefusal`] when a higher epoch (or, for a plain receiver, any epoch) holds it.
     pub fn admit(&self, key: PartitionKey, epoch: Option<i64>) -> Result<EpochGuard, EpochRefusal> {
-        let mut table = self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut table = self
+            .table
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let held = table
             .partitions
             .get(&key)
@@ -134,11 +137,10 @@ impl Epochs {
         let holders = table.partitions.entry(key.clone()).or_default();
         if let Some(asked) = epoch {
             for h in holders.iter_mut() {
-                if h.epoch.is_none_or(|e| e < asked) {
-                    if let Some(steal) = h.steal.take() {
+                if h.epoch.is_none_or(|e| e < asked)
+                    && let Some(steal) = h.steal.take() {
                         let _ = steal.send(asked);
                     }
-                }
             }
             holders.retain(|h| h.steal.is_some());
         }
@@ -157,7 +159,10 @@ impl Epochs {
     }
 
     fn leave(&self, key: &PartitionKey, id: u64) {
-        let mut table = self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut table = self
+            .table
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(holders) = table.partitions.get_mut(key) {
             holders.retain(|h| h.id != id);
             if holders.is_empty() {
@@ -230,7 +235,10 @@ mod tests {
         let mut also_one = e.admit(key(), Some(1)).unwrap();
         assert_eq!((one.try_stolen(), also_one.try_stolen()), (None, None));
         let _five = e.admit(key(), Some(5)).unwrap();
-        assert_eq!((one.try_stolen(), also_one.try_stolen()), (Some(5), Some(5)));
+        assert_eq!(
+            (one.try_stolen(), also_one.try_stolen()),
+            (Some(5), Some(5))
+        );
     }
 
     #[test]
@@ -239,7 +247,11 @@ mod tests {
         let _held = e.admit(key(), Some(3)).unwrap();
         assert!(matches!(
             e.admit(key(), Some(2)),
-            Err(EpochRefusal::LowerEpoch { held: 3, asked: 2, .. })
+            Err(EpochRefusal::LowerEpoch {
+                held: 3,
+                asked: 2,
+                ..
+            })
         ));
         assert!(matches!(
             e.admit(key(), None),
@@ -252,7 +264,10 @@ mod tests {
         let e = Epochs::default();
         let held = e.admit(key(), Some(3)).unwrap();
         assert!(e.admit(PartitionKey::new("other", 1), None).is_ok());
-        assert!(e.admit(PartitionKey::new("$default", 1), None).is_err(), "case-insensitive");
+        assert!(
+            e.admit(PartitionKey::new("$default", 1), None).is_err(),
+            "case-insensitive"
+        );
         drop(held);
         assert!(e.admit(key(), None).is_ok());
     }

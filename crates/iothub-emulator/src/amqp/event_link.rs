@@ -80,7 +80,15 @@ pub(crate) async fn open(
     let source = match authorize_link(ctx, state, ServiceRight::ServiceConnect, &path).await {
         Ok(source) => source,
         Err(why) => {
-            return refuse(attach, session, state, AmqpError::UnauthorizedAccess, why, None).await;
+            return refuse(
+                attach,
+                session,
+                state,
+                AmqpError::UnauthorizedAccess,
+                why,
+                None,
+            )
+            .await;
         }
     };
     match hub.has_consumer_group(&consumer_group).await {
@@ -106,10 +114,21 @@ pub(crate) async fn open(
         }
     };
     let epoch = epoch_of(&attach);
-    let guard = match ctx.epochs.admit(PartitionKey::new(&consumer_group, index), epoch) {
+    let guard = match ctx
+        .epochs
+        .admit(PartitionKey::new(&consumer_group, index), epoch)
+    {
         Ok(guard) => guard,
         Err(e) => {
-            return refuse(attach, session, state, LinkError::Stolen, e.to_string(), None).await;
+            return refuse(
+                attach,
+                session,
+                state,
+                LinkError::Stolen,
+                e.to_string(),
+                None,
+            )
+            .await;
         }
     };
     let after = match hub.partition_start(index, position_of(start)).await {
@@ -145,7 +164,10 @@ pub(crate) async fn open(
 }
 
 fn epoch_of(attach: &Attach) -> Option<i64> {
-    let value = attach.properties.as_ref()?.get(&Symbol::from(EPOCH_PROPERTY))?;
+    let value = attach
+        .properties
+        .as_ref()?
+        .get(&Symbol::from(EPOCH_PROPERTY))?;
     match value {
         Value::Long(e) => Some(*e),
         Value::Int(e) => Some(i64::from(*e)),
@@ -234,8 +256,8 @@ impl Reader {
                 }
             };
             let mut message = event_message(&event, event.partition_seq, event.seq);
-            if let Some(cache) = &mut self.metric {
-                if let Some(info) = refresh(&ctx, self.partition, cache).await {
+            if let Some(cache) = &mut self.metric
+                && let Some(info) = refresh(&ctx, self.partition, cache).await {
                     message.delivery_annotations = Some(runtime_metric(
                         info.last_enqueued_sequence_number,
                         info.last_enqueued_offset,
@@ -243,7 +265,6 @@ impl Reader {
                         unix_millis(ctx.hub.now()),
                     ));
                 }
-            }
             // Waits for credit (and notices a detach meanwhile); the outcome is not awaited:
             // receivers settle first, and nothing is redelivered on this endpoint.
             if sender.send_batchable(message).await.is_err() {
@@ -263,10 +284,9 @@ async fn refresh(
         .info
         .as_ref()
         .is_some_and(|(at, _)| at.elapsed() < METRIC_REFRESH);
-    if !fresh {
-        if let Ok(info) = ctx.hub.partition_info(partition).await {
+    if !fresh
+        && let Ok(info) = ctx.hub.partition_info(partition).await {
             cache.info = Some((Instant::now(), info));
         }
-    }
-    cache.info.as_ref().map(|(_, info)| info.clone())
+    cache.info.as_ref().map(|(_, info)| *info)
 }

@@ -37,10 +37,21 @@ pub(crate) async fn answer(
         ManagementRequest::EventHub { name } | ManagementRequest::Partition { name, .. } => name,
     };
     if !name.eq_ignore_ascii_case(&ctx.endpoint.name) {
-        return refuse(404, format!("there is no Event Hub `{name}` (this one is `{}`)", ctx.endpoint.name));
+        return refuse(
+            404,
+            format!(
+                "there is no Event Hub `{name}` (this one is `{}`)",
+                ctx.endpoint.name
+            ),
+        );
     }
-    if let Err(why) =
-        authorize_link(ctx, state, ServiceRight::ServiceConnect, &format!("/{name}")).await
+    if let Err(why) = authorize_link(
+        ctx,
+        state,
+        ServiceRight::ServiceConnect,
+        &format!("/{name}"),
+    )
+    .await
     {
         return refuse(401, why);
     }
@@ -50,7 +61,9 @@ pub(crate) async fn answer(
             &EventHubProperties {
                 name: ctx.endpoint.name.clone(),
                 created_at_ms: ctx.endpoint.created_at_ms,
-                partition_ids: (0..ctx.hub.partition_count()).map(|p| p.to_string()).collect(),
+                partition_ids: (0..ctx.hub.partition_count())
+                    .map(|p| p.to_string())
+                    .collect(),
             },
         ),
         ManagementRequest::Partition { partition, .. } => {
@@ -87,7 +100,11 @@ pub(crate) async fn answer(
 
 /// The partition index a partition id names, if it is one of `0..count` written plainly.
 pub(crate) fn partition_index(id: &str, count: u32) -> Option<u32> {
-    if id.is_empty() || id.len() > 3 || !id.bytes().all(|b| b.is_ascii_digit()) || (id.len() > 1 && id.starts_with('0')) {
+    if id.is_empty()
+        || id.len() > 3
+        || !id.bytes().all(|b| b.is_ascii_digit())
+        || (id.len() > 1 && id.starts_with('0'))
+    {
         return None;
     }
     id.parse().ok().filter(|p| *p < count)

@@ -34,5 +34,5 @@ mod refuse;
 mod routing;
 mod service_bound;
 
-pub use context::EventHubEndpoint;
 pub(crate) use context::AmqpContext;
+pub use context::EventHubEndpoint;

@@ -120,12 +120,12 @@ pub(crate) async fn serve_replies(mut sender: Sender, node: Node, state: Arc<Con
     };
     loop {
         enum Step {
-            Reply(Message<AmqpValue<Value>>),
+            Reply(Box<Message<AmqpValue<Value>>>),
             Detached,
         }
         let step = tokio::select! {
             reply = rx.recv() => match reply {
-                Some(m) => Step::Reply(m),
+                Some(m) => Step::Reply(Box::new(m)),
                 None => Step::Detached,
             },
             _ = sender.on_detach() => Step::Detached,
@@ -133,7 +133,7 @@ pub(crate) async fn serve_replies(mut sender: Sender, node: Node, state: Arc<Con
         match step {
             Step::Reply(m) => {
                 // Replies go unsettled in the client's mode; nothing waits for the outcome.
-                if sender.send_batchable(m).await.is_err() {
+                if sender.send_batchable(*m).await.is_err() {
                     break;
                 }
             }

@@ -51,7 +51,9 @@ pub(crate) async fn route(
         }
     };
     match (node, client_receives) {
-        (LinkAddress::Cbs, false) => accept_requests(attach, session, Node::Cbs, ctx, state, links).await,
+        (LinkAddress::Cbs, false) => {
+            accept_requests(attach, session, Node::Cbs, ctx, state, links).await
+        }
         (LinkAddress::Cbs, true) => accept_replies(attach, session, Node::Cbs, state, links).await,
         (LinkAddress::Management, false) => {
             accept_requests(attach, session, Node::Management, ctx, state, links).await;
@@ -74,12 +76,22 @@ pub(crate) async fn route(
             };
             super::event_link::open(attach, session, target, ctx, state, links).await;
         }
-        (LinkAddress::HubEvents { tail }, true) => redirect(attach, session, &tail, ctx, state).await,
+        (LinkAddress::HubEvents { tail }, true) => {
+            redirect(attach, session, &tail, ctx, state).await
+        }
         (LinkAddress::DeviceBound, false) => {
             super::c2d_link::open(attach, session, ctx, state, links).await;
         }
         (LinkAddress::Feedback, true) => {
-            super::service_bound::open(attach, session, super::service_bound::Queue::Feedback, ctx, state, links).await;
+            super::service_bound::open(
+                attach,
+                session,
+                super::service_bound::Queue::Feedback,
+                ctx,
+                state,
+                links,
+            )
+            .await;
         }
         (LinkAddress::FileNotifications, true) => {
             let queue = super::service_bound::Queue::FileNotifications;
@@ -100,7 +112,10 @@ pub(crate) async fn accept_receiver(
     attach: Attach,
     session: &mut ListenerSessionHandle,
 ) -> Option<Receiver> {
-    match LinkAcceptor::new().accept_incoming_attach(attach, session).await {
+    match LinkAcceptor::new()
+        .accept_incoming_attach(attach, session)
+        .await
+    {
         Ok(LinkEndpoint::Receiver(r)) => Some(r),
         Ok(LinkEndpoint::Sender(s)) => {
             let _ = s.close().await;
@@ -123,7 +138,11 @@ pub(crate) async fn accept_sender(
     for c in capabilities {
         acceptor = acceptor.add_offered_capabilities(Symbol::from(*c));
     }
-    match acceptor.build().accept_incoming_attach(attach, session).await {
+    match acceptor
+        .build()
+        .accept_incoming_attach(attach, session)
+        .await
+    {
         Ok(LinkEndpoint::Sender(s)) => Some(s),
         Ok(LinkEndpoint::Receiver(r)) => {
             let _ = r.close().await;
@@ -174,7 +193,15 @@ async fn redirect(
     if let Err(why) =
         authorize_link(ctx, state, ServiceRight::ServiceConnect, "/messages/events").await
     {
-        return refuse(attach, session, state, AmqpError::UnauthorizedAccess, why, None).await;
+        return refuse(
+            attach,
+            session,
+            state,
+            AmqpError::UnauthorizedAccess,
+            why,
+            None,
+        )
+        .await;
     }
     let ep = &ctx.endpoint;
     let address = redirect_address(&ep.host, ep.port, &ep.name, tail);
@@ -185,6 +212,8 @@ async fn redirect(
     info.insert(Symbol::from("address"), Value::String(address.clone()));
     // The answering ATTACH carries no source: the node is not here (docs/amqp.md "Redirect").
     attach.source = None;
-    let why = format!("the events of this hub are read from its Event Hub-compatible endpoint: {address}");
+    let why = format!(
+        "the events of this hub are read from its Event Hub-compatible endpoint: {address}"
+    );
     refuse(attach, session, state, LinkError::Redirect, why, Some(info)).await;
 }

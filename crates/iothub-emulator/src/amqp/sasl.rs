@@ -85,7 +85,12 @@ fn parse_plain(response: &[u8]) -> Option<PlainCredentials> {
 
 impl SaslAcceptor for HubSasl {
     fn mechanisms(&self) -> Array<Symbol> {
-        Array::from(MECHANISMS.iter().map(|m| Symbol::from(*m)).collect::<Vec<_>>())
+        Array::from(
+            MECHANISMS
+                .iter()
+                .map(|m| Symbol::from(*m))
+                .collect::<Vec<_>>(),
+        )
     }
 
     fn on_init(&mut self, init: SaslInit) -> SaslServerFrame {
@@ -175,20 +180,35 @@ mod tests {
         let sasl = HubSasl::default();
         let mut exchange = sasl.clone();
         let response = b"\0iothubowner@sas.root.hub\0SharedAccessSignature sr=x&sig=y&se=1";
-        assert_eq!(code(exchange.on_init(init("PLAIN", Some(response)))), SaslCode::Ok);
+        assert_eq!(
+            code(exchange.on_init(init("PLAIN", Some(response)))),
+            SaslCode::Ok
+        );
         let c = sasl.plain_credentials().unwrap();
         assert_eq!(c.user, "iothubowner@sas.root.hub");
         assert_eq!(c.token, "SharedAccessSignature sr=x&sig=y&se=1");
-        assert!(!format!("{c:?}").contains("sig="), "Debug must not print the token");
+        assert!(
+            !format!("{c:?}").contains("sig="),
+            "Debug must not print the token"
+        );
     }
 
     #[test]
     fn malformed_plain_and_unknown_mechanisms_are_refused() {
         let mut sasl = HubSasl::default();
         assert_eq!(code(sasl.on_init(init("PLAIN", None))), SaslCode::Auth);
-        assert_eq!(code(sasl.on_init(init("PLAIN", Some(b"no-nuls")))), SaslCode::Auth);
-        assert_eq!(code(sasl.on_init(init("PLAIN", Some(b"\0a\0b\0c")))), SaslCode::Auth);
-        assert_eq!(code(sasl.on_init(init("SCRAM-SHA-256", None))), SaslCode::Auth);
+        assert_eq!(
+            code(sasl.on_init(init("PLAIN", Some(b"no-nuls")))),
+            SaslCode::Auth
+        );
+        assert_eq!(
+            code(sasl.on_init(init("PLAIN", Some(b"\0a\0b\0c")))),
+            SaslCode::Auth
+        );
+        assert_eq!(
+            code(sasl.on_init(init("SCRAM-SHA-256", None))),
+            SaslCode::Auth
+        );
         assert!(sasl.plain_credentials().is_none());
     }
 }

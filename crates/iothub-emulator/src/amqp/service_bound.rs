@@ -13,8 +13,8 @@ use std::time::Duration;
 use fe2o3_amqp::acceptor::ListenerSessionHandle;
 use fe2o3_amqp::link::Sender;
 use fe2o3_amqp::types::definitions::{self, AmqpError};
-use fe2o3_amqp::types::messaging::{Message, Outcome};
 use fe2o3_amqp::types::messaging::Data;
+use fe2o3_amqp::types::messaging::{Message, Outcome};
 use fe2o3_amqp::types::performatives::Attach;
 use tokio::task::JoinSet;
 
@@ -71,7 +71,15 @@ pub(crate) async fn open(
     {
         Ok(source) => source,
         Err(why) => {
-            return refuse(attach, session, state, AmqpError::UnauthorizedAccess, why, None).await;
+            return refuse(
+                attach,
+                session,
+                state,
+                AmqpError::UnauthorizedAccess,
+                why,
+                None,
+            )
+            .await;
         }
     };
     if let Some(sender) = accept_sender(attach, session, &[]).await {

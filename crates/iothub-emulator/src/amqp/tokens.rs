@@ -120,7 +120,10 @@ mod tests {
         assert!(t.lapsed(&cbs("a"), 100));
         t.put(cbs("a"), "t2".into(), 200);
         assert!(!t.lapsed(&cbs("a"), 150));
-        assert_eq!(t.iter().map(|h| h.token.as_str()).collect::<Vec<_>>(), ["t2"]);
+        assert_eq!(
+            t.iter().map(|h| h.token.as_str()).collect::<Vec<_>>(),
+            ["t2"]
+        );
     }
 
     #[test]
@@ -136,14 +139,21 @@ mod tests {
             t.put(cbs(&i.to_string()), format!("t{i}"), i);
         }
         assert_eq!(t.iter().count(), MAX_TOKENS);
-        assert_eq!(t.iter().next().unwrap().token, format!("t{}", MAX_TOKENS + 2));
+        assert_eq!(
+            t.iter().next().unwrap().token,
+            format!("t{}", MAX_TOKENS + 2)
+        );
         assert_eq!(t.expiry_of(&cbs("0")), None, "the oldest went first");
     }
 
     #[test]
     fn debug_never_prints_the_token() {
         let mut t = TokenTable::default();
-        t.put(TokenSource::SaslPlain, "SharedAccessSignature sig=secret".into(), 1);
+        t.put(
+            TokenSource::SaslPlain,
+            "SharedAccessSignature sig=secret".into(),
+            1,
+        );
         assert!(!format!("{t:?}").contains("secret"));
     }
 }

@@ -270,11 +270,10 @@ impl Hub {
         op_type: &str,
         body: impl FnOnce() -> Value,
     ) {
-        if self.inner.routes.has(source) {
-            if let Some(appended) = self.queue_route(source, identity, op_type, &body()) {
+        if self.inner.routes.has(source)
+            && let Some(appended) = self.queue_route(source, identity, op_type, &body()) {
                 appended.await;
             }
-        }
     }
 
     /// [`Hub::route`] for callers that do not wait: queued now (so events keep the order of
@@ -286,11 +285,10 @@ impl Hub {
         op_type: &str,
         body: impl FnOnce() -> Value,
     ) {
-        if self.inner.routes.has(source) {
-            if let Some(appended) = self.queue_route(source, identity, op_type, &body()) {
+        if self.inner.routes.has(source)
+            && let Some(appended) = self.queue_route(source, identity, op_type, &body()) {
                 tokio::spawn(appended);
             }
-        }
     }
 
     /// A device updated its reported properties with `patch` (a JSON object): a
@@ -397,14 +395,7 @@ impl Hub {
         op_type: &str,
         body: &Value,
     ) -> Option<impl Future<Output = ()> + Send + use<>> {
-        let mut event = route_event(
-            source,
-            self.hub_name(),
-            identity,
-            op_type,
-            body,
-            self.now(),
-        );
+        let mut event = route_event(source, self.hub_name(), identity, op_type, body, self.now());
         event.partition = self.partition_of(&identity.device_id);
         let row = match EncodedEvent::encode(&event) {
             Ok(row) => row,

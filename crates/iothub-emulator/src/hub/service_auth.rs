@@ -224,7 +224,10 @@ impl Hub {
             return Err(ServiceAuthRefusal::ForeignResource { resource }.into());
         };
         // The request is named the way the token names its scope (scheme and host as signed).
-        let requested = format!("{scheme}{}", audience::request_resource(host, resource_path));
+        let requested = format!(
+            "{scheme}{}",
+            audience::request_resource(host, resource_path)
+        );
         let name = policy.clone();
         let record = self
             .inner

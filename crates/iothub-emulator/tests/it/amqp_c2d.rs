@@ -58,18 +58,25 @@ async fn a_c2d_message_reaches_the_device_and_its_feedback_comes_back() {
         }
     }
     let mut client = Client::authorized(&hub).await;
-    let mut sender = client.sender("amqps://localhost/messages/devicebound").await;
+    let mut sender = client
+        .sender("amqps://localhost/messages/devicebound")
+        .await;
     let outcome = sender
-        .send(c2d("/devices/c2d-dev1/messages/devicebound", "m-1", b"hello", Some("full")))
+        .send(c2d(
+            "/devices/c2d-dev1/messages/devicebound",
+            "m-1",
+            b"hello",
+            Some("full"),
+        ))
         .await
         .unwrap();
     assert!(matches!(outcome, Outcome::Accepted(_)), "{outcome:?}");
     // rumqttc PUBACKs the delivery: the hub completes it.
     let publish = loop {
-        match tokio::time::timeout(WAIT, events.poll()).await.unwrap().unwrap() {
-            Event::Incoming(Packet::Publish(p)) => break p,
-            _ => {}
-        }
+        if let Event::Incoming(Packet::Publish(p)) = tokio::time::timeout(WAIT, events.poll())
+            .await
+            .unwrap()
+            .unwrap() { break p }
     };
     assert_eq!(&publish.payload[..], b"hello");
     assert!(publish.topic.contains("color=red"), "{}", publish.topic);
@@ -77,7 +84,12 @@ async fn a_c2d_message_reaches_the_device_and_its_feedback_comes_back() {
     // Keep polling so the PUBACK goes out while the feedback is read.
     let poller = tokio::spawn(async move { while events.poll().await.is_ok() {} });
     let mut feedback = client
-        .receiver("amqps://localhost/messages/serviceBound/feedback", None, None, &[])
+        .receiver(
+            "amqps://localhost/messages/serviceBound/feedback",
+            None,
+            None,
+            &[],
+        )
         .await;
     let m = next_event(&mut feedback).await;
     let records: serde_json::Value = serde_json::from_slice(&body_bytes(&m)).unwrap();
@@ -95,26 +107,51 @@ async fn refused_c2d_messages_say_why_and_the_link_goes_on() {
     let mut sender = client.sender("/messages/devicebound").await;
     let to = "/devices/c2d-dev2/messages/devicebound";
     let unknown = sender
-        .send(c2d("/devices/nobody/messages/devicebound", "u-1", b"x", None))
+        .send(c2d(
+            "/devices/nobody/messages/devicebound",
+            "u-1",
+            b"x",
+            None,
+        ))
         .await
         .unwrap();
     assert_eq!(rejected_with(unknown), AmqpError::NotFound.into());
-    let too_large = sender.send(c2d(to, "big", &vec![0u8; 70 * 1024], None)).await.unwrap();
-    assert_eq!(rejected_with(too_large), LinkError::MessageSizeExceeded.into());
-    let bad_to = sender.send(c2d("/twins/c2d-dev2", "bad", b"x", None)).await.unwrap();
+    let too_large = sender
+        .send(c2d(to, "big", &vec![0u8; 70 * 1024], None))
+        .await
+        .unwrap();
+    assert_eq!(
+        rejected_with(too_large),
+        LinkError::MessageSizeExceeded.into()
+    );
+    let bad_to = sender
+        .send(c2d("/twins/c2d-dev2", "bad", b"x", None))
+        .await
+        .unwrap();
     assert!(matches!(bad_to, Outcome::Rejected(_)), "{bad_to:?}");
     for i in 0..50 {
-        let ok = sender.send(c2d(to, &format!("q-{i}"), b"x", None)).await.unwrap();
+        let ok = sender
+            .send(c2d(to, &format!("q-{i}"), b"x", None))
+            .await
+            .unwrap();
         assert!(matches!(ok, Outcome::Accepted(_)), "message {i}: {ok:?}");
     }
     let full = sender.send(c2d(to, "q-50", b"x", None)).await.unwrap();
-    let Outcome::Rejected(r) = full else { panic!("the 51st is refused: {full:?}") };
+    let Outcome::Rejected(r) = full else {
+        panic!("the 51st is refused: {full:?}")
+    };
     let why = r.error.unwrap().description.unwrap_or_default();
-    assert!(why.contains("403004") || why.to_lowercase().contains("queue"), "{why}");
+    assert!(
+        why.contains("403004") || why.to_lowercase().contains("queue"),
+        "{why}"
+    );
     assert_eq!(
         hub.emulator
             .hub
-            .purge_c2d(&iothub_emulator::hub::auth::Identity { device_id: "c2d-dev2".into(), module_id: None })
+            .purge_c2d(&iothub_emulator::hub::auth::Identity {
+                device_id: "c2d-dev2".into(),
+                module_id: None
+            })
             .await
             .unwrap(),
         50

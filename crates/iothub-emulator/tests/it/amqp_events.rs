@@ -38,7 +38,12 @@ async fn a_partition_read_from_the_start_has_each_event_with_its_annotations() {
     let mut client = Client::authorized(&hub).await;
     let address = partition_address(&hub, "eh-dev1");
     let mut rx = client
-        .receiver(&address, Some("amqp.annotation.x-opt-offset > '-1'"), None, &[])
+        .receiver(
+            &address,
+            Some("amqp.annotation.x-opt-offset > '-1'"),
+            None,
+            &[],
+        )
         .await;
     let mut offsets = Vec::new();
     for (i, body) in ["a", "b", "c"].iter().enumerate() {
@@ -46,30 +51,59 @@ async fn a_partition_read_from_the_start_has_each_event_with_its_annotations() {
         assert_eq!(body_bytes(&m), body.as_bytes());
         assert_eq!(long(annotation(&m, "x-opt-sequence-number")), i as i64);
         offsets.push(text(annotation(&m, "x-opt-offset")));
-        assert!(matches!(annotation(&m, "x-opt-enqueued-time"), Some(Value::Timestamp(_))));
-        assert_eq!(text(annotation(&m, "iothub-connection-device-id")), "eh-dev1");
+        assert!(matches!(
+            annotation(&m, "x-opt-enqueued-time"),
+            Some(Value::Timestamp(_))
+        ));
+        assert_eq!(
+            text(annotation(&m, "iothub-connection-device-id")),
+            "eh-dev1"
+        );
         assert_eq!(text(annotation(&m, "iothub-message-source")), "Telemetry");
         let app = m.application_properties.as_ref().unwrap();
         assert_eq!(app.get("n"), Some(&SimpleValue::String(i.to_string())));
         let props = m.properties.as_ref().unwrap();
-        assert_eq!(props.content_type.as_ref().map(|s| s.as_str()), Some("text/plain"));
+        assert_eq!(
+            props.content_type.as_ref().map(|s| s.as_str()),
+            Some("text/plain")
+        );
     }
     // Resuming after the first offset starts at the second event; at-or-after, at the first.
     let mut after = client
-        .receiver(&address, Some(&format!("amqp.annotation.x-opt-offset > '{}'", offsets[0])), None, &[])
+        .receiver(
+            &address,
+            Some(&format!("amqp.annotation.x-opt-offset > '{}'", offsets[0])),
+            None,
+            &[],
+        )
         .await;
     assert_eq!(body_bytes(&next_event(&mut after).await), b"b");
     let mut at = client
-        .receiver(&address, Some(&format!("amqp.annotation.x-opt-offset >= '{}'", offsets[0])), None, &[])
+        .receiver(
+            &address,
+            Some(&format!("amqp.annotation.x-opt-offset >= '{}'", offsets[0])),
+            None,
+            &[],
+        )
         .await;
     assert_eq!(body_bytes(&next_event(&mut at).await), b"a");
     // By sequence number, exclusive and inclusive.
     let mut seq = client
-        .receiver(&address, Some("amqp.annotation.x-opt-sequence-number > '1'"), None, &[])
+        .receiver(
+            &address,
+            Some("amqp.annotation.x-opt-sequence-number > '1'"),
+            None,
+            &[],
+        )
         .await;
     assert_eq!(body_bytes(&next_event(&mut seq).await), b"c");
     let mut seq_at = client
-        .receiver(&address, Some("amqp.annotation.x-opt-sequence-number >= '1'"), None, &[])
+        .receiver(
+            &address,
+            Some("amqp.annotation.x-opt-sequence-number >= '1'"),
+            None,
+            &[],
+        )
         .await;
     assert_eq!(body_bytes(&next_event(&mut seq_at).await), b"b");
     // No filter: the start of retention.
@@ -85,7 +119,12 @@ async fn latest_and_enqueued_time_positions_see_only_later_events() {
     let mut client = Client::authorized(&hub).await;
     let address = partition_address(&hub, "eh-dev2");
     let mut latest = client
-        .receiver(&address, Some("amqp.annotation.x-opt-offset > '@latest'"), None, &[])
+        .receiver(
+            &address,
+            Some("amqp.annotation.x-opt-offset > '@latest'"),
+            None,
+            &[],
+        )
         .await;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -94,7 +133,12 @@ async fn latest_and_enqueued_time_positions_see_only_later_events() {
         + 1;
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let mut az_cli = client
-        .receiver(&address, Some(&format!("amqp.annotation.x-opt-enqueuedtimeutc > {now_ms}")), None, &[])
+        .receiver(
+            &address,
+            Some(&format!("amqp.annotation.x-opt-enqueuedtimeutc > {now_ms}")),
+            None,
+            &[],
+        )
         .await;
     device_sends(&hub, "eh-dev2", &cs, &["new"]).await;
     assert_eq!(body_bytes(&next_event(&mut latest).await), b"new");
@@ -113,9 +157,13 @@ async fn management_answers_event_hub_and_partition_properties() {
         .insert("type", "com.microsoft:eventhub")
         .insert("name", name.as_str())
         .build();
-    let (status, why, body) = client.request_value("$management", props, Value::Null).await;
+    let (status, why, body) = client
+        .request_value("$management", props, Value::Null)
+        .await;
     assert_eq!(status, 200, "{why}");
-    let Value::Map(map) = body else { panic!("a map") };
+    let Value::Map(map) = body else {
+        panic!("a map")
+    };
     let get = |k: &str| map.get(&Value::String(k.into())).cloned();
     assert_eq!(get("name"), Some(Value::String(name.clone())));
     let p = hub.emulator.hub.partition_of("eh-dev3");
@@ -125,9 +173,13 @@ async fn management_answers_event_hub_and_partition_properties() {
         .insert("name", name.as_str())
         .insert("partition", p.to_string().as_str())
         .build();
-    let (status, why, body) = client.request_value("$management", props, Value::Null).await;
+    let (status, why, body) = client
+        .request_value("$management", props, Value::Null)
+        .await;
     assert_eq!(status, 200, "{why}");
-    let Value::Map(map) = body else { panic!("a map") };
+    let Value::Map(map) = body else {
+        panic!("a map")
+    };
     let get = |k: &str| map.get(&Value::String(k.into())).cloned();
     assert_eq!(get("last_enqueued_sequence_number"), Some(Value::Long(1)));
     assert_eq!(get("is_partition_empty"), Some(Value::Bool(false)));
@@ -170,10 +222,18 @@ async fn the_runtime_metric_annotates_each_event_with_the_partition_head() {
     let mut client = Client::authorized(&hub).await;
     let address = partition_address(&hub, "eh-dev4");
     let mut rx = client
-        .receiver(&address, None, None, &["com.microsoft:enable-receiver-runtime-metric"])
+        .receiver(
+            &address,
+            None,
+            None,
+            &["com.microsoft:enable-receiver-runtime-metric"],
+        )
         .await;
     let m = next_event(&mut rx).await;
-    let annotations = m.delivery_annotations.as_ref().expect("delivery annotations");
+    let annotations = m
+        .delivery_annotations
+        .as_ref()
+        .expect("delivery annotations");
     let last = annotations
         .0
         .iter()
@@ -187,7 +247,12 @@ async fn messages_events_on_the_hub_is_redirected_to_the_event_hub() {
     let hub = TestHub::spawn().await.unwrap();
     let mut client = Client::authorized(&hub).await;
     let attached = client
-        .try_receiver("amqps://localhost/messages/events/ConsumerGroups/$Default/Partitions/0", None, None, &[])
+        .try_receiver(
+            "amqps://localhost/messages/events/ConsumerGroups/$Default/Partitions/0",
+            None,
+            None,
+            &[],
+        )
         .await;
     // The answering ATTACH has no source, so the attach itself carries the redirect.
     let redirect = match attached {
@@ -201,9 +266,14 @@ async fn messages_events_on_the_hub_is_redirected_to_the_event_hub() {
     let eh = &hub.emulator.event_hub;
     assert_eq!(get("hostname"), Some(Value::String(eh.host.clone())));
     assert_eq!(get("port"), Some(Value::Int(i32::from(eh.port))));
-    let Some(Value::String(address)) = get("address") else { panic!("address") };
+    let Some(Value::String(address)) = get("address") else {
+        panic!("address")
+    };
     assert_eq!(
         address,
-        format!("amqps://{}:{}/{}/ConsumerGroups/$Default/Partitions/0", eh.host, eh.port, eh.name)
+        format!(
+            "amqps://{}:{}/{}/ConsumerGroups/$Default/Partitions/0",
+            eh.host, eh.port, eh.name
+        )
     );
 }

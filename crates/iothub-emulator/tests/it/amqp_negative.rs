@@ -33,7 +33,12 @@ async fn bad_tokens_are_refused_at_cbs_with_the_reason() {
     assert_eq!(status, 401);
     assert!(why.contains("expired"), "{why}");
     // A device token has no policy: not a service credential.
-    let device = device_token("localhost", "neg-dev", &crate::support::key_of(&cs), now() + 3600);
+    let device = device_token(
+        "localhost",
+        "neg-dev",
+        &crate::support::key_of(&cs),
+        now() + 3600,
+    );
     let (status, why) = client.put_token("localhost", &device).await;
     assert_eq!(status, 401, "{why}");
     // A policy without ServiceConnect.
@@ -48,7 +53,12 @@ async fn bad_tokens_are_refused_at_cbs_with_the_reason() {
     let (status, why) = client
         .put_token(
             "localhost",
-            &service_token("localhost", "registryRead", &registry_read.primary_key, now() + 3600),
+            &service_token(
+                "localhost",
+                "registryRead",
+                &registry_read.primary_key,
+                now() + 3600,
+            ),
         )
         .await;
     assert_eq!(status, 401);
@@ -59,7 +69,10 @@ async fn bad_tokens_are_refused_at_cbs_with_the_reason() {
         hub.emulator.event_hub.name
     );
     let mut rx = client.receiver(&address, None, None, &[]).await;
-    assert_eq!(refusal(&mut rx).await.condition, AmqpError::UnauthorizedAccess.into());
+    assert_eq!(
+        refusal(&mut rx).await.condition,
+        AmqpError::UnauthorizedAccess.into()
+    );
 }
 
 #[tokio::test]
@@ -73,7 +86,7 @@ async fn refused_links_leave_the_good_one_on_the_same_connection_working() {
     let mut ok = client.receiver(&good, None, None, &[]).await;
     let cases: [(String, Option<&str>, ErrorCondition); 5] = [
         (
-            format!("nosuchhub/ConsumerGroups/$Default/Partitions/0"),
+            "nosuchhub/ConsumerGroups/$Default/Partitions/0".to_string(),
             None,
             AmqpError::NotFound.into(),
         ),
@@ -98,7 +111,10 @@ async fn refused_links_leave_the_good_one_on_the_same_connection_working() {
         let mut rx = client.receiver(&address, filter, None, &[]).await;
         let error = refusal(&mut rx).await;
         assert_eq!(error.condition, condition, "{address}");
-        assert!(error.description.is_some_and(|d| !d.is_empty()), "{address}");
+        assert!(
+            error.description.is_some_and(|d| !d.is_empty()),
+            "{address}"
+        );
     }
     device_sends(&hub, "neg-dev2", &cs, &["still here"]).await;
     assert_eq!(body_bytes(&next_event(&mut ok).await), b"still here");
@@ -111,9 +127,17 @@ async fn garbage_truncated_and_oversized_frames_do_not_stop_the_emulator() {
     let inputs: [Vec<u8>; 4] = [
         b"GET / HTTP/1.1\r\n\r\n".to_vec(),
         // A SASL header, then a frame claiming 4 GiB.
-        [b"AMQP\x03\x01\x00\x00".as_slice(), &[0xff, 0xff, 0xff, 0xff, 2, 1, 0, 0]].concat(),
+        [
+            b"AMQP\x03\x01\x00\x00".as_slice(),
+            &[0xff, 0xff, 0xff, 0xff, 2, 1, 0, 0],
+        ]
+        .concat(),
         // An AMQP header, then half a frame and silence.
-        [b"AMQP\x00\x01\x00\x00".as_slice(), &[0, 0, 0, 64, 2, 0, 0, 0, 0x00, 0x53]].concat(),
+        [
+            b"AMQP\x00\x01\x00\x00".as_slice(),
+            &[0, 0, 0, 64, 2, 0, 0, 0, 0x00, 0x53],
+        ]
+        .concat(),
         (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect(),
     ];
     for bytes in inputs {

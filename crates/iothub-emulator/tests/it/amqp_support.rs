@@ -94,7 +94,8 @@ impl Client {
             .insert("name", audience)
             .build();
         props.0.insert("expiration".into(), (now() + 3600).into());
-        self.request("$cbs", props, Value::String(token.into())).await
+        self.request("$cbs", props, Value::String(token.into()))
+            .await
     }
 
     /// Sends a request to a node (`$cbs`, `$management`) and waits for its answer's status.
@@ -142,8 +143,15 @@ impl Client {
             .unwrap();
         receiver.accept(&reply).await.unwrap();
         let message = reply.message();
-        let correlation = message.properties.as_ref().and_then(|p| p.correlation_id.clone());
-        assert_eq!(correlation, Some(MessageId::Ulong(id)), "correlation-id is the request's message-id, same type");
+        let correlation = message
+            .properties
+            .as_ref()
+            .and_then(|p| p.correlation_id.clone());
+        assert_eq!(
+            correlation,
+            Some(MessageId::Ulong(id)),
+            "correlation-id is the request's message-id, same type"
+        );
         let app = message.application_properties.as_ref().unwrap();
         let status = match app.get("status-code") {
             Some(fe2o3_amqp::types::primitives::SimpleValue::Int(s)) => *s,
@@ -230,16 +238,24 @@ impl Client {
 
     /// A sender on `address`.
     pub(crate) async fn sender(&mut self, address: &str) -> Sender {
-        Sender::attach(&mut self.session, format!("sender-{}", uuid_like()), address)
-            .await
-            .unwrap()
+        Sender::attach(
+            &mut self.session,
+            format!("sender-{}", uuid_like()),
+            address,
+        )
+        .await
+        .unwrap()
     }
 }
 
 fn uuid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The next event on `receiver`, accepted.
@@ -307,12 +323,15 @@ pub(crate) async fn device_sends(hub: &TestHub, device: &str, cs: &str, bodies: 
     let (client, mut events) = AsyncClient::new(o, 10);
     for (i, body) in bodies.iter().enumerate() {
         let topic = format!("devices/{device}/messages/events/n={i}&%24.ct=text%2Fplain");
-        client.publish(topic, QoS::AtLeastOnce, false, body.to_string()).await.unwrap();
+        client
+            .publish(topic, QoS::AtLeastOnce, false, body.to_string())
+            .await
+            .unwrap();
         loop {
-            match tokio::time::timeout(WAIT, events.poll()).await.unwrap().unwrap() {
-                Event::Incoming(Packet::PubAck(_)) => break,
-                _ => {}
-            }
+            if let Event::Incoming(Packet::PubAck(_)) = tokio::time::timeout(WAIT, events.poll())
+                .await
+                .unwrap()
+                .unwrap() { break }
         }
     }
     let _ = client.disconnect().await;
