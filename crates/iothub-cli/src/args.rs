@@ -20,8 +20,8 @@ pub(crate) use self::device::{
 };
 pub(crate) use self::emulator::{EmulatorArgs, LogFormat, RouteArg};
 pub(crate) use self::hub::{
-    C2dArgs, ConsumerGroupArgs, ConsumerGroupCommand, HubArgs, HubCommand, InvokeArgs, MonitorArgs, Service as HubService, TwinArgs,
-    TwinCommand, TwinTarget,
+    C2dArgs, ConsumerGroupArgs, ConsumerGroupCommand, HubArgs, HubCommand, InvokeArgs, MonitorArgs,
+    Service as HubService, TwinArgs, TwinCommand, TwinTarget,
 };
 pub(crate) use self::hub::{
     EnrollmentArgs, EnrollmentCommand, IdentityArgs, IdentityCommand, IdentityTarget,

@@ -91,7 +91,12 @@ pub(crate) struct EmulatorArgs {
 
     /// Also append these non-telemetry events to the event log, comma-separated:
     /// twin-changes, lifecycle, connection-state (off by default, as on a hub without routes).
-    #[arg(long = "route", value_enum, value_delimiter = ',', value_name = "SOURCE")]
+    #[arg(
+        long = "route",
+        value_enum,
+        value_delimiter = ',',
+        value_name = "SOURCE"
+    )]
     pub(crate) routes: Vec<RouteArg>,
 
     /// Serve this certificate chain (PEM) instead of one from the local CA (needs --key).

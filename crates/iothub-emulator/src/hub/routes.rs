@@ -397,14 +397,7 @@ impl Hub {
         op_type: &str,
         body: &Value,
     ) -> Option<impl Future<Output = ()> + Send + use<>> {
-        let mut event = route_event(
-            source,
-            self.hub_name(),
-            identity,
-            op_type,
-            body,
-            self.now(),
-        );
+        let mut event = route_event(source, self.hub_name(), identity, op_type, body, self.now());
         event.partition = self.partition_of(&identity.device_id);
         let row = match EncodedEvent::encode(&event) {
             Ok(row) => row,

@@ -326,9 +326,7 @@ pub fn insert_all(conn: &Connection, rows: &[EncodedEvent]) -> Result<Vec<Append
             conn.prepare_cached("SELECT next_seq FROM event_partitions WHERE partition_id = ?1")?;
         for e in rows {
             if !next.iter().any(|(p, _)| *p == e.partition) {
-                let n: Option<i64> = counter
-                    .query_row([e.partition], |r| r.get(0))
-                    .optional()?;
+                let n: Option<i64> = counter.query_row([e.partition], |r| r.get(0)).optional()?;
                 next.push((e.partition, n.unwrap_or(0)));
             }
         }
@@ -550,8 +548,7 @@ impl RawRow {
         let mut system: BTreeMap<String, String> =
             serde_json::from_str(&self.own).map_err(corrupt)?;
         if let Some(stamp) = self.stamp {
-            let stamp: BTreeMap<String, String> =
-                serde_json::from_str(&stamp).map_err(corrupt)?;
+            let stamp: BTreeMap<String, String> = serde_json::from_str(&stamp).map_err(corrupt)?;
             for (k, v) in stamp {
                 system.entry(k).or_insert(v);
             }

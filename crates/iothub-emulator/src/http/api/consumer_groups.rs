@@ -21,7 +21,12 @@ pub(crate) fn routes() -> Vec<Route> {
     let service = Some(Permission::ServiceConnect);
     vec![
         Route::new(Method::GET, "/eventHub/consumerGroups", service, list),
-        Route::new(Method::PUT, "/eventHub/consumerGroups/{id}", service, create),
+        Route::new(
+            Method::PUT,
+            "/eventHub/consumerGroups/{id}",
+            service,
+            create,
+        ),
         Route::new(
             Method::DELETE,
             "/eventHub/consumerGroups/{id}",
@@ -34,7 +39,10 @@ pub(crate) fn routes() -> Vec<Route> {
 async fn list(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let names = s.hub.consumer_groups().await?;
     Ok(Json(Value::Array(
-        names.into_iter().map(|name| json!({ "name": name })).collect(),
+        names
+            .into_iter()
+            .map(|name| json!({ "name": name }))
+            .collect(),
     )))
 }
 

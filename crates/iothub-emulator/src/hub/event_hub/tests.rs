@@ -65,7 +65,13 @@ async fn appended_events_get_their_device_partition_and_contiguous_numbers() {
         let e = live.recv().await.unwrap();
         got.push((e.device_id.clone(), e.partition, e.partition_seq));
     }
-    let want = [("d1", 2, 0), ("d2", 3, 0), ("d1", 2, 1), ("d3", 0, 0), ("d1", 2, 2)];
+    let want = [
+        ("d1", 2, 0),
+        ("d2", 3, 0),
+        ("d1", 2, 1),
+        ("d3", 0, 0),
+        ("d1", 2, 2),
+    ];
     for (g, w) in got.iter().zip(want) {
         assert_eq!((g.0.as_str(), g.1, g.2), w);
     }
@@ -250,7 +256,11 @@ async fn a_sparse_partition_is_read_in_bounded_windows_without_gaps() {
         .await
         .unwrap();
     assert_eq!(range.events.len(), want.len());
-    assert_eq!(range.next, i64::try_from(total).unwrap(), "scanned to the end");
+    assert_eq!(
+        range.next,
+        i64::try_from(total).unwrap(),
+        "scanned to the end"
+    );
 }
 
 #[tokio::test]

@@ -128,6 +128,7 @@ fn rows_written_before_the_stamp_migration_read_back_unchanged() {
     c.execute_batch(SCHEMA_STAMPS).unwrap();
     c.execute_batch(SCHEMA_PARTITIONS).unwrap();
     // The old row gets its partition and sequence number when the count is first fixed.
+    c.execute_batch(crate::store::registry::SCHEMA).unwrap();
     fix_partitions(&c, 4, 0, |_| 0).unwrap();
     let new = stamped("d1", "sas", 7_001);
     append(&c, &new).unwrap();
@@ -265,7 +266,10 @@ fn partition_numbers_continue_across_batches_and_counters_follow() {
     assert_eq!(partition_counters(&c, 2).unwrap().last_offset, -1);
     let read = read_range(&c, 0, Some(1), 10).unwrap();
     assert_eq!(
-        read.events.iter().map(|e| e.partition_seq).collect::<Vec<_>>(),
+        read.events
+            .iter()
+            .map(|e| e.partition_seq)
+            .collect::<Vec<_>>(),
         vec![0, 1, 2]
     );
     assert!(read.events.iter().all(|e| e.partition == 1));
@@ -288,7 +292,12 @@ fn retention_moves_each_partitions_beginning() {
     let c = log();
     insert_all(
         &c,
-        &[row("a", 0, 10), row("b", 1, 20), row("a", 0, 30), row("b", 1, 40)],
+        &[
+            row("a", 0, 10),
+            row("b", 1, 20),
+            row("a", 0, 30),
+            row("b", 1, 40),
+        ],
     )
     .unwrap();
     assert_eq!(purge_before(&c, 25).unwrap(), 2);
@@ -304,15 +313,29 @@ fn positions_within_a_partition() {
     let c = log();
     let at = insert_all(
         &c,
-        &[row("a", 0, 10), row("b", 1, 20), row("a", 0, 30), row("a", 0, 40)],
+        &[
+            row("a", 0, 10),
+            row("b", 1, 20),
+            row("a", 0, 30),
+            row("a", 0, 40),
+        ],
     )
     .unwrap();
     let seq = PartitionKey::SequenceNumber;
-    assert_eq!(partition_position(&c, 0, seq, 1).unwrap(), Some(at[2].seq - 1));
+    assert_eq!(
+        partition_position(&c, 0, seq, 1).unwrap(),
+        Some(at[2].seq - 1)
+    );
     assert_eq!(partition_position(&c, 0, seq, 3).unwrap(), None);
     let time = PartitionKey::EnqueuedMs;
-    assert_eq!(partition_position(&c, 0, time, 11).unwrap(), Some(at[2].seq - 1));
-    assert_eq!(partition_position(&c, 1, time, 0).unwrap(), Some(at[1].seq - 1));
+    assert_eq!(
+        partition_position(&c, 0, time, 11).unwrap(),
+        Some(at[2].seq - 1)
+    );
+    assert_eq!(
+        partition_position(&c, 1, time, 0).unwrap(),
+        Some(at[1].seq - 1)
+    );
     assert_eq!(partition_position(&c, 2, time, 0).unwrap(), None);
     assert_eq!(last_seq(&c).unwrap(), at[3].seq);
     assert_eq!(first_seq(&c).unwrap(), Some(at[0].seq));
@@ -332,7 +355,13 @@ fn fixing_the_partition_count_assigns_old_rows_and_refuses_another_count() {
         c.execute(
             "INSERT INTO events (device_id, module_id, enqueued_ms, system_properties,
                  application_properties, body) VALUES (?1, NULL, ?2, ?3, ?4, ?5)",
-            params![r.device_id, r.enqueued_ms, r.system_properties, r.application_properties, r.body.as_ref()],
+            params![
+                r.device_id,
+                r.enqueued_ms,
+                r.system_properties,
+                r.application_properties,
+                r.body.as_ref()
+            ],
         )
         .unwrap();
     }
