@@ -270,10 +270,10 @@ impl Hub {
         op_type: &str,
         body: impl FnOnce() -> Value,
     ) {
-        if self.inner.routes.has(source) {
-            if let Some(appended) = self.queue_route(source, identity, op_type, &body()) {
-                appended.await;
-            }
+        if self.inner.routes.has(source)
+            && let Some(appended) = self.queue_route(source, identity, op_type, &body())
+        {
+            appended.await;
         }
     }
 
@@ -286,10 +286,10 @@ impl Hub {
         op_type: &str,
         body: impl FnOnce() -> Value,
     ) {
-        if self.inner.routes.has(source) {
-            if let Some(appended) = self.queue_route(source, identity, op_type, &body()) {
-                tokio::spawn(appended);
-            }
+        if self.inner.routes.has(source)
+            && let Some(appended) = self.queue_route(source, identity, op_type, &body())
+        {
+            tokio::spawn(appended);
         }
     }
 
