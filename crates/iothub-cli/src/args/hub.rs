@@ -96,13 +96,16 @@ pub(crate) struct ConsumerGroupArgs {
 pub(crate) enum ConsumerGroupCommand {
     /// Create a consumer group (1-50 letters, digits, `.`, `_`, `-`; begins and ends with a
     /// letter or digit).
+    #[command(after_help = "Example:\n  iothub hub consumer-group create analytics")]
     Create {
         /// Its name.
         name: String,
     },
     /// List the consumer groups (`$Default` always).
+    #[command(after_help = "Example:\n  iothub hub consumer-group list --json")]
     List,
     /// Delete a consumer group (`$Default` cannot be deleted).
+    #[command(after_help = "Example:\n  iothub hub consumer-group delete analytics")]
     Delete {
         /// Its name.
         name: String,

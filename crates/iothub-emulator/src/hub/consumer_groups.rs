@@ -104,21 +104,11 @@ impl Hub {
     /// [`ConsumerGroupError::InvalidName`], [`ConsumerGroupError::AlreadyExists`] or
     /// [`ConsumerGroupError::Store`].
     pub async fn create_consumer_group(&self, name: &str) -> Result<(), ConsumerGroupError> {
-        if name.eq_ignore_ascii_case(DEFAULT_CONSUMER_GROUP) {
-            return Err(ConsumerGroupError::AlreadyExists(name.to_owned()));
-        }
-        check_name(name)?;
         let (owned, now) = (name.to_owned(), unix_millis(self.now()));
-        let created = self
-            .inner
+        self.inner
             .store
-            .call(move |tx| sql::insert(tx, &owned, now))
-            .await?;
-        if created {
-            Ok(())
-        } else {
-            Err(ConsumerGroupError::AlreadyExists(name.to_owned()))
-        }
+            .call(move |tx| Ok(create(tx, &owned, now)))
+            .await?
     }
 
     /// Deletes a consumer group.
@@ -127,20 +117,48 @@ impl Hub {
     /// [`ConsumerGroupError::DefaultCannotBeDeleted`], [`ConsumerGroupError::NotFound`] or
     /// [`ConsumerGroupError::Store`].
     pub async fn delete_consumer_group(&self, name: &str) -> Result<(), ConsumerGroupError> {
-        if name.eq_ignore_ascii_case(DEFAULT_CONSUMER_GROUP) {
-            return Err(ConsumerGroupError::DefaultCannotBeDeleted);
-        }
         let owned = name.to_owned();
-        let deleted = self
-            .inner
+        self.inner
             .store
-            .call(move |tx| sql::delete(tx, &owned))
-            .await?;
-        if deleted {
-            Ok(())
-        } else {
-            Err(ConsumerGroupError::NotFound(name.to_owned()))
-        }
+            .call(move |tx| Ok(delete(tx, &owned)))
+            .await?
+    }
+}
+
+/// Creates consumer group `name` in the store at `now_ms`: the rule [`Hub::create_consumer_group`]
+/// applies, for tools that open the store without a hub (the CLI with no emulator running).
+///
+/// # Errors
+/// As [`Hub::create_consumer_group`].
+pub fn create(
+    conn: &rusqlite::Connection,
+    name: &str,
+    now_ms: i64,
+) -> Result<(), ConsumerGroupError> {
+    if name.eq_ignore_ascii_case(DEFAULT_CONSUMER_GROUP) {
+        return Err(ConsumerGroupError::AlreadyExists(name.to_owned()));
+    }
+    check_name(name)?;
+    if sql::insert(conn, name, now_ms)? {
+        Ok(())
+    } else {
+        Err(ConsumerGroupError::AlreadyExists(name.to_owned()))
+    }
+}
+
+/// Deletes consumer group `name` from the store: the rule [`Hub::delete_consumer_group`]
+/// applies, for tools that open the store without a hub.
+///
+/// # Errors
+/// As [`Hub::delete_consumer_group`].
+pub fn delete(conn: &rusqlite::Connection, name: &str) -> Result<(), ConsumerGroupError> {
+    if name.eq_ignore_ascii_case(DEFAULT_CONSUMER_GROUP) {
+        return Err(ConsumerGroupError::DefaultCannotBeDeleted);
+    }
+    if sql::delete(conn, name)? {
+        Ok(())
+    } else {
+        Err(ConsumerGroupError::NotFound(name.to_owned()))
     }
 }
 

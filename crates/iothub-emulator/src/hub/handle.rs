@@ -253,8 +253,14 @@ impl Hub {
             super::event_hub::MAX_PARTITIONS,
         );
         let now = crate::timestamp::unix_millis(options.clock.now());
-        fix_partitions(&store, partitions, now, Arc::new(AtomicI64::new(0))).await?;
-        Ok(Self::with_options(store, options))
+        let created = Arc::new(AtomicI64::new(0));
+        fix_partitions(&store, partitions, now, created.clone()).await?;
+        let hub = Self::with_options(store, options);
+        hub.inner.event_hub_created_ms.store(
+            created.load(std::sync::atomic::Ordering::Relaxed),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(hub)
     }
 
     /// The store (for tools that work on the database directly, and for tests).

@@ -271,9 +271,10 @@ impl Hub {
         body: impl FnOnce() -> Value,
     ) {
         if self.inner.routes.has(source)
-            && let Some(appended) = self.queue_route(source, identity, op_type, &body()) {
-                appended.await;
-            }
+            && let Some(appended) = self.queue_route(source, identity, op_type, &body())
+        {
+            appended.await;
+        }
     }
 
     /// [`Hub::route`] for callers that do not wait: queued now (so events keep the order of
@@ -286,9 +287,10 @@ impl Hub {
         body: impl FnOnce() -> Value,
     ) {
         if self.inner.routes.has(source)
-            && let Some(appended) = self.queue_route(source, identity, op_type, &body()) {
-                tokio::spawn(appended);
-            }
+            && let Some(appended) = self.queue_route(source, identity, op_type, &body())
+        {
+            tokio::spawn(appended);
+        }
     }
 
     /// A device updated its reported properties with `patch` (a JSON object): a

@@ -1,7 +1,8 @@
 //! `iothub hub consumer-group create|list|delete`: the consumer groups of the emulator's
-//! Event Hub-compatible endpoint, through its REST API (docs/rest-api.md,
+//! Event Hub-compatible endpoint, through a running emulator's REST API (docs/rest-api.md,
 //! `/eventHub/consumerGroups`, an extension of this emulator: a real hub manages them
-//! through Azure Resource Manager).
+//! through Azure Resource Manager), or in `hub.db` when no emulator owns the data dir (the
+//! hub's own rules, `iothub_emulator::hub::consumer_groups`).
 
 use std::process::ExitCode;
 
@@ -47,6 +48,64 @@ pub(crate) async fn run(
             client
                 .json(Method::DELETE, &path(name), None)
                 .await
+                .with_context(|| format!("deleting consumer group {name}"))?;
+            if !global.json {
+                println!("deleted consumer group {name}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a consumer-group subcommand on `<dir>/hub.db` (no emulator owns the data dir; the
+/// caller holds its lock).
+pub(crate) fn run_local(
+    dir: &std::path::Path,
+    args: &ConsumerGroupArgs,
+    global: Global,
+) -> anyhow::Result<ExitCode> {
+    use iothub_emulator::hub::consumer_groups as rules;
+    use iothub_emulator::store::{Store, consumer_groups};
+    let db = dir.join("hub.db");
+    let store = Store::open(&db)
+        .with_context(|| format!("cannot open the emulator database {}", db.display()))?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    match &args.command {
+        ConsumerGroupCommand::Create { name } => {
+            let owned = name.clone();
+            store
+                .call_blocking(move |tx| Ok(rules::create(tx, &owned, now_ms)))
+                .context("cannot write the database")?
+                .with_context(|| format!("creating consumer group {name}"))?;
+            if global.json {
+                println!("{}", serde_json::json!({ "name": name }));
+            } else {
+                println!("created consumer group {name}");
+            }
+        }
+        ConsumerGroupCommand::List => {
+            let names = store
+                .call_blocking(|tx| consumer_groups::list(tx))
+                .context("cannot read the database")?;
+            if global.json {
+                let all: Vec<_> = names
+                    .iter()
+                    .map(|n| serde_json::json!({ "name": n }))
+                    .collect();
+                println!("{}", serde_json::Value::Array(all));
+            } else {
+                for name in names {
+                    println!("{name}");
+                }
+            }
+        }
+        ConsumerGroupCommand::Delete { name } => {
+            let owned = name.clone();
+            store
+                .call_blocking(move |tx| Ok(rules::delete(tx, &owned)))
+                .context("cannot write the database")?
                 .with_context(|| format!("deleting consumer group {name}"))?;
             if !global.json {
                 println!("deleted consumer group {name}");

@@ -39,6 +39,12 @@ pub(crate) fn run(args: &HubArgs, global: Global) -> anyhow::Result<ExitCode> {
     {
         return identity::run(&args.service, a, global);
     }
+    if let HubCommand::ConsumerGroup(a) = &args.command
+        && args.service.hub_connection_string.is_none()
+        && let owner::Owner::Nobody(_lock) = owner::of(&data_dir(&args.service)?)?
+    {
+        return consumer_group::run_local(&data_dir(&args.service)?, a, global);
+    }
     let enrollments = match &args.command {
         HubCommand::Enrollment(a) => Some((EnrollmentKind::Individual, a)),
         HubCommand::EnrollmentGroup(a) => Some((EnrollmentKind::Group, a)),

@@ -107,6 +107,7 @@ async fn a_module_filter_keeps_only_that_module() {
     let filter = EventFilter {
         device_id: Some("even".into()),
         module_id: Some("m1".into()),
+        ..EventFilter::default()
     };
     let read = hub.read_events(0, &filter, 10).await.unwrap();
     assert_eq!(read.events.len(), 1);

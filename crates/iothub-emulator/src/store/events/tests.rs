@@ -128,6 +128,7 @@ fn rows_written_before_the_stamp_migration_read_back_unchanged() {
     c.execute_batch(SCHEMA_STAMPS).unwrap();
     c.execute_batch(SCHEMA_PARTITIONS).unwrap();
     // The old row gets its partition and sequence number when the count is first fixed.
+    c.execute_batch(crate::store::registry::SCHEMA).unwrap();
     fix_partitions(&c, 4, 0, |_| 0).unwrap();
     let new = stamped("d1", "sas", 7_001);
     append(&c, &new).unwrap();

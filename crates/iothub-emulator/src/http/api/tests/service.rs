@@ -369,3 +369,53 @@ async fn event_stream_ends_when_the_emulator_stops() {
         .await
         .expect("the stream ends once the emulator stops");
 }
+
+// ---- consumer groups --------------------------------------------------------------------
+
+#[tokio::test]
+async fn consumer_groups_are_created_listed_and_deleted_over_rest() {
+    let api = setup().await;
+    let list = api.call("GET", "/eventHub/consumerGroups", None).await;
+    assert_eq!(list.status, 200);
+    assert_eq!(list.json(), json!([{"name": "$Default"}]));
+    let created = api
+        .call("PUT", "/eventHub/consumerGroups/analytics", None)
+        .await;
+    assert_eq!(created.status, 200);
+    assert_eq!(created.json(), json!({"name": "analytics"}));
+    assert_eq!(
+        api.call("PUT", "/eventHub/consumerGroups/Analytics", None)
+            .await
+            .status,
+        409
+    );
+    assert_eq!(
+        api.call("PUT", "/eventHub/consumerGroups/-bad", None)
+            .await
+            .status,
+        400
+    );
+    let list = api
+        .call("GET", "/eventHub/consumerGroups", None)
+        .await
+        .json();
+    assert_eq!(list, json!([{"name": "$Default"}, {"name": "analytics"}]));
+    assert_eq!(
+        api.call("DELETE", "/eventHub/consumerGroups/%24Default", None)
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        api.call("DELETE", "/eventHub/consumerGroups/analytics", None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        api.call("DELETE", "/eventHub/consumerGroups/analytics", None)
+            .await
+            .status,
+        404
+    );
+}
