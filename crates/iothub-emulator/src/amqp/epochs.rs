@@ -138,9 +138,10 @@ impl Epochs {
         if let Some(asked) = epoch {
             for h in holders.iter_mut() {
                 if h.epoch.is_none_or(|e| e < asked)
-                    && let Some(steal) = h.steal.take() {
-                        let _ = steal.send(asked);
-                    }
+                    && let Some(steal) = h.steal.take()
+                {
+                    let _ = steal.send(asked);
+                }
             }
             holders.retain(|h| h.steal.is_some());
         }

@@ -257,14 +257,15 @@ impl Reader {
             };
             let mut message = event_message(&event, event.partition_seq, event.seq);
             if let Some(cache) = &mut self.metric
-                && let Some(info) = refresh(&ctx, self.partition, cache).await {
-                    message.delivery_annotations = Some(runtime_metric(
-                        info.last_enqueued_sequence_number,
-                        info.last_enqueued_offset,
-                        info.last_enqueued_time_ms,
-                        unix_millis(ctx.hub.now()),
-                    ));
-                }
+                && let Some(info) = refresh(&ctx, self.partition, cache).await
+            {
+                message.delivery_annotations = Some(runtime_metric(
+                    info.last_enqueued_sequence_number,
+                    info.last_enqueued_offset,
+                    info.last_enqueued_time_ms,
+                    unix_millis(ctx.hub.now()),
+                ));
+            }
             // Waits for credit (and notices a detach meanwhile); the outcome is not awaited:
             // receivers settle first, and nothing is redelivered on this endpoint.
             if sender.send_batchable(message).await.is_err() {
@@ -284,9 +285,8 @@ async fn refresh(
         .info
         .as_ref()
         .is_some_and(|(at, _)| at.elapsed() < METRIC_REFRESH);
-    if !fresh
-        && let Ok(info) = ctx.hub.partition_info(partition).await {
-            cache.info = Some((Instant::now(), info));
-        }
+    if !fresh && let Ok(info) = ctx.hub.partition_info(partition).await {
+        cache.info = Some((Instant::now(), info));
+    }
     cache.info.as_ref().map(|(_, info)| *info)
 }

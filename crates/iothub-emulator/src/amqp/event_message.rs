@@ -55,6 +55,8 @@ const TELEMETRY_SOURCE: &str = "Telemetry";
 ///     system_properties: [("content-type".to_owned(), "application/json".to_owned())].into(),
 ///     application_properties: [("alert".to_owned(), Some("true".to_owned()))].into(),
 ///     body: bytes::Bytes::from_static(b"{\"t\":21}"),
+///     partition: 0,
+///     partition_seq: 0,
 /// };
 /// let msg = event_message(&event, 0, 0);
 /// assert_eq!(msg.body.0.as_slice(), b"{\"t\":21}");

@@ -76,7 +76,10 @@ async fn a_c2d_message_reaches_the_device_and_its_feedback_comes_back() {
         if let Event::Incoming(Packet::Publish(p)) = tokio::time::timeout(WAIT, events.poll())
             .await
             .unwrap()
-            .unwrap() { break p }
+            .unwrap()
+        {
+            break p;
+        }
     };
     assert_eq!(&publish.payload[..], b"hello");
     assert!(publish.topic.contains("color=red"), "{}", publish.topic);

@@ -40,7 +40,8 @@ pub(crate) fn eventhub_uri(hub: &TestHub) -> String {
 
 /// One client connection with one session.
 pub(crate) struct Client {
-    pub(crate) connection: ConnectionHandle<()>,
+    /// Kept open for the session's life.
+    _connection: ConnectionHandle<()>,
     pub(crate) session: SessionHandle<()>,
     cbs: Option<(Sender, Receiver)>,
     next_id: u64,
@@ -60,7 +61,7 @@ impl Client {
             .unwrap();
         let session = Session::begin(&mut connection).await.unwrap();
         Self {
-            connection,
+            _connection: connection,
             session,
             cbs: None,
             next_id: 0,
@@ -331,7 +332,10 @@ pub(crate) async fn device_sends(hub: &TestHub, device: &str, cs: &str, bodies: 
             if let Event::Incoming(Packet::PubAck(_)) = tokio::time::timeout(WAIT, events.poll())
                 .await
                 .unwrap()
-                .unwrap() { break }
+                .unwrap()
+            {
+                break;
+            }
         }
     }
     let _ = client.disconnect().await;

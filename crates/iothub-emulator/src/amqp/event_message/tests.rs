@@ -109,6 +109,8 @@ fn a_bare_device_event_has_no_optional_parts() {
         system_properties: Default::default(),
         application_properties: Default::default(),
         body: Bytes::new(),
+        partition: 0,
+        partition_seq: 0,
     };
     let msg = wire(&event_message(&event, 0, 0));
     assert_eq!(annotation(&msg, "iothub-connection-module-id"), None);
