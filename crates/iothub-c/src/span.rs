@@ -133,18 +133,41 @@ pub(crate) unsafe fn text<'a>(span: iothub_span) -> Result<&'a str, iothub_resul
     }
 }
 
-/// The text of a span [`text`] accepted before (a client's fields, checked at init): NULL
-/// is still refused, UTF-8 is not checked again.
+/// `bytes` as text when they are UTF-8 (the same verdict as `core::str::from_utf8`).
+pub(crate) fn utf8(bytes: &[u8]) -> Option<&str> {
+    if !is_utf8(bytes) {
+        return None;
+    }
+    // SAFETY: `is_utf8` accepts exactly what `core::str::from_utf8` accepts (tested below).
+    Some(unsafe { core::str::from_utf8_unchecked(bytes) })
+}
+
+/// A span that is NULL-checked but not UTF-8-checked: the empty span means "absent". For
+/// text the core percent-encodes byte by byte (docs/c-api.md, "Buffers, spans and errors").
 ///
 /// # Safety
 ///
-/// As [`bytes`], and the bytes are UTF-8.
-pub(crate) unsafe fn validated_text<'a>(span: iothub_span) -> Result<&'a str, iothub_result> {
-    if span.len != 0 && span.ptr.is_null() {
-        return Err(IOTHUB_ERROR_NULL_ARGUMENT);
+/// As [`bytes`].
+pub(crate) unsafe fn optional_bytes<'a>(
+    span: iothub_span,
+) -> Result<Option<&'a [u8]>, iothub_result> {
+    // SAFETY: forwarded contract.
+    let bytes = unsafe { bytes(span) }?;
+    Ok(Some(bytes).filter(|b| !b.is_empty()))
+}
+
+/// A span that is NULL-checked and must not be empty, but is not UTF-8-checked (text the
+/// core percent-encodes byte by byte).
+///
+/// # Safety
+///
+/// As [`bytes`].
+pub(crate) unsafe fn required_bytes<'a>(span: iothub_span) -> Result<&'a [u8], iothub_result> {
+    // SAFETY: forwarded contract.
+    match unsafe { bytes(span) }? {
+        [] => Err(IOTHUB_ERROR_INVALID_ARGUMENT),
+        bytes => Ok(bytes),
     }
-    // SAFETY: non-NULL (or empty) and UTF-8, as checked and as the caller guarantees.
-    Ok(unsafe { checked(span) })
 }
 
 /// Like [`text`], but the text must not be empty.
