@@ -36,7 +36,7 @@ pub struct iothub_client {
     pub device_id: iothub_span,
     /// Module id; empty for a device client.
     pub module_id: iothub_span,
-    /// Options given at init (defaults filled in).
+    /// Options given at init (empty spans when none were given).
     pub options: iothub_client_options,
 }
 
@@ -74,14 +74,16 @@ pub unsafe extern "C" fn iothub_client_init(
     if client.is_null() {
         return IOTHUB_ERROR_NULL_ARGUMENT;
     }
-    // SAFETY: NULL or readable, as the caller guarantees.
-    let mut options = match unsafe { options.as_ref() } {
+    // SAFETY: NULL or readable, as the caller guarantees. No options means empty spans
+    // (an empty api-version is the library's, filled in where the username is written).
+    let options = match unsafe { options.as_ref() } {
         Some(options) => *options,
-        None => iothub_client_options_default(),
+        None => iothub_client_options {
+            model_id: iothub_span::EMPTY,
+            api_version: iothub_span::EMPTY,
+            user_agent: iothub_span::EMPTY,
+        },
     };
-    if options.api_version.len == 0 {
-        options.api_version = iothub_span::from_str(API_VERSION);
-    }
     // The fields are stored first and checked where they lie (one pass over six spans in
     // memory rather than over a copy of them); on an error the magic stays unset.
     // SAFETY: non-NULL and writable, as the caller guarantees; plain data, nothing to drop.
@@ -254,6 +256,9 @@ pub unsafe extern "C" fn iothub_client_get_username(
                 text(options.user_agent)?,
             )
         };
+        let api_version = Some(api_version)
+            .filter(|v| !v.is_empty())
+            .unwrap_or(API_VERSION);
         let model_id = Some(model_id).filter(|m| !m.is_empty());
         let user_agent = Some(user_agent).filter(|u| !u.is_empty());
         let mut username = match f.module_id {

@@ -71,6 +71,7 @@ impl Signer for CallbackSigner {
 /// Signs a token for `resource` (its segments, see `iothub_proto::bytes::string_to_sign`)
 /// into `out`; the buffer doubles as scratch for the string to sign. Nothing is validated as
 /// UTF-8: the resource and policy are percent-encoded byte by byte.
+#[inline(always)]
 fn write_token(
     mut out: Output<'_>,
     resource: &[&[u8]],

@@ -133,13 +133,9 @@ pub(crate) unsafe fn text<'a>(span: iothub_span) -> Result<&'a str, iothub_resul
     }
 }
 
-/// `bytes` as text when they are UTF-8 (the same verdict as `core::str::from_utf8`).
+/// `bytes` as text when they are UTF-8.
 pub(crate) fn utf8(bytes: &[u8]) -> Option<&str> {
-    if !is_utf8(bytes) {
-        return None;
-    }
-    // SAFETY: `is_utf8` accepts exactly what `core::str::from_utf8` accepts (tested below).
-    Some(unsafe { core::str::from_utf8_unchecked(bytes) })
+    iothub_proto::bytes::utf8(bytes)
 }
 
 /// A span that is NULL-checked but not UTF-8-checked: the empty span means "absent". For
@@ -205,45 +201,14 @@ pub(crate) unsafe fn optional_text<'a>(
     }
 }
 
-/// Whether `bytes` is UTF-8, decided exactly as `core::str::from_utf8` decides: no overlong
-/// forms, no surrogates, nothing above U+10FFFF, no truncated sequence.
+/// Whether `bytes` is UTF-8, decided exactly as `core::str::from_utf8` decides (no overlong
+/// forms, no surrogates, nothing above U+10FFFF, no truncated sequence; tested below).
 ///
-/// Every span crossing the boundary goes through here, so its size counts: core's validator
-/// (an ASCII fast path reading a word at a time) is several hundred bytes on a
-/// microcontroller, this byte loop a fraction of that, and inputs here are short.
+/// The core's validator (`iothub_proto::bytes::utf8`, a byte-wise one, smaller than
+/// `core::str::from_utf8`'s word-at-a-time fast path): the parsers underneath link it anyway,
+/// so a second one here would only add code.
 fn is_utf8(bytes: &[u8]) -> bool {
-    let mut at = 0;
-    while let Some(&lead) = bytes.get(at) {
-        at += 1;
-        if lead < 0x80 {
-            continue;
-        }
-        // How many continuation bytes follow the lead byte, and the smallest code point
-        // that needs that many (anything below is an overlong form).
-        let (continuations, smallest) = match lead {
-            0xC0..=0xDF => (1, 0x80),
-            0xE0..=0xEF => (2, 0x800),
-            0xF0..=0xF7 => (3, 0x1_0000),
-            _ => return false,
-        };
-        let mut code_point = u32::from(lead) & (0x3F >> continuations);
-        for _ in 0..continuations {
-            match bytes.get(at) {
-                Some(&byte) if byte & 0xC0 == 0x80 => {
-                    code_point = code_point << 6 | u32::from(byte & 0x3F);
-                    at += 1;
-                }
-                _ => return false,
-            }
-        }
-        if code_point < smallest
-            || code_point > 0x10_FFFF
-            || (0xD800..=0xDFFF).contains(&code_point)
-        {
-            return false;
-        }
-    }
-    true
+    iothub_proto::bytes::utf8(bytes).is_some()
 }
 
 /// A caller's output buffer (`char *buf, size_t size, size_t *out_len`).

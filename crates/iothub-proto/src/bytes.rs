@@ -198,6 +198,22 @@ pub fn sas_token(
     sink.finish()
 }
 
+/// `bytes` as text when they are UTF-8, with the same verdict as `core::str::from_utf8`.
+///
+/// The crate's one validator (byte-wise, much smaller than `core::str::from_utf8`'s
+/// word-at-a-time fast path on a microcontroller): a caller that holds bytes and must check
+/// some of them (the C API checks the text it does not percent-encode) links no second one.
+///
+/// ```
+/// use iothub_proto::bytes;
+///
+/// assert_eq!(bytes::utf8("°C".as_bytes()), Some("°C"));
+/// assert_eq!(bytes::utf8(b"\xb0C"), None);
+/// ```
+pub fn utf8(bytes: &[u8]) -> Option<&str> {
+    crate::text::utf8(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
