@@ -23,8 +23,9 @@ pub struct iothub_client_options {
 /// A hub client: what it connects as. It owns nothing: the spans borrow the caller's
 /// strings, which must outlive it and not change while it is used. Read-only after
 /// [`iothub_client_init`], which checks the spans once (NULL, empty host or device id; the
-/// other functions trust that); every function takes it as `const` and it can be shared
-/// between threads. A copy of an initialised client is initialised.
+/// other functions trust that) and stores an empty span with a non-NULL placeholder pointer
+/// (its length stays 0); every function takes it as `const` and it can be shared between
+/// threads. A copy of an initialised client is initialised.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct iothub_client {

@@ -101,6 +101,7 @@ fn write_token(
 
 /// The hub resource a client's tokens cover, as segments: `{host}/devices/{device}`, then
 /// `/modules/{module}` for a module.
+#[inline(always)]
 fn client_resource<'a>(c: &'a iothub_client, segments: &'a mut [&'a [u8]; 5]) -> &'a [&'a [u8]] {
     let module = c.module_id();
     *segments = [c.host(), b"devices", c.device_id(), b"modules", module];
@@ -123,6 +124,8 @@ fn callback_signer(
 /// Writes the MQTT password, a SAS token for the client's device (or module) valid until
 /// `expiry` (Unix seconds), signed with the base64 `key` by the built-in HMAC-SHA256.
 /// `policy_name` is empty for a device or module key, or the policy (`skn`) for a policy key.
+/// The resource (host and ids) and the policy are percent-encoded byte by byte and not
+/// checked as UTF-8 (docs/c-api.md, "Text encoding"); the key must be base64.
 ///
 /// Reconnect with a fresh token before `expiry`: the hub closes the connection when the
 /// token expires. On `IOTHUB_ERROR_BUFFER_TOO_SMALL`, `*out_len` is the size needed (an upper
@@ -199,7 +202,10 @@ pub unsafe extern "C" fn iothub_client_sas_get_password_with_hmac(
 
 /// Writes the DPS MQTT password: a token for `{id_scope}/registrations/{registration_id}`
 /// with policy `registration`, valid until `expiry` (Unix seconds), signed with the base64
-/// `key` (the enrollment's key, or one derived with [`iothub_dps_derive_device_key`]).
+/// `key` (the enrollment's key, or one derived with [`iothub_dps_derive_device_key`]). The
+/// scope and id must not be empty; they are percent-encoded byte by byte, not checked as
+/// UTF-8. `IOTHUB_ERROR_INVALID_ARGUMENT` for an empty scope or id, or a key that is not
+/// base64.
 ///
 /// # Safety
 ///

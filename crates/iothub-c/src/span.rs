@@ -254,6 +254,7 @@ impl<'a> Output<'a> {
 
     /// The buffer minus room for the NUL, for writers that need it more than once before
     /// [`Output::finish`].
+    #[inline(always)]
     pub(crate) fn body(&mut self) -> &mut [u8] {
         let room = self.buf.len().saturating_sub(1);
         let (body, _) = self.buf.split_at_mut(room);

@@ -102,6 +102,7 @@ pub unsafe extern "C" fn iothub_message_properties_init(
 /// # Safety
 ///
 /// `properties` NULL or set up by init, its buffer still valid and not accessed elsewhere.
+#[inline(always)]
 unsafe fn bag<'a>(
     properties: *const iothub_message_properties,
 ) -> Result<(&'a mut [u8], usize), iothub_result> {
