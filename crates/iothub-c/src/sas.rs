@@ -100,13 +100,15 @@ fn write_token(
 }
 
 /// The hub resource a client's tokens cover, as segments: `{host}/devices/{device}`, then
-/// `/modules/{module}` for a module.
+/// `/modules/{module}` for a module; the second value is how many segments are used.
 #[inline(always)]
-fn client_resource<'a>(c: &'a iothub_client, segments: &'a mut [&'a [u8]; 5]) -> &'a [&'a [u8]] {
+fn client_resource(c: &iothub_client) -> ([&[u8]; 5], usize) {
     let module = c.module_id();
-    *segments = [c.host(), b"devices", c.device_id(), b"modules", module];
     let count = if module.is_empty() { 3 } else { 5 };
-    segments.get(..count).unwrap_or_default()
+    (
+        [c.host(), b"devices", c.device_id(), b"modules", module],
+        count,
+    )
 }
 
 fn key_signer(key: &str) -> Result<HmacSha256Signer, iothub_result> {
@@ -156,8 +158,8 @@ pub unsafe extern "C" fn iothub_client_sas_get_password(
                 Output::new(buf, size, out_len)?,
             )
         };
-        let mut segments = [&[][..]; 5];
-        let resource = client_resource(&f, &mut segments);
+        let (segments, count) = client_resource(f);
+        let resource = segments.get(..count).unwrap_or_default();
         write_token(out, resource, policy, expiry, &key_signer(key)?)
     })())
 }
@@ -188,8 +190,8 @@ pub unsafe extern "C" fn iothub_client_sas_get_password_with_hmac(
                 Output::new(buf, size, out_len)?,
             )
         };
-        let mut segments = [&[][..]; 5];
-        let resource = client_resource(&f, &mut segments);
+        let (segments, count) = client_resource(f);
+        let resource = segments.get(..count).unwrap_or_default();
         write_token(
             out,
             resource,
