@@ -332,6 +332,72 @@ mod tests {
     use iothub_proto::properties::SystemProperty;
     use iothub_proto::topic;
 
+    /// The bag built pair by pair gives the core's `PropertyWriter` text, with bytes that are
+    /// not UTF-8 percent-encoded; a pair that does not fit leaves the bag whole.
+    #[test]
+    fn caller_built_bag_and_topic() {
+        use crate::client::iothub_client_init;
+        let mut client = core::mem::MaybeUninit::<iothub_client>::uninit();
+        let rc = unsafe {
+            iothub_client_init(
+                client.as_mut_ptr(),
+                iothub_span::from_str("h"),
+                iothub_span::from_bytes(b"d\xff"),
+                iothub_span::EMPTY,
+                core::ptr::null(),
+            )
+        };
+        assert_eq!(rc, IOTHUB_OK);
+        let client = unsafe { client.assume_init() };
+        assert!(!client.module_id.ptr.is_null() && client.module_id.len == 0);
+
+        let mut bag = [0 as c_char; 40];
+        let mut props = core::mem::MaybeUninit::<iothub_message_properties>::uninit();
+        let mut len = 0;
+        unsafe {
+            assert_eq!(
+                iothub_message_properties_init(props.as_mut_ptr(), bag.as_mut_ptr(), 40, 0),
+                IOTHUB_OK
+            );
+            let props = props.assume_init_mut();
+            let pairs: [(&[u8], &[u8]); 2] = [(b"$.ct", b"application/json"), (b"u", b"\xb0C")];
+            for (name, value) in pairs {
+                let rc = iothub_message_properties_append(
+                    props,
+                    iothub_span::from_bytes(name),
+                    iothub_span::from_bytes(value),
+                    &mut len,
+                );
+                assert_eq!(rc, IOTHUB_OK);
+            }
+            assert_eq!(len, "%24.ct=application%2Fjson&u=%B0C".len());
+            let rc = iothub_message_properties_append(
+                props,
+                iothub_span::from_str("long"),
+                iothub_span::from_str("value"),
+                &mut len,
+            );
+            assert_eq!(rc, IOTHUB_ERROR_BUFFER_TOO_SMALL);
+            assert_eq!(len, "%24.ct=application%2Fjson&u=%B0C&long=value".len());
+
+            let mut topic = [0 as c_char; 96];
+            let rc = iothub_client_telemetry_get_publish_topic(
+                &client,
+                props,
+                topic.as_mut_ptr(),
+                topic.len(),
+                &mut len,
+            );
+            assert_eq!(rc, IOTHUB_OK);
+            let topic = core::ffi::CStr::from_ptr(topic.as_ptr());
+            assert_eq!(
+                topic.to_bytes(),
+                b"devices/d%FF/messages/events/%24.ct=application%2Fjson&u=%B0C"
+            );
+            assert_eq!(len, topic.to_bytes().len());
+        }
+    }
+
     /// The header's `#define`s (cbindgen does not export `&str` constants) match the core.
     #[test]
     fn subscribe_filters_match_the_core_and_the_header() {
