@@ -117,8 +117,9 @@ typedef struct {
 // A hub client: what it connects as. It owns nothing: the spans borrow the caller's
 // strings, which must outlive it and not change while it is used. Read-only after
 // [`iothub_client_init`], which checks the spans once (NULL, empty host or device id; the
-// other functions trust that); every function takes it as `const` and it can be shared
-// between threads. A copy of an initialised client is initialised.
+// other functions trust that) and stores an empty span with a non-NULL placeholder pointer
+// (its length stays 0); every function takes it as `const` and it can be shared between
+// threads. A copy of an initialised client is initialised.
 typedef struct {
   // Set by init after checking the fields; checked by every call.
   uint64_t _internal_magic;
@@ -128,7 +129,7 @@ typedef struct {
   iothub_span device_id;
   // Module id; empty for a device client.
   iothub_span module_id;
-  // Options given at init (defaults filled in).
+  // Options given at init (empty spans when none were given).
   iothub_client_options options;
 } iothub_client;
 
@@ -532,6 +533,8 @@ bool iothub_status_is_retriable(uint16_t status);
 // Writes the MQTT password, a SAS token for the client's device (or module) valid until
 // `expiry` (Unix seconds), signed with the base64 `key` by the built-in HMAC-SHA256.
 // `policy_name` is empty for a device or module key, or the policy (`skn`) for a policy key.
+// The resource (host and ids) and the policy are percent-encoded byte by byte and not
+// checked as UTF-8 (docs/c-api.md, "Text encoding"); the key must be base64.
 //
 // Reconnect with a fresh token before `expiry`: the hub closes the connection when the
 // token expires. On `IOTHUB_ERROR_BUFFER_TOO_SMALL`, `*out_len` is the size needed (an upper
@@ -567,7 +570,10 @@ iothub_result iothub_client_sas_get_password_with_hmac(const iothub_client *clie
 
 // Writes the DPS MQTT password: a token for `{id_scope}/registrations/{registration_id}`
 // with policy `registration`, valid until `expiry` (Unix seconds), signed with the base64
-// `key` (the enrollment's key, or one derived with [`iothub_dps_derive_device_key`]).
+// `key` (the enrollment's key, or one derived with [`iothub_dps_derive_device_key`]). The
+// scope and id must not be empty; they are percent-encoded byte by byte, not checked as
+// UTF-8. `IOTHUB_ERROR_INVALID_ARGUMENT` for an empty scope or id, or a key that is not
+// base64.
 //
 // # Safety
 //
