@@ -338,6 +338,7 @@ mod tests {
     fn caller_built_bag_and_topic() {
         use crate::client::iothub_client_init;
         let mut client = core::mem::MaybeUninit::<iothub_client>::uninit();
+        // SAFETY: a writable client and spans over live literals.
         let rc = unsafe {
             iothub_client_init(
                 client.as_mut_ptr(),
@@ -348,12 +349,15 @@ mod tests {
             )
         };
         assert_eq!(rc, IOTHUB_OK);
+        // SAFETY: init returned `IOTHUB_OK`, so it wrote the whole client.
         let client = unsafe { client.assume_init() };
         assert!(!client.module_id.ptr.is_null() && client.module_id.len == 0);
 
         let mut bag = [0 as c_char; 40];
         let mut props = core::mem::MaybeUninit::<iothub_message_properties>::uninit();
         let mut len = 0;
+        // SAFETY: every pointer is a live local of the size passed; the bag is read only
+        // after init returned `IOTHUB_OK`.
         unsafe {
             assert_eq!(
                 iothub_message_properties_init(props.as_mut_ptr(), bag.as_mut_ptr(), 40, 0),
