@@ -109,7 +109,7 @@ pub fn c2d_subscribe_filter(
 /// ```
 /// use iothub_proto::bytes;
 ///
-/// let mut bag = [0u8; 16];
+/// let mut bag = [0u8; 12];
 /// let len = bytes::append_property(&mut bag, 0, b"a b", b"x&y")?;
 /// assert_eq!(&bag[..len], b"a%20b=x%26y");
 /// assert_eq!(
@@ -178,7 +178,7 @@ pub fn string_to_sign(
 /// use iothub_proto::bytes;
 /// use iothub_proto::sas::Signature;
 ///
-/// let mut buf = [0u8; 128];
+/// let mut buf = [0u8; 160];
 /// let len = bytes::sas_token(&[b"h", b"devices", b"d"], &Signature::from_bytes([0xfb; 32]), 7, Some(b"p"), &mut buf)?;
 /// assert_eq!(
 ///     &buf[..len],
