@@ -107,7 +107,8 @@ fuzz_target!(|data: &[u8]| {
             );
             for (name, value) in [(p[1], p[2]), (p[7], p[1]), (p[2], p[7])] {
                 let mut bag_len = 0;
-                let rc = iothub_message_properties_append(&mut properties, name, value, &mut bag_len);
+                let rc =
+                    iothub_message_properties_append(&mut properties, name, value, &mut bag_len);
                 assert!(properties._internal_len <= size);
                 if rc == IOTHUB_OK {
                     assert_eq!(bag_len, properties._internal_len);
