@@ -20,9 +20,6 @@
 // Size of the registration's state in 8-byte words.
 #define IOTHUB_DPS_REGISTRATION_WORDS 128
 
-// Most application properties one telemetry topic can carry (they are gathered on the stack).
-#define IOTHUB_MAX_APPLICATION_PROPERTIES 16
-
 // What a call did. `IOTHUB_OK` is 0; every other value is a distinct failure a caller can
 // branch on.
 typedef enum {
@@ -119,11 +116,12 @@ typedef struct {
 
 // A hub client: what it connects as. It owns nothing: the spans borrow the caller's
 // strings, which must outlive it and not change while it is used. Read-only after
-// [`iothub_client_init`], which validates everything once (the other functions trust it);
-// every function takes it as `const` and it can be shared between threads. A copy of an
-// initialised client is initialised.
+// [`iothub_client_init`], which checks the spans once (NULL, empty host or device id; the
+// other functions trust that) and stores an empty span with a non-NULL placeholder pointer
+// (its length stays 0); every function takes it as `const` and it can be shared between
+// threads. A copy of an initialised client is initialised.
 typedef struct {
-  // Set by init after validating the fields; checked by every call.
+  // Set by init after checking the fields; checked by every call.
   uint64_t _internal_magic;
   // Hub host name (`HostName`).
   iothub_span host;
@@ -131,7 +129,7 @@ typedef struct {
   iothub_span device_id;
   // Module id; empty for a device client.
   iothub_span module_id;
-  // Options given at init (defaults filled in).
+  // Options given at init (empty spans when none were given).
   iothub_client_options options;
 } iothub_client;
 
@@ -247,27 +245,18 @@ typedef int32_t (*iothub_hmac_sha256_fn)(void *context,
                                          size_t message_len,
                                          uint8_t *out_signature);
 
-// The properties of a telemetry message: system properties (empty span = absent) and
-// application properties. Start from [`iothub_message_properties_default`].
+// The property bag of a telemetry message, built by the caller in a buffer of its own: set
+// up with [`iothub_message_properties_init`], add one pair at a time with
+// [`iothub_message_properties_append`], hand it to
+// [`iothub_client_telemetry_get_publish_topic`], which copies it. The fields are internal:
+// touch the bag only through these functions.
 typedef struct {
-  // `$.mid`.
-  iothub_span message_id;
-  // `$.cid`.
-  iothub_span correlation_id;
-  // `$.uid`.
-  iothub_span user_id;
-  // `$.ct`, e.g. `application/json` (needed for routing on the body).
-  iothub_span content_type;
-  // `$.ce`, e.g. `utf-8`.
-  iothub_span content_encoding;
-  // `$.sub`: the Plug and Play component that sends the telemetry.
-  iothub_span component_name;
-  // `iothub-creation-time-utc` (ISO 8601).
-  iothub_span creation_time_utc;
-  // Application properties, `application_count` of them (NULL when 0).
-  const iothub_property *application;
-  // How many application properties; at most `IOTHUB_MAX_APPLICATION_PROPERTIES`.
-  size_t application_count;
+  // The caller's buffer.
+  char *_internal_buf;
+  // Its size in bytes.
+  size_t _internal_size;
+  // How many bytes of it the bag holds (percent-encoded, not NUL-terminated).
+  size_t _internal_len;
 } iothub_message_properties;
 
 #ifdef __cplusplus
@@ -280,8 +269,11 @@ iothub_client_options iothub_client_options_default(void);
 // Initialises `client` for `device_id` (and `module_id` unless empty) on hub `host`.
 // `options` may be NULL for the defaults.
 //
-// Returns `IOTHUB_ERROR_INVALID_ARGUMENT` for an empty host or device id or text that is not
-// UTF-8.
+// Only the spans' pointers and lengths are checked here (`IOTHUB_ERROR_NULL_ARGUMENT` for a
+// NULL pointer with a length, `IOTHUB_ERROR_INVALID_ARGUMENT` for an empty host or device
+// id); the text itself is not: topics and SAS tokens percent-encode every byte of it, and
+// [`iothub_client_get_client_id`] and [`iothub_client_get_username`], whose output MQTT
+// requires to be UTF-8, check it when called.
 //
 // # Safety
 //
@@ -541,6 +533,8 @@ bool iothub_status_is_retriable(uint16_t status);
 // Writes the MQTT password, a SAS token for the client's device (or module) valid until
 // `expiry` (Unix seconds), signed with the base64 `key` by the built-in HMAC-SHA256.
 // `policy_name` is empty for a device or module key, or the policy (`skn`) for a policy key.
+// The resource (host and ids) and the policy are percent-encoded byte by byte and not
+// checked as UTF-8 (docs/c-api.md, "Text encoding"); the key must be base64.
 //
 // Reconnect with a fresh token before `expiry`: the hub closes the connection when the
 // token expires. On `IOTHUB_ERROR_BUFFER_TOO_SMALL`, `*out_len` is the size needed (an upper
@@ -576,7 +570,10 @@ iothub_result iothub_client_sas_get_password_with_hmac(const iothub_client *clie
 
 // Writes the DPS MQTT password: a token for `{id_scope}/registrations/{registration_id}`
 // with policy `registration`, valid until `expiry` (Unix seconds), signed with the base64
-// `key` (the enrollment's key, or one derived with [`iothub_dps_derive_device_key`]).
+// `key` (the enrollment's key, or one derived with [`iothub_dps_derive_device_key`]). The
+// scope and id must not be empty; they are percent-encoded byte by byte, not checked as
+// UTF-8. `IOTHUB_ERROR_INVALID_ARGUMENT` for an empty scope or id, or a key that is not
+// base64.
 //
 // # Safety
 //
@@ -634,16 +631,48 @@ iothub_result iothub_sas_token_get_expiry(iothub_span token, uint64_t *out_expir
 // `text` is NULL or points to a NUL-terminated string.
 iothub_span iothub_span_from_str(const char *text);
 
-// No properties.
-iothub_message_properties iothub_message_properties_default(void);
-
-// Writes the telemetry topic of the client's device (or module), with the property bag of
-// `properties` (NULL for none) percent-encoded onto it, into `buf`, NUL-terminated.
+// Sets up `properties` over the caller's `buf` of `size` bytes, which already holds
+// `written_len` bytes of an encoded bag (0 to start empty; a bag written earlier, e.g.
+// `%24.ct=application%2Fjson`, to start from it). The bag keeps `buf`: it must outlive it.
+//
+// `IOTHUB_ERROR_NULL_ARGUMENT` for a NULL `properties`, or a NULL `buf` with a size;
+// `IOTHUB_ERROR_INVALID_ARGUMENT` when `written_len` exceeds `size`.
 //
 // # Safety
 //
-// `client` NULL or initialised; `properties` NULL or readable with valid spans and an
-// `application` array of `application_count` readable entries; `buf`/`size`/`out_len` as
+// `properties` NULL or writable; `buf` NULL (with `size` 0) or `size` writable bytes that
+// stay valid while `properties` is used.
+iothub_result iothub_message_properties_init(iothub_message_properties *properties,
+                                             char *buf,
+                                             size_t size,
+                                             size_t written_len);
+
+// Appends the property `name=value` to the bag, both percent-encoded (RFC 3986: everything
+// but `A-Z a-z 0-9 - . _ ~` becomes `%XX`, so any bytes are fine: they need not be UTF-8).
+// System properties use the decoded names, `IOTHUB_PROPERTY_MESSAGE_ID` (`$.mid`) and the
+// like; anything else is an application property. `value` may be empty.
+//
+// `*out_len` (if not NULL) receives the bag's length after the append, or on
+// `IOTHUB_ERROR_BUFFER_TOO_SMALL` the buffer size the bag would need (the bag is then
+// unchanged). `IOTHUB_ERROR_INVALID_ARGUMENT` for an empty name.
+//
+// # Safety
+//
+// `properties` NULL or set up by [`iothub_message_properties_init`] (its buffer still
+// valid); spans valid; `out_len` NULL or writable.
+iothub_result iothub_message_properties_append(iothub_message_properties *properties,
+                                               iothub_span name,
+                                               iothub_span value,
+                                               size_t *out_len);
+
+// Writes the telemetry topic of the client's device (or module),
+// `devices/{device}[/modules/{module}]/messages/events/{bag}`, into `buf`, NUL-terminated:
+// the ids percent-encoded, then the bag of `properties` (NULL for none) copied.
+//
+// # Safety
+//
+// `client` NULL or initialised; `properties` NULL or set up by
+// [`iothub_message_properties_init`] (its buffer still valid); `buf`/`size`/`out_len` as
 // [`iothub_client_get_client_id`](crate::client::iothub_client_get_client_id).
 iothub_result iothub_client_telemetry_get_publish_topic(const iothub_client *client,
                                                         const iothub_message_properties *properties,
@@ -710,6 +739,16 @@ iothub_result iothub_methods_response_get_publish_topic(iothub_span request_id,
 #define IOTHUB_METHODS_SUBSCRIBE_TOPIC "$iothub/methods/POST/#"
 #define IOTHUB_C2D_SUBSCRIBE_TOPIC "devices/+/messages/devicebound/#"
 #define IOTHUB_DPS_SUBSCRIBE_TOPIC "$dps/registrations/res/#"
+
+/* Property names for iothub_message_properties_append, decoded (it writes "$" as "%24");
+ * checked against crates/iothub-c/src/topics.rs by its tests. */
+#define IOTHUB_PROPERTY_MESSAGE_ID "$.mid"
+#define IOTHUB_PROPERTY_CORRELATION_ID "$.cid"
+#define IOTHUB_PROPERTY_USER_ID "$.uid"
+#define IOTHUB_PROPERTY_CONTENT_TYPE "$.ct"
+#define IOTHUB_PROPERTY_CONTENT_ENCODING "$.ce"
+#define IOTHUB_PROPERTY_COMPONENT_NAME "$.sub"
+#define IOTHUB_PROPERTY_CREATION_TIME_UTC "iothub-creation-time-utc"
 
 /** An iothub_span over a string literal (length without the NUL). */
 #define IOTHUB_SPAN_LITERAL(s) ((iothub_span){ (s), sizeof(s) - 1 })

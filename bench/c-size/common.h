@@ -36,10 +36,12 @@ static int telemetry_part(void) {
   if (iothub_client_init(&client, IOTHUB_SPAN_LITERAL("iot-hub-for-test.azure-devices.net"), IOTHUB_SPAN_LITERAL("iot-device-for-test"), (iothub_span){0, 0}, 0) != IOTHUB_OK) return 10;
   iothub_client dev3;
   if (iothub_client_init(&dev3, IOTHUB_SPAN_LITERAL("h"), IOTHUB_SPAN_LITERAL("dev3"), (iothub_span){0, 0}, 0) != IOTHUB_OK) return 10;
-  iothub_message_properties p = iothub_message_properties_default();
-  p.message_id = IOTHUB_SPAN_LITERAL("mid-1");
-  p.content_type = IOTHUB_SPAN_LITERAL("application/json");
-  p.content_encoding = IOTHUB_SPAN_LITERAL("utf-8");
+  char bag[128];
+  iothub_message_properties p;
+  if (iothub_message_properties_init(&p, bag, sizeof bag, 0) != IOTHUB_OK) return 11;
+  if (iothub_message_properties_append(&p, IOTHUB_SPAN_LITERAL(IOTHUB_PROPERTY_MESSAGE_ID), IOTHUB_SPAN_LITERAL("mid-1"), 0) != IOTHUB_OK) return 11;
+  if (iothub_message_properties_append(&p, IOTHUB_SPAN_LITERAL(IOTHUB_PROPERTY_CONTENT_TYPE), IOTHUB_SPAN_LITERAL("application/json"), 0) != IOTHUB_OK) return 11;
+  if (iothub_message_properties_append(&p, IOTHUB_SPAN_LITERAL(IOTHUB_PROPERTY_CONTENT_ENCODING), IOTHUB_SPAN_LITERAL("utf-8"), 0) != IOTHUB_OK) return 11;
   if (iothub_client_telemetry_get_publish_topic(&dev3, &p, buf, sizeof buf, &len) != IOTHUB_OK) return 11;
   if (!written_is(buf, len, "devices/dev3/messages/events/%24.mid=mid-1&%24.ct=application%2Fjson&%24.ce=utf-8")) return 12;
   if (iothub_client_sas_get_password_with_hmac(&client, platform_hmac, 0, (iothub_span){0, 0}, 1471940363u, buf, sizeof buf, &len) != IOTHUB_OK) return 13;

@@ -133,9 +133,11 @@ int main(void) {
   mosquitto_publish(c.mosq, NULL, topic, 0, NULL, 1, false);
   report_max();
 
-  iothub_message_properties properties = iothub_message_properties_default();
-  properties.content_type = IOTHUB_SPAN_LITERAL("application/json");
-  properties.content_encoding = IOTHUB_SPAN_LITERAL("utf-8");
+  char bag[64];
+  iothub_message_properties properties;
+  sample_check(iothub_message_properties_init(&properties, bag, sizeof bag, 0), "properties");
+  sample_check(iothub_message_properties_append(&properties, IOTHUB_SPAN_LITERAL(IOTHUB_PROPERTY_CONTENT_TYPE), IOTHUB_SPAN_LITERAL("application/json"), NULL), "content type");
+  sample_check(iothub_message_properties_append(&properties, IOTHUB_SPAN_LITERAL(IOTHUB_PROPERTY_CONTENT_ENCODING), IOTHUB_SPAN_LITERAL("utf-8"), NULL), "content encoding");
   sample_check(iothub_client_telemetry_get_publish_topic(&c.client, &properties, topic, sizeof topic, &len), "telemetry topic");
 
   int run_seconds = atoi(sample_env("IOTHUB_RUN_SECONDS", "0"));

@@ -16,15 +16,14 @@ int main(void) {
   for (int i = 0; i < count; i++) {
     char message_id[32];
     snprintf(message_id, sizeof message_id, "msg-%d", i);
-    iothub_property application[] = {
-        {IOTHUB_SPAN_LITERAL("sample"), IOTHUB_SPAN_LITERAL("telemetry.c")},
-    };
-    iothub_message_properties properties = iothub_message_properties_default();
-    properties.message_id = iothub_span_from_str(message_id);
-    properties.content_type = IOTHUB_SPAN_LITERAL("text/plain");
-    properties.content_encoding = IOTHUB_SPAN_LITERAL("utf-8");
-    properties.application = application;
-    properties.application_count = 1;
+    /* The property bag: built in a buffer of ours, one pair at a time (percent-encoded). */
+    char bag[128];
+    iothub_message_properties properties;
+    sample_check(iothub_message_properties_init(&properties, bag, sizeof bag, 0), "properties");
+    sample_check(iothub_message_properties_append(&properties, IOTHUB_SPAN_LITERAL(IOTHUB_PROPERTY_MESSAGE_ID), iothub_span_from_str(message_id), NULL), "message id");
+    sample_check(iothub_message_properties_append(&properties, IOTHUB_SPAN_LITERAL(IOTHUB_PROPERTY_CONTENT_TYPE), IOTHUB_SPAN_LITERAL("text/plain"), NULL), "content type");
+    sample_check(iothub_message_properties_append(&properties, IOTHUB_SPAN_LITERAL(IOTHUB_PROPERTY_CONTENT_ENCODING), IOTHUB_SPAN_LITERAL("utf-8"), NULL), "content encoding");
+    sample_check(iothub_message_properties_append(&properties, IOTHUB_SPAN_LITERAL("sample"), IOTHUB_SPAN_LITERAL("telemetry.c"), NULL), "application property");
 
     char topic[256];
     size_t topic_len = 0;

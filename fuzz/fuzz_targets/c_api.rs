@@ -97,15 +97,25 @@ fuzz_target!(|data: &[u8]| {
             check_output(size, |b, s, l| {
                 iothub_client_c2d_get_subscribe_topic(&client, b, s, l)
             });
-            let application = [iothub_property {
-                name: p[1],
-                value: p[2],
-            }];
-            let mut properties = iothub_message_properties_default();
-            properties.message_id = p[7];
-            properties.content_type = p[1];
-            properties.application = application.as_ptr();
-            properties.application_count = 1;
+            // The caller-built bag: a buffer of `size` bytes, pairs appended until one does
+            // not fit; a full bag must stay whole (its length never passes the buffer).
+            let mut bag = vec![0u8; size];
+            let mut properties = core::mem::zeroed::<iothub_message_properties>();
+            assert_eq!(
+                iothub_message_properties_init(&mut properties, bag.as_mut_ptr().cast(), size, 0),
+                IOTHUB_OK
+            );
+            for (name, value) in [(p[1], p[2]), (p[7], p[1]), (p[2], p[7])] {
+                let mut bag_len = 0;
+                let rc =
+                    iothub_message_properties_append(&mut properties, name, value, &mut bag_len);
+                assert!(properties._internal_len <= size);
+                if rc == IOTHUB_OK {
+                    assert_eq!(bag_len, properties._internal_len);
+                } else if rc == IOTHUB_ERROR_BUFFER_TOO_SMALL {
+                    assert!(bag_len > size);
+                }
+            }
             check_output(size, |b, s, l| {
                 iothub_client_telemetry_get_publish_topic(&client, &properties, b, s, l)
             });

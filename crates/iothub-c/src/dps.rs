@@ -314,13 +314,18 @@ pub unsafe extern "C" fn iothub_dps_registration_get_outcome(
         }
         // SAFETY: forwarded contract.
         let reg = unsafe { state(reg) }?;
-        let mut value = iothub_dps_outcome {
-            status: iothub_dps_status::IOTHUB_DPS_PENDING,
-            assigned_hub: iothub_span::EMPTY,
-            device_id: iothub_span::EMPTY,
-            error_status: 0,
-            error_code: 0,
-            message: iothub_span::EMPTY,
+        // Filled in place (building the struct and copying it out cost more code).
+        // SAFETY: non-NULL and writable, as the caller guarantees; written whole first.
+        let value = unsafe {
+            out.write(iothub_dps_outcome {
+                status: iothub_dps_status::IOTHUB_DPS_PENDING,
+                assigned_hub: iothub_span::EMPTY,
+                device_id: iothub_span::EMPTY,
+                error_status: 0,
+                error_code: 0,
+                message: iothub_span::EMPTY,
+            });
+            &mut *out
         };
         match reg.outcome() {
             None => {}
@@ -351,8 +356,7 @@ pub unsafe extern "C" fn iothub_dps_registration_get_outcome(
             // An outcome added to the core later: reported as a failure without details.
             Some(_) => value.status = iothub_dps_status::IOTHUB_DPS_FAILED,
         }
-        // SAFETY: non-NULL and writable, as the caller guarantees.
-        unsafe { span::put(out, value) }
+        Ok(())
     })())
 }
 

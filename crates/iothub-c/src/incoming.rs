@@ -103,44 +103,54 @@ pub unsafe extern "C" fn iothub_parse_received_topic(
         }
         // SAFETY: forwarded contract.
         let topic = unsafe { span::text(topic) }?;
-        let parsed = match Incoming::parse(topic)? {
-            Incoming::C2d(message) => iothub_incoming {
-                properties: iothub_span::from_str(message.properties().raw()),
-                device_id: iothub_span::from_str(message.device_id().raw()),
-                module_id: message
-                    .module_id()
-                    .map_or(iothub_span::EMPTY, |m| iothub_span::from_str(m.raw())),
-                ..iothub_incoming::empty(iothub_incoming_kind::IOTHUB_INCOMING_C2D)
-            },
-            Incoming::TwinResponse(response) => iothub_incoming {
-                status: response.status().code(),
-                request_id: rid(response.request_id()),
-                has_version: response.version().is_some(),
-                version: response.version().unwrap_or(0),
-                ..iothub_incoming::empty(iothub_incoming_kind::IOTHUB_INCOMING_TWIN_RESPONSE)
-            },
-            Incoming::DesiredPatch(patch) => iothub_incoming {
-                has_version: true,
-                version: patch.version(),
-                ..iothub_incoming::empty(iothub_incoming_kind::IOTHUB_INCOMING_DESIRED_PATCH)
-            },
-            Incoming::MethodRequest(request) => iothub_incoming {
-                method_name: iothub_span::from_str(request.name()),
-                request_id: rid(request.request_id()),
-                ..iothub_incoming::empty(iothub_incoming_kind::IOTHUB_INCOMING_METHOD_REQUEST)
-            },
-            Incoming::DpsResponse(response) => iothub_incoming {
-                status: response.status().code(),
-                request_id: rid(response.request_id()),
-                has_retry_after: response.retry_after().is_some(),
-                retry_after: response.retry_after().unwrap_or(0),
-                ..iothub_incoming::empty(iothub_incoming_kind::IOTHUB_INCOMING_DPS_RESPONSE)
-            },
+        let parsed = Incoming::parse(topic)?;
+        // Filled in place (the struct is large; building it and copying it out cost more
+        // code), only once the topic parsed, so `out` is untouched on an error.
+        let kind = match parsed {
+            Incoming::C2d(_) => iothub_incoming_kind::IOTHUB_INCOMING_C2D,
+            Incoming::TwinResponse(_) => iothub_incoming_kind::IOTHUB_INCOMING_TWIN_RESPONSE,
+            Incoming::DesiredPatch(_) => iothub_incoming_kind::IOTHUB_INCOMING_DESIRED_PATCH,
+            Incoming::MethodRequest(_) => iothub_incoming_kind::IOTHUB_INCOMING_METHOD_REQUEST,
+            Incoming::DpsResponse(_) => iothub_incoming_kind::IOTHUB_INCOMING_DPS_RESPONSE,
             // A kind added to the core later: not one this API describes yet.
             _ => return Err(IOTHUB_ERROR_TOPIC_NO_MATCH),
         };
-        // SAFETY: non-NULL and writable, as the caller guarantees.
-        unsafe { span::put(out, parsed) }
+        // SAFETY: non-NULL and writable, as the caller guarantees; written whole first.
+        let o = unsafe {
+            out.write(iothub_incoming::empty(kind));
+            &mut *out
+        };
+        match parsed {
+            Incoming::C2d(message) => {
+                o.properties = iothub_span::from_str(message.properties().raw());
+                o.device_id = iothub_span::from_str(message.device_id().raw());
+                if let Some(module) = message.module_id() {
+                    o.module_id = iothub_span::from_str(module.raw());
+                }
+            }
+            Incoming::TwinResponse(response) => {
+                o.status = response.status().code();
+                o.request_id = rid(response.request_id());
+                o.has_version = response.version().is_some();
+                o.version = response.version().unwrap_or(0);
+            }
+            Incoming::DesiredPatch(patch) => {
+                o.has_version = true;
+                o.version = patch.version();
+            }
+            Incoming::MethodRequest(request) => {
+                o.method_name = iothub_span::from_str(request.name());
+                o.request_id = rid(request.request_id());
+            }
+            Incoming::DpsResponse(response) => {
+                o.status = response.status().code();
+                o.request_id = rid(response.request_id());
+                o.has_retry_after = response.retry_after().is_some();
+                o.retry_after = response.retry_after().unwrap_or(0);
+            }
+            _ => {}
+        }
+        Ok(())
     })())
 }
 

@@ -4,9 +4,10 @@
 use core::ffi::{c_char, c_void};
 use core::fmt::Display;
 
+use iothub_proto::bytes;
 use iothub_proto::sas::{
-    DPS_REGISTRATION_POLICY, HmacSha256Signer, ParsedSasToken, ResourceUri, SIGNATURE_LEN,
-    SasToken, SignError, Signature, Signer,
+    DPS_REGISTRATION_POLICY, HmacSha256Signer, ParsedSasToken, SIGNATURE_LEN, SignError, Signature,
+    Signer,
 };
 
 use crate::client::{fields, iothub_client};
@@ -67,41 +68,47 @@ impl Signer for CallbackSigner {
     }
 }
 
-/// Signs a token for `resource` into `out` (the buffer doubles as scratch for the string to
-/// sign).
+/// Signs a token for `resource` (its segments, see `iothub_proto::bytes::string_to_sign`)
+/// into `out`; the buffer doubles as scratch for the string to sign. Nothing is validated as
+/// UTF-8: the resource and policy are percent-encoded byte by byte.
+#[inline(always)]
 fn write_token(
     mut out: Output<'_>,
-    resource: ResourceUri<'_>,
-    policy: Option<&str>,
+    resource: &[&[u8]],
+    policy: Option<&[u8]>,
     expiry: u64,
     signer: &impl Signer,
 ) -> Result<(), iothub_result> {
     let body = out.body();
-    let written = match SasToken::sign_in_buffer(resource, expiry, policy, signer, body) {
-        Ok(token) => token.encode_to(body),
-        // The signature is not known yet, so report what the longest token needs: one whose
-        // base64 signature is all `/` (each percent-encoded). That is also more than the
-        // string to sign, which is what did not fit.
-        Err(SignError::BufferTooSmall(_)) => {
-            let longest = SasToken::new(
-                resource,
-                Signature::from_bytes([0xff; SIGNATURE_LEN]),
-                expiry,
-                policy,
-            );
-            longest.encode_to(&mut [])
-        }
-        Err(_) => return Err(IOTHUB_ERROR_SIGN_FAILED),
-    };
+    let mut signature = Signature::from_bytes([0xff; SIGNATURE_LEN]);
+    let mut scratch: &mut [u8] = &mut [];
+    if let Ok(len) = bytes::string_to_sign(resource, expiry, body) {
+        let mut mac = [0u8; SIGNATURE_LEN];
+        // invariant: `string_to_sign` wrote `len <= body.len()` bytes.
+        signer
+            .sign_bytes_into(body.get(..len).unwrap_or_default(), &mut mac)
+            .map_err(|_| IOTHUB_ERROR_SIGN_FAILED)?;
+        signature = Signature::from_bytes(mac);
+        scratch = body;
+    }
+    // When the string to sign did not fit, the signature is not known, so this counts what
+    // the longest token needs (an empty buffer only counts): a signature of all 0xff bytes,
+    // whose base64 has the most characters that percent-encode (`/`). That is also more than
+    // the string to sign, which is what did not fit.
+    let written = bytes::sas_token(resource, &signature, expiry, policy, scratch);
     out.finish(written)
 }
 
-/// The hub resource a client's tokens cover.
-fn client_resource<'a>(f: &crate::client::Fields<'a>) -> ResourceUri<'a> {
-    match f.module_id {
-        Some(module) => ResourceUri::module(f.host, f.device_id, module),
-        None => ResourceUri::device(f.host, f.device_id),
-    }
+/// The hub resource a client's tokens cover, as segments: `{host}/devices/{device}`, then
+/// `/modules/{module}` for a module; the second value is how many segments are used.
+#[inline(always)]
+fn client_resource(c: &iothub_client) -> ([&[u8]; 5], usize) {
+    let module = c.module_id();
+    let count = if module.is_empty() { 3 } else { 5 };
+    (
+        [c.host(), b"devices", c.device_id(), b"modules", module],
+        count,
+    )
 }
 
 fn key_signer(key: &str) -> Result<HmacSha256Signer, iothub_result> {
@@ -119,6 +126,8 @@ fn callback_signer(
 /// Writes the MQTT password, a SAS token for the client's device (or module) valid until
 /// `expiry` (Unix seconds), signed with the base64 `key` by the built-in HMAC-SHA256.
 /// `policy_name` is empty for a device or module key, or the policy (`skn`) for a policy key.
+/// The resource (host and ids) and the policy are percent-encoded byte by byte and not
+/// checked as UTF-8 (docs/c-api.md, "Text encoding"); the key must be base64.
 ///
 /// Reconnect with a fresh token before `expiry`: the hub closes the connection when the
 /// token expires. On `IOTHUB_ERROR_BUFFER_TOO_SMALL`, `*out_len` is the size needed (an upper
@@ -145,11 +154,13 @@ pub unsafe extern "C" fn iothub_client_sas_get_password(
             (
                 fields(client)?,
                 span::required_text(key)?,
-                span::optional_text(policy_name)?,
+                span::optional_bytes(policy_name)?,
                 Output::new(buf, size, out_len)?,
             )
         };
-        write_token(out, client_resource(&f), policy, expiry, &key_signer(key)?)
+        let (segments, count) = client_resource(f);
+        let resource = segments.get(..count).unwrap_or_default();
+        write_token(out, resource, policy, expiry, &key_signer(key)?)
     })())
 }
 
@@ -175,13 +186,15 @@ pub unsafe extern "C" fn iothub_client_sas_get_password_with_hmac(
         let (f, policy, out) = unsafe {
             (
                 fields(client)?,
-                span::optional_text(policy_name)?,
+                span::optional_bytes(policy_name)?,
                 Output::new(buf, size, out_len)?,
             )
         };
+        let (segments, count) = client_resource(f);
+        let resource = segments.get(..count).unwrap_or_default();
         write_token(
             out,
-            client_resource(&f),
+            resource,
             policy,
             expiry,
             &callback_signer(hmac, context)?,
@@ -191,7 +204,10 @@ pub unsafe extern "C" fn iothub_client_sas_get_password_with_hmac(
 
 /// Writes the DPS MQTT password: a token for `{id_scope}/registrations/{registration_id}`
 /// with policy `registration`, valid until `expiry` (Unix seconds), signed with the base64
-/// `key` (the enrollment's key, or one derived with [`iothub_dps_derive_device_key`]).
+/// `key` (the enrollment's key, or one derived with [`iothub_dps_derive_device_key`]). The
+/// scope and id must not be empty; they are percent-encoded byte by byte, not checked as
+/// UTF-8. `IOTHUB_ERROR_INVALID_ARGUMENT` for an empty scope or id, or a key that is not
+/// base64.
 ///
 /// # Safety
 ///
@@ -211,17 +227,17 @@ pub unsafe extern "C" fn iothub_dps_sas_get_password(
         // SAFETY: forwarded contracts.
         let (scope, id, key, out) = unsafe {
             (
-                span::required_text(id_scope)?,
-                span::required_text(registration_id)?,
+                span::required_bytes(id_scope)?,
+                span::required_bytes(registration_id)?,
                 span::required_text(key)?,
                 Output::new(buf, size, out_len)?,
             )
         };
-        let resource = ResourceUri::dps_registration(scope, id);
+        let resource: [&[u8]; 3] = [scope, b"registrations", id];
         write_token(
             out,
-            resource,
-            Some(DPS_REGISTRATION_POLICY),
+            &resource,
+            Some(DPS_REGISTRATION_POLICY.as_bytes()),
             expiry,
             &key_signer(key)?,
         )
@@ -248,16 +264,16 @@ pub unsafe extern "C" fn iothub_dps_sas_get_password_with_hmac(
         // SAFETY: forwarded contracts.
         let (scope, id, out) = unsafe {
             (
-                span::required_text(id_scope)?,
-                span::required_text(registration_id)?,
+                span::required_bytes(id_scope)?,
+                span::required_bytes(registration_id)?,
                 Output::new(buf, size, out_len)?,
             )
         };
-        let resource = ResourceUri::dps_registration(scope, id);
+        let resource: [&[u8]; 3] = [scope, b"registrations", id];
         write_token(
             out,
-            resource,
-            Some(DPS_REGISTRATION_POLICY),
+            &resource,
+            Some(DPS_REGISTRATION_POLICY.as_bytes()),
             expiry,
             &callback_signer(hmac, context)?,
         )

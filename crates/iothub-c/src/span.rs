@@ -133,18 +133,37 @@ pub(crate) unsafe fn text<'a>(span: iothub_span) -> Result<&'a str, iothub_resul
     }
 }
 
-/// The text of a span [`text`] accepted before (a client's fields, checked at init): NULL
-/// is still refused, UTF-8 is not checked again.
+/// `bytes` as text when they are UTF-8.
+pub(crate) fn utf8(bytes: &[u8]) -> Option<&str> {
+    iothub_proto::bytes::utf8(bytes)
+}
+
+/// A span that is NULL-checked but not UTF-8-checked: the empty span means "absent". For
+/// text the core percent-encodes byte by byte (docs/c-api.md, "Buffers, spans and errors").
 ///
 /// # Safety
 ///
-/// As [`bytes`], and the bytes are UTF-8.
-pub(crate) unsafe fn validated_text<'a>(span: iothub_span) -> Result<&'a str, iothub_result> {
-    if span.len != 0 && span.ptr.is_null() {
-        return Err(IOTHUB_ERROR_NULL_ARGUMENT);
+/// As [`bytes`].
+pub(crate) unsafe fn optional_bytes<'a>(
+    span: iothub_span,
+) -> Result<Option<&'a [u8]>, iothub_result> {
+    // SAFETY: forwarded contract.
+    let bytes = unsafe { bytes(span) }?;
+    Ok(Some(bytes).filter(|b| !b.is_empty()))
+}
+
+/// A span that is NULL-checked and must not be empty, but is not UTF-8-checked (text the
+/// core percent-encodes byte by byte).
+///
+/// # Safety
+///
+/// As [`bytes`].
+pub(crate) unsafe fn required_bytes<'a>(span: iothub_span) -> Result<&'a [u8], iothub_result> {
+    // SAFETY: forwarded contract.
+    match unsafe { bytes(span) }? {
+        [] => Err(IOTHUB_ERROR_INVALID_ARGUMENT),
+        bytes => Ok(bytes),
     }
-    // SAFETY: non-NULL (or empty) and UTF-8, as checked and as the caller guarantees.
-    Ok(unsafe { checked(span) })
 }
 
 /// Like [`text`], but the text must not be empty.
@@ -182,45 +201,14 @@ pub(crate) unsafe fn optional_text<'a>(
     }
 }
 
-/// Whether `bytes` is UTF-8, decided exactly as `core::str::from_utf8` decides: no overlong
-/// forms, no surrogates, nothing above U+10FFFF, no truncated sequence.
+/// Whether `bytes` is UTF-8, decided exactly as `core::str::from_utf8` decides (no overlong
+/// forms, no surrogates, nothing above U+10FFFF, no truncated sequence; tested below).
 ///
-/// Every span crossing the boundary goes through here, so its size counts: core's validator
-/// (an ASCII fast path reading a word at a time) is several hundred bytes on a
-/// microcontroller, this byte loop a fraction of that, and inputs here are short.
+/// The core's validator (`iothub_proto::bytes::utf8`, a byte-wise one, smaller than
+/// `core::str::from_utf8`'s word-at-a-time fast path): the parsers underneath link it anyway,
+/// so a second one here would only add code.
 fn is_utf8(bytes: &[u8]) -> bool {
-    let mut at = 0;
-    while let Some(&lead) = bytes.get(at) {
-        at += 1;
-        if lead < 0x80 {
-            continue;
-        }
-        // How many continuation bytes follow the lead byte, and the smallest code point
-        // that needs that many (anything below is an overlong form).
-        let (continuations, smallest) = match lead {
-            0xC0..=0xDF => (1, 0x80),
-            0xE0..=0xEF => (2, 0x800),
-            0xF0..=0xF7 => (3, 0x1_0000),
-            _ => return false,
-        };
-        let mut code_point = u32::from(lead) & (0x3F >> continuations);
-        for _ in 0..continuations {
-            match bytes.get(at) {
-                Some(&byte) if byte & 0xC0 == 0x80 => {
-                    code_point = code_point << 6 | u32::from(byte & 0x3F);
-                    at += 1;
-                }
-                _ => return false,
-            }
-        }
-        if code_point < smallest
-            || code_point > 0x10_FFFF
-            || (0xD800..=0xDFFF).contains(&code_point)
-        {
-            return false;
-        }
-    }
-    true
+    iothub_proto::bytes::utf8(bytes).is_some()
 }
 
 /// A caller's output buffer (`char *buf, size_t size, size_t *out_len`).
@@ -266,6 +254,7 @@ impl<'a> Output<'a> {
 
     /// The buffer minus room for the NUL, for writers that need it more than once before
     /// [`Output::finish`].
+    #[inline(always)]
     pub(crate) fn body(&mut self) -> &mut [u8] {
         let room = self.buf.len().saturating_sub(1);
         let (body, _) = self.buf.split_at_mut(room);

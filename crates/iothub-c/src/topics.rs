@@ -2,11 +2,8 @@
 
 use core::ffi::c_char;
 
-use iothub_proto::properties::{PropertyWriter, SystemProperty};
-use iothub_proto::topic::{
-    C2dFilter, MethodResponseTopic, ReportedPatchTopic, TelemetryTopic, TwinGetTopic,
-};
-use iothub_proto::{BufferTooSmall, RequestId};
+use iothub_proto::RequestId;
+use iothub_proto::topic::{MethodResponseTopic, ReportedPatchTopic, TwinGetTopic};
 
 use crate::client::{fields, iothub_client};
 use crate::result::*;
@@ -24,8 +21,21 @@ pub const IOTHUB_C2D_SUBSCRIBE_TOPIC: &str = "devices/+/messages/devicebound/#";
 /// Subscribe filter for DPS responses.
 pub const IOTHUB_DPS_SUBSCRIBE_TOPIC: &str = "$dps/registrations/res/#";
 
-/// Most application properties one telemetry topic can carry (they are gathered on the stack).
-pub const IOTHUB_MAX_APPLICATION_PROPERTIES: usize = 16;
+/// `$.mid`: message id (the decoded name; [`iothub_message_properties_append`] writes it
+/// `%24.mid`).
+pub const IOTHUB_PROPERTY_MESSAGE_ID: &str = "$.mid";
+/// `$.cid`: correlation id.
+pub const IOTHUB_PROPERTY_CORRELATION_ID: &str = "$.cid";
+/// `$.uid`: user id.
+pub const IOTHUB_PROPERTY_USER_ID: &str = "$.uid";
+/// `$.ct`: content type, e.g. `application/json` (needed for routing on the body).
+pub const IOTHUB_PROPERTY_CONTENT_TYPE: &str = "$.ct";
+/// `$.ce`: content encoding, e.g. `utf-8`.
+pub const IOTHUB_PROPERTY_CONTENT_ENCODING: &str = "$.ce";
+/// `$.sub`: the Plug and Play component that sends the telemetry.
+pub const IOTHUB_PROPERTY_COMPONENT_NAME: &str = "$.sub";
+/// `iothub-creation-time-utc` (ISO 8601, UTC).
+pub const IOTHUB_PROPERTY_CREATION_TIME_UTC: &str = "iothub-creation-time-utc";
 
 /// One name/value pair of a property bag.
 #[repr(C)]
@@ -37,54 +47,136 @@ pub struct iothub_property {
     pub value: iothub_span,
 }
 
-/// The properties of a telemetry message: system properties (empty span = absent) and
-/// application properties. Start from [`iothub_message_properties_default`].
+/// The property bag of a telemetry message, built by the caller in a buffer of its own: set
+/// up with [`iothub_message_properties_init`], add one pair at a time with
+/// [`iothub_message_properties_append`], hand it to
+/// [`iothub_client_telemetry_get_publish_topic`], which copies it. The fields are internal:
+/// touch the bag only through these functions.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct iothub_message_properties {
-    /// `$.mid`.
-    pub message_id: iothub_span,
-    /// `$.cid`.
-    pub correlation_id: iothub_span,
-    /// `$.uid`.
-    pub user_id: iothub_span,
-    /// `$.ct`, e.g. `application/json` (needed for routing on the body).
-    pub content_type: iothub_span,
-    /// `$.ce`, e.g. `utf-8`.
-    pub content_encoding: iothub_span,
-    /// `$.sub`: the Plug and Play component that sends the telemetry.
-    pub component_name: iothub_span,
-    /// `iothub-creation-time-utc` (ISO 8601).
-    pub creation_time_utc: iothub_span,
-    /// Application properties, `application_count` of them (NULL when 0).
-    pub application: *const iothub_property,
-    /// How many application properties; at most `IOTHUB_MAX_APPLICATION_PROPERTIES`.
-    pub application_count: usize,
+    /// The caller's buffer.
+    pub _internal_buf: *mut c_char,
+    /// Its size in bytes.
+    pub _internal_size: usize,
+    /// How many bytes of it the bag holds (percent-encoded, not NUL-terminated).
+    pub _internal_len: usize,
 }
 
-/// No properties.
-#[unsafe(no_mangle)]
-pub extern "C" fn iothub_message_properties_default() -> iothub_message_properties {
-    iothub_message_properties {
-        message_id: iothub_span::EMPTY,
-        correlation_id: iothub_span::EMPTY,
-        user_id: iothub_span::EMPTY,
-        content_type: iothub_span::EMPTY,
-        content_encoding: iothub_span::EMPTY,
-        component_name: iothub_span::EMPTY,
-        creation_time_utc: iothub_span::EMPTY,
-        application: core::ptr::null(),
-        application_count: 0,
-    }
-}
-
-/// Writes the telemetry topic of the client's device (or module), with the property bag of
-/// `properties` (NULL for none) percent-encoded onto it, into `buf`, NUL-terminated.
+/// Sets up `properties` over the caller's `buf` of `size` bytes, which already holds
+/// `written_len` bytes of an encoded bag (0 to start empty; a bag written earlier, e.g.
+/// `%24.ct=application%2Fjson`, to start from it). The bag keeps `buf`: it must outlive it.
+///
+/// `IOTHUB_ERROR_NULL_ARGUMENT` for a NULL `properties`, or a NULL `buf` with a size;
+/// `IOTHUB_ERROR_INVALID_ARGUMENT` when `written_len` exceeds `size`.
 ///
 /// # Safety
 ///
-/// `client` NULL or initialised; `properties` NULL or readable with valid spans and an
-/// `application` array of `application_count` readable entries; `buf`/`size`/`out_len` as
+/// `properties` NULL or writable; `buf` NULL (with `size` 0) or `size` writable bytes that
+/// stay valid while `properties` is used.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn iothub_message_properties_init(
+    properties: *mut iothub_message_properties,
+    buf: *mut c_char,
+    size: usize,
+    written_len: usize,
+) -> iothub_result {
+    if properties.is_null() || (buf.is_null() && size != 0) {
+        return IOTHUB_ERROR_NULL_ARGUMENT;
+    }
+    if written_len > size {
+        return IOTHUB_ERROR_INVALID_ARGUMENT;
+    }
+    let value = iothub_message_properties {
+        _internal_buf: buf,
+        _internal_size: size,
+        _internal_len: written_len,
+    };
+    // SAFETY: non-NULL and writable, as the caller guarantees.
+    unsafe { properties.write(value) };
+    IOTHUB_OK
+}
+
+/// The bag's buffer and length, as [`iothub_message_properties_init`] set them up.
+///
+/// # Safety
+///
+/// `properties` NULL or set up by init, its buffer still valid and not accessed elsewhere.
+#[inline(always)]
+unsafe fn bag<'a>(
+    properties: *const iothub_message_properties,
+) -> Result<(&'a mut [u8], usize), iothub_result> {
+    // SAFETY: NULL or readable, as the caller guarantees.
+    let p = unsafe { properties.as_ref() }.ok_or(IOTHUB_ERROR_NULL_ARGUMENT)?;
+    let buf = p._internal_buf;
+    if buf.is_null() && p._internal_size != 0 {
+        return Err(IOTHUB_ERROR_NULL_ARGUMENT);
+    }
+    if p._internal_len > p._internal_size {
+        return Err(IOTHUB_ERROR_INVALID_ARGUMENT);
+    }
+    let bytes: &'a mut [u8] = if p._internal_size == 0 {
+        &mut []
+    } else {
+        // SAFETY: non-NULL with `size` writable bytes, as init's caller guarantees.
+        unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), p._internal_size) }
+    };
+    Ok((bytes, p._internal_len))
+}
+
+/// Appends the property `name=value` to the bag, both percent-encoded (RFC 3986: everything
+/// but `A-Z a-z 0-9 - . _ ~` becomes `%XX`, so any bytes are fine: they need not be UTF-8).
+/// System properties use the decoded names, `IOTHUB_PROPERTY_MESSAGE_ID` (`$.mid`) and the
+/// like; anything else is an application property. `value` may be empty.
+///
+/// `*out_len` (if not NULL) receives the bag's length after the append, or on
+/// `IOTHUB_ERROR_BUFFER_TOO_SMALL` the buffer size the bag would need (the bag is then
+/// unchanged). `IOTHUB_ERROR_INVALID_ARGUMENT` for an empty name.
+///
+/// # Safety
+///
+/// `properties` NULL or set up by [`iothub_message_properties_init`] (its buffer still
+/// valid); spans valid; `out_len` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn iothub_message_properties_append(
+    properties: *mut iothub_message_properties,
+    name: iothub_span,
+    value: iothub_span,
+    out_len: *mut usize,
+) -> iothub_result {
+    status((|| {
+        // SAFETY: forwarded contracts.
+        let ((buf, len), name, value) =
+            unsafe { (bag(properties)?, span::bytes(name)?, span::bytes(value)?) };
+        if name.is_empty() {
+            return Err(IOTHUB_ERROR_INVALID_ARGUMENT);
+        }
+        let written = iothub_proto::bytes::append_property(buf, len, name, value);
+        let (result, reported) = match written {
+            Ok(len) => {
+                // SAFETY: `bag` checked `properties` is non-NULL; writable as the caller
+                // guarantees.
+                unsafe { (*properties)._internal_len = len };
+                (Ok(()), len)
+            }
+            Err(too_small) => (Err(IOTHUB_ERROR_BUFFER_TOO_SMALL), too_small.required),
+        };
+        // SAFETY: NULL or writable, as the caller guarantees.
+        if let Some(out) = unsafe { out_len.as_mut() } {
+            *out = reported;
+        }
+        result
+    })())
+}
+
+/// Writes the telemetry topic of the client's device (or module),
+/// `devices/{device}[/modules/{module}]/messages/events/{bag}`, into `buf`, NUL-terminated:
+/// the ids percent-encoded, then the bag of `properties` (NULL for none) copied.
+///
+/// # Safety
+///
+/// `client` NULL or initialised; `properties` NULL or set up by
+/// [`iothub_message_properties_init`] (its buffer still valid); `buf`/`size`/`out_len` as
 /// [`iothub_client_get_client_id`](crate::client::iothub_client_get_client_id).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn iothub_client_telemetry_get_publish_topic(
@@ -97,86 +189,15 @@ pub unsafe extern "C" fn iothub_client_telemetry_get_publish_topic(
     status((|| {
         // SAFETY: forwarded contracts.
         let (f, out) = unsafe { (fields(client)?, Output::new(buf, size, out_len)?) };
-        let mut pairs = [("", ""); IOTHUB_MAX_APPLICATION_PROPERTIES];
-        let mut writer = PropertyWriter::new();
-        // SAFETY: NULL or readable, as the caller guarantees.
-        if let Some(p) = unsafe { properties.as_ref() } {
-            // SAFETY: the caller guarantees every span and the array.
-            unsafe { add_properties(&mut writer, p, &mut pairs) }?;
-        }
-        let mut topic = TelemetryTopic::new(f.device_id);
-        if let Some(module) = f.module_id {
-            topic = topic.module(module);
-        }
-        out.write(|b| topic.properties(writer).encode_to(b))
-    })())
-}
-
-/// The system properties of [`iothub_message_properties`] in field order.
-const SYSTEM_PROPERTIES: [SystemProperty; 6] = [
-    SystemProperty::MessageId,
-    SystemProperty::CorrelationId,
-    SystemProperty::UserId,
-    SystemProperty::ContentType,
-    SystemProperty::ContentEncoding,
-    SystemProperty::ComponentName,
-];
-
-/// Adds the C description's properties to the core's property writer through `&mut`: the
-/// writer is a few hundred bytes, and building one to return and then moving it into the
-/// topic cost more code than filling the caller's (measured with `scripts/c-size.sh`).
-///
-/// # Safety
-///
-/// As [`iothub_client_telemetry_get_publish_topic`]'s `properties`.
-unsafe fn add_properties<'a>(
-    w: &mut PropertyWriter<'a>,
-    p: &iothub_message_properties,
-    pairs: &'a mut [(&'a str, &'a str); IOTHUB_MAX_APPLICATION_PROPERTIES],
-) -> Result<(), iothub_result> {
-    // One loop over a table instead of a call per property keeps the firmware build small.
-    let values = [
-        p.message_id,
-        p.correlation_id,
-        p.user_id,
-        p.content_type,
-        p.content_encoding,
-        p.component_name,
-    ];
-    for (property, value) in SYSTEM_PROPERTIES.into_iter().zip(values) {
-        // SAFETY: the caller guarantees every span.
-        if let Some(value) = unsafe { span::optional_text(value) }? {
-            *w = w.system(property, value);
-        }
-    }
-    // SAFETY: as above.
-    if let Some(value) = unsafe { span::optional_text(p.creation_time_utc) }? {
-        *w = w.creation_time_utc(value);
-    }
-    let count = p.application_count;
-    if count == 0 {
-        return Ok(());
-    }
-    if count > IOTHUB_MAX_APPLICATION_PROPERTIES {
-        return Err(IOTHUB_ERROR_INVALID_ARGUMENT);
-    }
-    if p.application.is_null() {
-        return Err(IOTHUB_ERROR_NULL_ARGUMENT);
-    }
-    // SAFETY: non-NULL with `count` readable entries, as the caller guarantees.
-    let application = unsafe { core::slice::from_raw_parts(p.application, count) };
-    for (slot, property) in pairs.iter_mut().zip(application) {
-        // SAFETY: the caller guarantees the spans.
-        *slot = unsafe {
-            (
-                span::required_text(property.name)?,
-                span::text(property.value)?,
-            )
+        let bag: &[u8] = if properties.is_null() {
+            &[]
+        } else {
+            // SAFETY: forwarded contract; the bag is only read here.
+            let (bag, len) = unsafe { bag(properties)? };
+            bag.get(..len).unwrap_or_default()
         };
-    }
-    let pairs: &'a [(&'a str, &'a str)] = pairs;
-    *w = w.application(pairs.get(..count).unwrap_or_default());
-    Ok(())
+        out.write(|b| iothub_proto::bytes::telemetry_topic(f.device_id(), f.module(), bag, b))
+    })())
 }
 
 /// Writes the device's own C2D subscribe filter (`devices/{device}/messages/devicebound/#`,
@@ -195,11 +216,7 @@ pub unsafe extern "C" fn iothub_client_c2d_get_subscribe_topic(
     status((|| {
         // SAFETY: forwarded contracts.
         let (f, out) = unsafe { (fields(client)?, Output::new(buf, size, out_len)?) };
-        let mut filter = C2dFilter::new(f.device_id);
-        if let Some(module) = f.module_id {
-            filter = filter.module(module);
-        }
-        out.write(|b| display_into(&filter, b))
+        out.write(|b| iothub_proto::bytes::c2d_subscribe_filter(f.device_id(), f.module(), b))
     })())
 }
 
@@ -213,11 +230,19 @@ unsafe fn request_id<'a>(request_id: iothub_span) -> Result<RequestId<'a>, iothu
     Ok(RequestId::new(unsafe { span::required_text(request_id) }?))
 }
 
-/// Writes a topic named by a request id into a buffer.
-type RequestTopicEncoder<'e> =
-    &'e dyn Fn(RequestId<'_>, &mut [u8]) -> Result<usize, BufferTooSmall>;
+/// Which topic named by a request id to write.
+#[derive(Clone, Copy)]
+enum RequestTopic {
+    /// `$iothub/twin/GET/?$rid=…`
+    TwinGet,
+    /// `$iothub/twin/PATCH/properties/reported/?$rid=…`
+    ReportedPatch,
+    /// `$iothub/methods/res/{status}/?$rid=…`
+    MethodResponse(u16),
+}
 
-/// The topics named by a request id share one body (one copy of the checks in firmware).
+/// The topics named by a request id share one body (one copy of the checks in firmware;
+/// a `match` rather than a closure per topic, which measured smaller).
 ///
 /// # Safety
 ///
@@ -229,7 +254,7 @@ unsafe fn write_request_topic(
     buf: *mut c_char,
     size: usize,
     out_len: *mut usize,
-    encode: RequestTopicEncoder<'_>,
+    topic: RequestTopic,
 ) -> iothub_result {
     status((|| {
         // SAFETY: forwarded contracts.
@@ -239,7 +264,13 @@ unsafe fn write_request_topic(
                 Output::new(buf, size, out_len)?,
             )
         };
-        out.write(|b| encode(rid, b))
+        out.write(|b| match topic {
+            RequestTopic::TwinGet => display_into(&TwinGetTopic::new(rid), b),
+            RequestTopic::ReportedPatch => display_into(&ReportedPatchTopic::new(rid), b),
+            RequestTopic::MethodResponse(status_code) => {
+                display_into(&MethodResponseTopic::new(rid, status_code), b)
+            }
+        })
     })())
 }
 
@@ -258,11 +289,7 @@ pub unsafe extern "C" fn iothub_twin_document_get_publish_topic(
     out_len: *mut usize,
 ) -> iothub_result {
     // SAFETY: forwarded contracts.
-    unsafe {
-        write_request_topic(request_id, buf, size, out_len, &|rid, b| {
-            display_into(&TwinGetTopic::new(rid), b)
-        })
-    }
+    unsafe { write_request_topic(request_id, buf, size, out_len, RequestTopic::TwinGet) }
 }
 
 /// Writes the reported-properties PATCH topic
@@ -280,11 +307,7 @@ pub unsafe extern "C" fn iothub_twin_patch_get_publish_topic(
     out_len: *mut usize,
 ) -> iothub_result {
     // SAFETY: forwarded contracts.
-    unsafe {
-        write_request_topic(request_id, buf, size, out_len, &|rid, b| {
-            display_into(&ReportedPatchTopic::new(rid), b)
-        })
-    }
+    unsafe { write_request_topic(request_id, buf, size, out_len, RequestTopic::ReportedPatch) }
 }
 
 /// Writes the direct-method response topic `$iothub/methods/res/{status}/?$rid={request_id}`
@@ -303,16 +326,91 @@ pub unsafe extern "C" fn iothub_methods_response_get_publish_topic(
 ) -> iothub_result {
     // SAFETY: forwarded contracts.
     unsafe {
-        write_request_topic(request_id, buf, size, out_len, &|rid, b| {
-            display_into(&MethodResponseTopic::new(rid, status_code), b)
-        })
+        write_request_topic(
+            request_id,
+            buf,
+            size,
+            out_len,
+            RequestTopic::MethodResponse(status_code),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use iothub_proto::properties::SystemProperty;
     use iothub_proto::topic;
+
+    /// The bag built pair by pair gives the core's `PropertyWriter` text, with bytes that are
+    /// not UTF-8 percent-encoded; a pair that does not fit leaves the bag whole.
+    #[test]
+    fn caller_built_bag_and_topic() {
+        use crate::client::iothub_client_init;
+        let mut client = core::mem::MaybeUninit::<iothub_client>::uninit();
+        // SAFETY: a writable client and spans over live literals.
+        let rc = unsafe {
+            iothub_client_init(
+                client.as_mut_ptr(),
+                iothub_span::from_str("h"),
+                iothub_span::from_bytes(b"d\xff"),
+                iothub_span::EMPTY,
+                core::ptr::null(),
+            )
+        };
+        assert_eq!(rc, IOTHUB_OK);
+        // SAFETY: init returned `IOTHUB_OK`, so it wrote the whole client.
+        let client = unsafe { client.assume_init() };
+        assert!(!client.module_id.ptr.is_null() && client.module_id.len == 0);
+
+        let mut bag = [0 as c_char; 40];
+        let mut props = core::mem::MaybeUninit::<iothub_message_properties>::uninit();
+        let mut len = 0;
+        // SAFETY: every pointer is a live local of the size passed; the bag is read only
+        // after init returned `IOTHUB_OK`.
+        unsafe {
+            assert_eq!(
+                iothub_message_properties_init(props.as_mut_ptr(), bag.as_mut_ptr(), 40, 0),
+                IOTHUB_OK
+            );
+            let props = props.assume_init_mut();
+            let pairs: [(&[u8], &[u8]); 2] = [(b"$.ct", b"application/json"), (b"u", b"\xb0C")];
+            for (name, value) in pairs {
+                let rc = iothub_message_properties_append(
+                    props,
+                    iothub_span::from_bytes(name),
+                    iothub_span::from_bytes(value),
+                    &mut len,
+                );
+                assert_eq!(rc, IOTHUB_OK);
+            }
+            assert_eq!(len, "%24.ct=application%2Fjson&u=%B0C".len());
+            let rc = iothub_message_properties_append(
+                props,
+                iothub_span::from_str("long"),
+                iothub_span::from_str("value"),
+                &mut len,
+            );
+            assert_eq!(rc, IOTHUB_ERROR_BUFFER_TOO_SMALL);
+            assert_eq!(len, "%24.ct=application%2Fjson&u=%B0C&long=value".len());
+
+            let mut topic = [0 as c_char; 96];
+            let rc = iothub_client_telemetry_get_publish_topic(
+                &client,
+                props,
+                topic.as_mut_ptr(),
+                topic.len(),
+                &mut len,
+            );
+            assert_eq!(rc, IOTHUB_OK);
+            let topic = core::ffi::CStr::from_ptr(topic.as_ptr());
+            assert_eq!(
+                topic.to_bytes(),
+                b"devices/d%FF/messages/events/%24.ct=application%2Fjson&u=%B0C"
+            );
+            assert_eq!(len, topic.to_bytes().len());
+        }
+    }
 
     /// The header's `#define`s (cbindgen does not export `&str` constants) match the core.
     #[test]
@@ -344,8 +442,45 @@ mod tests {
                 topic::DPS_RESPONSE_FILTER,
             ),
         ];
+        let properties = [
+            (
+                "IOTHUB_PROPERTY_MESSAGE_ID",
+                IOTHUB_PROPERTY_MESSAGE_ID,
+                SystemProperty::MessageId.key(),
+            ),
+            (
+                "IOTHUB_PROPERTY_CORRELATION_ID",
+                IOTHUB_PROPERTY_CORRELATION_ID,
+                SystemProperty::CorrelationId.key(),
+            ),
+            (
+                "IOTHUB_PROPERTY_USER_ID",
+                IOTHUB_PROPERTY_USER_ID,
+                SystemProperty::UserId.key(),
+            ),
+            (
+                "IOTHUB_PROPERTY_CONTENT_TYPE",
+                IOTHUB_PROPERTY_CONTENT_TYPE,
+                SystemProperty::ContentType.key(),
+            ),
+            (
+                "IOTHUB_PROPERTY_CONTENT_ENCODING",
+                IOTHUB_PROPERTY_CONTENT_ENCODING,
+                SystemProperty::ContentEncoding.key(),
+            ),
+            (
+                "IOTHUB_PROPERTY_COMPONENT_NAME",
+                IOTHUB_PROPERTY_COMPONENT_NAME,
+                SystemProperty::ComponentName.key(),
+            ),
+            (
+                "IOTHUB_PROPERTY_CREATION_TIME_UTC",
+                IOTHUB_PROPERTY_CREATION_TIME_UTC,
+                iothub_proto::properties::CREATION_TIME_UTC,
+            ),
+        ];
         let header = include_str!("../../../include/iothub.h");
-        for (name, ours, core) in pairs {
+        for (name, ours, core) in pairs.into_iter().chain(properties) {
             assert_eq!(ours, core, "{name}");
             let define = std::format!("#define {name} \"{ours}\"");
             assert!(header.contains(&define), "header lacks {define}");

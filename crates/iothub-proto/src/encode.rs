@@ -168,26 +168,40 @@ impl Write for FmtBridge<'_> {
 pub(crate) fn encode_to(value: &dyn WriteTo, buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
     let mut sink = ByteSink { buf, len: 0 };
     value.write_to(&mut sink);
-    if sink.len > sink.buf.len() {
-        return Err(BufferTooSmall { required: sink.len });
-    }
-    Ok(sink.len)
+    sink.finish()
 }
 
 /// Copies pieces into a byte buffer; past the end it only counts, so one pass also yields
 /// the length a retry needs.
-struct ByteSink<'b> {
-    buf: &'b mut [u8],
-    len: usize,
+pub(crate) struct ByteSink<'b> {
+    pub(crate) buf: &'b mut [u8],
+    pub(crate) len: usize,
+}
+
+impl ByteSink<'_> {
+    /// Appends raw bytes (the byte-level encoders in [`crate::bytes`] copy a caller's
+    /// already-encoded text this way; every `&str` piece goes through here too).
+    #[inline(always)]
+    pub(crate) fn put_bytes(&mut self, piece: &[u8]) {
+        let end = self.len + piece.len();
+        if let Some(dst) = self.buf.get_mut(self.len..end) {
+            dst.copy_from_slice(piece);
+        }
+        self.len = end;
+    }
+
+    /// The length written, or everything that was needed when it did not fit.
+    pub(crate) fn finish(self) -> Result<usize, BufferTooSmall> {
+        if self.len > self.buf.len() {
+            return Err(BufferTooSmall { required: self.len });
+        }
+        Ok(self.len)
+    }
 }
 
 impl Sink for ByteSink<'_> {
     fn put(&mut self, piece: &str) {
-        let end = self.len + piece.len();
-        if let Some(dst) = self.buf.get_mut(self.len..end) {
-            dst.copy_from_slice(piece.as_bytes());
-        }
-        self.len = end;
+        self.put_bytes(piece.as_bytes());
     }
 }
 

@@ -76,6 +76,7 @@
 //! | [`properties`] | property bags: borrowed decoding, Python-compatible encoding | §4, §5 |
 //! | [`pnp`] | Plug and Play: writable-property acknowledgements, components, command names | §8 |
 //! | [`percent`] | RFC 3986 percent-encoding as IoT Hub uses it | §4 |
+//! | [`bytes`] | the telemetry topic, property-bag pairs and SAS token over `&[u8]` input (for a C API) | §2, §4 |
 //! | [`Status`], [`Backoff`], [`RequestIds`] | status classes, retry math, request ids | §6, §11 |
 //! | [`Iso8601`] | UTC timestamps to and from Unix time, as the hub writes them | §4, §6 |
 //! | `provisioning`, `json` (feature `json`) | the DPS registration state machine; a validating, borrowed JSON scanner and the DPS / twin fields | §6, §9 |
@@ -97,6 +98,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod bytes;
 pub mod connection_string;
 pub mod credentials;
 mod encode;

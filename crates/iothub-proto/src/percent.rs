@@ -72,15 +72,27 @@ impl Encoded<'_> {
 /// Writes `text` percent-encoded into any sink (one copy of the loop for every caller):
 /// RFC 3986 unreserved characters as they are, every other byte as `%XX` with upper-case hex
 /// (the UTF-8 bytes of a non-ASCII character one by one).
+pub(crate) fn write_encoded(out: &mut dyn Sink, text: &str) {
+    write_encoded_bytes(out, text.as_bytes());
+}
+
+/// [`write_encoded`] over bytes, which need not be UTF-8: every byte that is not an RFC 3986
+/// unreserved character becomes `%XX`, so the output is ASCII whatever the input (the
+/// byte-level encoders in [`crate::bytes`] rely on this).
 ///
 /// Byte by byte, each as a one-byte `&str`: the smallest code for a microcontroller, and
 /// topics and resource names are short.
-pub(crate) fn write_encoded(out: &mut dyn Sink, text: &str) {
+pub(crate) fn write_encoded_bytes(out: &mut dyn Sink, bytes: &[u8]) {
     use crate::text::upper_hex_digit as digit;
-    for (at, &byte) in text.as_bytes().iter().enumerate() {
+    // Every unreserved character lies in `-` (0x2D) ..= `~` (0x7E): its one-byte text is
+    // sliced out of this run of ASCII, so no UTF-8 handling is compiled in.
+    const ASCII: &str =
+        "-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~";
+    for &byte in bytes {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            // invariant: `byte` is ASCII, so `at..at + 1` is a whole character.
-            out.put(text.get(at..at + 1).unwrap_or_default());
+            let at = usize::from(byte - b'-');
+            // invariant: `byte` is unreserved, so `at` indexes the table, which is ASCII.
+            out.put(ASCII.get(at..at + 1).unwrap_or_default());
         } else {
             out.put("%");
             out.put(digit(byte >> 4));

@@ -398,12 +398,17 @@ impl WriteTo for PropertyWriter<'_> {
 
 /// Writes `key=value` percent-encoded, preceded by `&` unless it is the first pair.
 fn write_pair(f: &mut dyn Sink, first: &mut bool, key: &str, value: &str) {
+    write_pair_bytes(f, first, key.as_bytes(), value.as_bytes());
+}
+
+/// [`write_pair`] over bytes (key and value need not be UTF-8: both are percent-encoded).
+pub(crate) fn write_pair_bytes(f: &mut dyn Sink, first: &mut bool, key: &[u8], value: &[u8]) {
     if !core::mem::replace(first, false) {
         f.put("&");
     }
-    percent::write_encoded(f, key);
+    percent::write_encoded_bytes(f, key);
     f.put("=");
-    percent::write_encoded(f, value)
+    percent::write_encoded_bytes(f, value)
 }
 
 fn is_system_key(key: &Decoded<'_>) -> bool {

@@ -79,6 +79,8 @@ static void test_client_credentials(void) {
   CHECK_RC(iothub_client_init(NULL, iothub_span_from_str(HOST), iothub_span_from_str(DEVICE), NO_SPAN, NULL), IOTHUB_ERROR_NULL_ARGUMENT);
   CHECK_RC(iothub_client_init(&client, NO_SPAN, iothub_span_from_str(DEVICE), NO_SPAN, NULL), IOTHUB_ERROR_INVALID_ARGUMENT);
   CHECK_RC(iothub_client_init(&client, iothub_span_from_str(HOST), NO_SPAN, NO_SPAN, NULL), IOTHUB_ERROR_INVALID_ARGUMENT);
+  CHECK_RC(iothub_client_init(&client, (iothub_span){NULL, 3}, iothub_span_from_str(DEVICE), NO_SPAN, NULL), IOTHUB_ERROR_NULL_ARGUMENT);
+  CHECK_RC(iothub_client_init(&client, iothub_span_from_str(HOST), iothub_span_from_str(DEVICE), (iothub_span){NULL, 1}, NULL), IOTHUB_ERROR_NULL_ARGUMENT);
 
   iothub_client_options options = iothub_client_options_default();
   options.model_id = IOTHUB_SPAN_LITERAL("dtmi:com:example:Thermostat;1");
@@ -115,6 +117,14 @@ static void test_client_credentials(void) {
   CHECK_RC(iothub_client_init(&client, IOTHUB_SPAN_LITERAL("h.net"), IOTHUB_SPAN_LITERAL("d1"), IOTHUB_SPAN_LITERAL("m1"), NULL), IOTHUB_OK);
   CHECK_RC(iothub_client_get_client_id(&client, buf, sizeof buf, &len), IOTHUB_OK);
   CHECK(strcmp(buf, "d1/m1") == 0);
+
+  /* Ids are not checked as UTF-8 at init: topics and tokens percent-encode every byte; the
+   * client id and username, which MQTT requires to be UTF-8, refuse them when asked. */
+  CHECK_RC(iothub_client_init(&client, IOTHUB_SPAN_LITERAL("h.net"), (iothub_span){"d\xff", 2}, NO_SPAN, NULL), IOTHUB_OK);
+  CHECK_RC(iothub_client_telemetry_get_publish_topic(&client, NULL, buf, sizeof buf, &len), IOTHUB_OK);
+  CHECK(strcmp(buf, "devices/d%FF/messages/events/") == 0);
+  CHECK_RC(iothub_client_get_client_id(&client, buf, sizeof buf, &len), IOTHUB_ERROR_INVALID_ARGUMENT);
+  CHECK_RC(iothub_client_get_username(&client, buf, sizeof buf, &len), IOTHUB_ERROR_INVALID_ARGUMENT);
 }
 
 static int fixed_hmac(void *context, const uint8_t *message, size_t message_len, uint8_t *out) {
@@ -178,23 +188,46 @@ static void test_topics(void) {
   CHECK_RC(iothub_client_telemetry_get_publish_topic(&client, NULL, buf, sizeof buf, &len), IOTHUB_OK);
   CHECK(strcmp(buf, "devices/dev3/messages/events/") == 0);
 
-  iothub_property application[] = {{IOTHUB_SPAN_LITERAL("unit"), IOTHUB_SPAN_LITERAL("°C a&b")}};
-  iothub_message_properties properties = iothub_message_properties_default();
-  properties.message_id = IOTHUB_SPAN_LITERAL("mid-1");
-  properties.content_type = IOTHUB_SPAN_LITERAL("application/json");
-  properties.content_encoding = IOTHUB_SPAN_LITERAL("utf-8");
-  properties.application = application;
-  properties.application_count = 1;
+  /* The caller-built property bag: one pair at a time, percent-encoded; any bytes. */
+  char bag[128];
+  iothub_message_properties properties;
+  size_t bag_len = 0;
+  CHECK_RC(iothub_message_properties_init(&properties, bag, sizeof bag, 0), IOTHUB_OK);
+  CHECK_RC(iothub_message_properties_append(&properties, IOTHUB_SPAN_LITERAL(IOTHUB_PROPERTY_MESSAGE_ID), IOTHUB_SPAN_LITERAL("mid-1"), &bag_len), IOTHUB_OK);
+  CHECK(bag_len == strlen("%24.mid=mid-1"));
+  CHECK_RC(iothub_message_properties_append(&properties, IOTHUB_SPAN_LITERAL(IOTHUB_PROPERTY_CONTENT_TYPE), IOTHUB_SPAN_LITERAL("application/json"), NULL), IOTHUB_OK);
+  CHECK_RC(iothub_message_properties_append(&properties, IOTHUB_SPAN_LITERAL(IOTHUB_PROPERTY_CONTENT_ENCODING), IOTHUB_SPAN_LITERAL("utf-8"), NULL), IOTHUB_OK);
+  CHECK_RC(iothub_message_properties_append(&properties, IOTHUB_SPAN_LITERAL("unit"), IOTHUB_SPAN_LITERAL("°C a&b"), NULL), IOTHUB_OK);
   CHECK_RC(iothub_client_telemetry_get_publish_topic(&client, &properties, buf, sizeof buf, &len), IOTHUB_OK);
   CHECK(strcmp(buf, "devices/dev3/messages/events/%24.mid=mid-1&%24.ct=application%2Fjson&%24.ce=utf-8&unit=%C2%B0C%20a%26b") == 0);
   size_t needed = 0;
   CHECK_RC(iothub_client_telemetry_get_publish_topic(&client, &properties, buf, len, &needed), IOTHUB_ERROR_BUFFER_TOO_SMALL);
   CHECK(needed == len + 1);
-  properties.application = NULL;
-  CHECK_RC(iothub_client_telemetry_get_publish_topic(&client, &properties, buf, sizeof buf, &len), IOTHUB_ERROR_NULL_ARGUMENT);
-  properties.application = application;
-  properties.application_count = IOTHUB_MAX_APPLICATION_PROPERTIES + 1;
-  CHECK_RC(iothub_client_telemetry_get_publish_topic(&client, &properties, buf, sizeof buf, &len), IOTHUB_ERROR_INVALID_ARGUMENT);
+  /* Bytes that are not UTF-8 are percent-encoded like any other (the hub validates). */
+  CHECK_RC(iothub_message_properties_init(&properties, bag, sizeof bag, 0), IOTHUB_OK);
+  CHECK_RC(iothub_message_properties_append(&properties, IOTHUB_SPAN_LITERAL("raw"), (iothub_span){"\xff\xfe", 2}, NULL), IOTHUB_OK);
+  CHECK_RC(iothub_client_telemetry_get_publish_topic(&client, &properties, buf, sizeof buf, &len), IOTHUB_OK);
+  CHECK(strcmp(buf, "devices/dev3/messages/events/raw=%FF%FE") == 0);
+  /* A full bag is left whole and reports the size it needs. */
+  char small[12];
+  CHECK_RC(iothub_message_properties_init(&properties, small, sizeof small, 0), IOTHUB_OK);
+  CHECK_RC(iothub_message_properties_append(&properties, IOTHUB_SPAN_LITERAL("a"), IOTHUB_SPAN_LITERAL("1"), &bag_len), IOTHUB_OK);
+  CHECK_RC(iothub_message_properties_append(&properties, IOTHUB_SPAN_LITERAL("key"), IOTHUB_SPAN_LITERAL("value"), &bag_len), IOTHUB_ERROR_BUFFER_TOO_SMALL);
+  CHECK(bag_len == strlen("a=1&key=value"));
+  CHECK_RC(iothub_client_telemetry_get_publish_topic(&client, &properties, buf, sizeof buf, &len), IOTHUB_OK);
+  CHECK(strcmp(buf, "devices/dev3/messages/events/a=1") == 0);
+  /* Pointers and lengths are checked. */
+  CHECK_RC(iothub_message_properties_init(NULL, bag, sizeof bag, 0), IOTHUB_ERROR_NULL_ARGUMENT);
+  CHECK_RC(iothub_message_properties_init(&properties, NULL, 8, 0), IOTHUB_ERROR_NULL_ARGUMENT);
+  CHECK_RC(iothub_message_properties_init(&properties, bag, 4, 5), IOTHUB_ERROR_INVALID_ARGUMENT);
+  CHECK_RC(iothub_message_properties_init(&properties, bag, sizeof bag, 0), IOTHUB_OK);
+  CHECK_RC(iothub_message_properties_append(NULL, IOTHUB_SPAN_LITERAL("a"), NO_SPAN, NULL), IOTHUB_ERROR_NULL_ARGUMENT);
+  CHECK_RC(iothub_message_properties_append(&properties, (iothub_span){NULL, 1}, NO_SPAN, NULL), IOTHUB_ERROR_NULL_ARGUMENT);
+  CHECK_RC(iothub_message_properties_append(&properties, IOTHUB_SPAN_LITERAL("a"), (iothub_span){NULL, 1}, NULL), IOTHUB_ERROR_NULL_ARGUMENT);
+  CHECK_RC(iothub_message_properties_append(&properties, NO_SPAN, IOTHUB_SPAN_LITERAL("v"), NULL), IOTHUB_ERROR_INVALID_ARGUMENT);
+  CHECK_RC(iothub_message_properties_append(&properties, IOTHUB_SPAN_LITERAL("flag"), NO_SPAN, NULL), IOTHUB_OK);
+  CHECK_RC(iothub_client_telemetry_get_publish_topic(&client, &properties, buf, sizeof buf, &len), IOTHUB_OK);
+  CHECK(strcmp(buf, "devices/dev3/messages/events/flag=") == 0);
 
   CHECK_RC(iothub_client_c2d_get_subscribe_topic(&client, buf, sizeof buf, &len), IOTHUB_OK);
   CHECK(strcmp(buf, "devices/dev3/messages/devicebound/#") == 0);

@@ -47,6 +47,7 @@ pub use self::resource::ResourceUri;
 pub use self::signer::{SIGNATURE_BASE64_LEN, SIGNATURE_LEN, SignError, Signature, Signer};
 pub use self::string_to_sign::StringToSign;
 pub use self::token::SasToken;
+pub(crate) use self::token::{write_resource_bytes, write_token_bytes};
 pub use self::verify::{VerifyError, VerifyRequest};
 
 /// The policy name DPS requires in device registration tokens (docs/protocol.md §9).

@@ -200,3 +200,36 @@ fn write_token(
         crate::percent::write_encoded(out, policy);
     }
 }
+
+/// [`write_token`] for a resource given as segments of bytes (`crate::bytes::sas_token`):
+/// the segments are percent-encoded and joined by `%2F`, the rest is the same text.
+pub(crate) fn write_token_bytes(
+    out: &mut dyn Sink,
+    resource: &[&[u8]],
+    signature: &Signature,
+    expiry: u64,
+    policy: Option<&[u8]>,
+) {
+    out.put(PREFIX);
+    out.put("sr=");
+    write_resource_bytes(out, resource);
+    out.put("&sig=");
+    signature.write_to(&mut PercentSink(out));
+    out.put("&se=");
+    crate::text::Decimal(expiry).write_to(out);
+    if let Some(policy) = policy {
+        out.put("&skn=");
+        crate::percent::write_encoded_bytes(out, policy);
+    }
+}
+
+/// A resource given as segments, percent-encoded: each segment encoded, joined by `%2F`
+/// (what [`PercentSink`] makes of the `/` between the parts of a [`ResourceUri`]).
+pub(crate) fn write_resource_bytes(out: &mut dyn Sink, resource: &[&[u8]]) {
+    for (index, segment) in resource.iter().enumerate() {
+        if index > 0 {
+            out.put("%2F");
+        }
+        crate::percent::write_encoded_bytes(out, segment);
+    }
+}

@@ -169,12 +169,17 @@ impl<'a> C2dMessage<'a> {
 
 /// Writes `devices/{d}/[modules/{m}/]` with percent-encoded ids.
 pub(super) fn write_address(f: &mut dyn Sink, device_id: &str, module_id: Option<&str>) {
+    write_address_bytes(f, device_id.as_bytes(), module_id.map(str::as_bytes));
+}
+
+/// [`write_address`] over bytes (the ids need not be UTF-8: they are percent-encoded).
+pub(crate) fn write_address_bytes(f: &mut dyn Sink, device_id: &[u8], module_id: Option<&[u8]>) {
     f.put("devices/");
-    percent::write_encoded(f, device_id);
+    percent::write_encoded_bytes(f, device_id);
     f.put("/");
     if let Some(module_id) = module_id {
         f.put("modules/");
-        percent::write_encoded(f, module_id);
+        percent::write_encoded_bytes(f, module_id);
         f.put("/");
     }
 }

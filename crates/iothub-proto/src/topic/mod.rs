@@ -49,6 +49,7 @@ mod provisioning;
 mod telemetry;
 mod twin;
 
+pub(crate) use c2d::write_address_bytes;
 pub use c2d::{C2dFilter, C2dMessage, C2dTopic};
 pub use methods::{MethodRequest, MethodRequestTopic, MethodResponse, MethodResponseTopic};
 pub use provisioning::{
