@@ -29,8 +29,10 @@ pub(crate) struct Connections {
 #[derive(Debug, Default)]
 struct Maps {
     by_identity: HashMap<Identity, Live>,
-    /// Whose connection each id is (method requests are addressed by connection).
-    identities: HashMap<ConnectionId, Identity>,
+    /// Whose connection each id is, for the current connections that asked for method
+    /// requests only (those are addressed by connection, and only such a connection is ever
+    /// sent one): an idle connection costs no entry here.
+    method_receivers: HashMap<ConnectionId, Identity>,
 }
 
 impl Default for Connections {
@@ -66,9 +68,9 @@ impl Connections {
             interests: Interests::default(),
         };
         let mut maps = lock(&self.maps);
-        maps.identities.insert(id, identity.clone());
         if let Some(previous) = maps.by_identity.insert(identity.clone(), live) {
-            // The old connection's id stays known until it detaches itself.
+            // Taken over: method requests no longer go to the old connection.
+            maps.method_receivers.remove(&previous.id);
             let _ = previous.tx.send(ToDevice::Close(CloseReason::TakenOver));
         }
         (id, rx)
@@ -77,7 +79,7 @@ impl Connections {
     /// Removes connection `id` if it is still the identity's current one.
     pub(crate) fn detach(&self, identity: &Identity, id: ConnectionId) {
         let mut maps = lock(&self.maps);
-        maps.identities.remove(&id);
+        maps.method_receivers.remove(&id);
         if maps.by_identity.get(identity).is_some_and(|c| c.id == id) {
             maps.by_identity.remove(identity);
         }
@@ -98,12 +100,15 @@ impl Connections {
         id: ConnectionId,
         interests: Interests,
     ) {
-        if let Some(c) = lock(&self.maps)
-            .by_identity
-            .get_mut(identity)
-            .filter(|c| c.id == id)
-        {
-            c.interests = interests;
+        let mut maps = lock(&self.maps);
+        let Some(c) = maps.by_identity.get_mut(identity).filter(|c| c.id == id) else {
+            return;
+        };
+        c.interests = interests;
+        if interests.contains(Interests::METHODS) {
+            maps.method_receivers.insert(id, identity.clone());
+        } else {
+            maps.method_receivers.remove(&id);
         }
     }
 
@@ -129,10 +134,11 @@ impl Connections {
     }
 
     /// Queues `message` for connection `id` only (a method request belongs to the connection
-    /// that subscribed); false when that connection is gone.
+    /// that subscribed); false when that connection is gone, was taken over, or no longer
+    /// asks for method requests.
     pub(crate) fn send_to(&self, id: ConnectionId, message: ToDevice) -> bool {
         let maps = lock(&self.maps);
-        maps.identities
+        maps.method_receivers
             .get(&id)
             .and_then(|identity| maps.by_identity.get(identity))
             .filter(|c| c.id == id)
@@ -157,5 +163,66 @@ impl super::Hub {
         };
         self.interests_changed(&connection, interests);
         (connection, rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(device: &str) -> Identity {
+        Identity {
+            device_id: device.into(),
+            module_id: None,
+        }
+    }
+
+    fn method() -> ToDevice {
+        ToDevice::MethodRequest {
+            method: "m".into(),
+            request_id: "1".into(),
+            payload: bytes::Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn method_requests_reach_a_connection_only_while_it_asks_for_them() {
+        let connections = Connections::default();
+        let d1 = identity("d1");
+        let (id, mut rx) = connections.attach(&d1);
+        // An idle connection is not addressable by id.
+        assert!(lock(&connections.maps).method_receivers.is_empty());
+        assert!(!connections.send_to(id, method()));
+        connections.set_interests(&d1, id, Interests::METHODS);
+        assert!(connections.send_to(id, method()));
+        assert_eq!(rx.try_recv().ok(), Some(method()));
+        connections.set_interests(&d1, id, Interests::C2D);
+        assert!(!connections.send_to(id, method()));
+        connections.set_interests(&d1, id, Interests::DEVICE_ALL);
+        connections.detach(&d1, id);
+        assert!(!connections.send_to(id, method()));
+        assert!(lock(&connections.maps).method_receivers.is_empty());
+    }
+
+    #[test]
+    fn a_taken_over_connection_gets_no_more_method_requests() {
+        let connections = Connections::default();
+        let d1 = identity("d1");
+        let (old, mut old_rx) = connections.attach(&d1);
+        connections.set_interests(&d1, old, Interests::METHODS);
+        let (new, _new_rx) = connections.attach(&d1);
+        assert_eq!(
+            old_rx.try_recv().ok(),
+            Some(ToDevice::Close(CloseReason::TakenOver))
+        );
+        assert!(!connections.send_to(old, method()));
+        // The old connection asking again changes nothing: it is not current.
+        connections.set_interests(&d1, old, Interests::METHODS);
+        assert!(!connections.send_to(old, method()));
+        connections.set_interests(&d1, new, Interests::METHODS);
+        assert!(connections.send_to(new, method()));
+        // The old one detaching late leaves its successor addressable.
+        connections.detach(&d1, old);
+        assert!(connections.send_to(new, method()));
     }
 }
