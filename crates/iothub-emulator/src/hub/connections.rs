@@ -15,8 +15,32 @@ use super::to_device::{CloseReason, Interests, ToDevice};
 #[derive(Debug)]
 struct Live {
     id: ConnectionId,
-    tx: mpsc::UnboundedSender<ToDevice>,
+    tx: mpsc::UnboundedSender<Box<ToDevice>>,
     interests: Interests,
+}
+
+/// The queue of what the hub sends one connection, in order.
+///
+/// Its messages travel boxed: a queue allocates its first block of slots when it is created,
+/// and every connection has one for its whole life, mostly idle (a block of `ToDevice`s
+/// would be about 3 KB per connection, a block of boxes about 300 bytes).
+#[derive(Debug)]
+pub struct Outbox(mpsc::UnboundedReceiver<Box<ToDevice>>);
+
+impl Outbox {
+    /// The next message; `None` once the hub has dropped the connection (taken over by a
+    /// newer one after its close, or the hub gone).
+    pub async fn recv(&mut self) -> Option<ToDevice> {
+        self.0.recv().await.map(|m| *m)
+    }
+
+    /// The next message if one is waiting.
+    ///
+    /// # Errors
+    /// [`mpsc::error::TryRecvError`]: nothing waiting, or the hub dropped the connection.
+    pub fn try_recv(&mut self) -> Result<ToDevice, mpsc::error::TryRecvError> {
+        self.0.try_recv().map(|m| *m)
+    }
 }
 
 /// The registry of live connections.
@@ -59,7 +83,7 @@ impl Connections {
     pub(crate) fn attach(
         &self,
         identity: &Identity,
-    ) -> (ConnectionId, mpsc::UnboundedReceiver<ToDevice>) {
+    ) -> (ConnectionId, Outbox) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
         let live = Live {
@@ -71,9 +95,11 @@ impl Connections {
         if let Some(previous) = maps.by_identity.insert(identity.clone(), live) {
             // Taken over: method requests no longer go to the old connection.
             maps.method_receivers.remove(&previous.id);
-            let _ = previous.tx.send(ToDevice::Close(CloseReason::TakenOver));
+            let _ = previous
+                .tx
+                .send(Box::new(ToDevice::Close(CloseReason::TakenOver)));
         }
-        (id, rx)
+        (id, Outbox(rx))
     }
 
     /// Removes connection `id` if it is still the identity's current one.
@@ -130,7 +156,7 @@ impl Connections {
         lock(&self.maps)
             .by_identity
             .get(identity)
-            .is_some_and(|c| c.tx.send(message).is_ok())
+            .is_some_and(|c| c.tx.send(Box::new(message)).is_ok())
     }
 
     /// Queues `message` for connection `id` only (a method request belongs to the connection
@@ -142,7 +168,7 @@ impl Connections {
             .get(&id)
             .and_then(|identity| maps.by_identity.get(identity))
             .filter(|c| c.id == id)
-            .is_some_and(|c| c.tx.send(message).is_ok())
+            .is_some_and(|c| c.tx.send(Box::new(message)).is_ok())
     }
 }
 
@@ -155,7 +181,7 @@ impl super::Hub {
         &self,
         identity: &Identity,
         interests: Interests,
-    ) -> (ConnectionRef, mpsc::UnboundedReceiver<ToDevice>) {
+    ) -> (ConnectionRef, Outbox) {
         let (id, rx) = self.inner.connections.attach(identity);
         let connection = ConnectionRef {
             identity: identity.clone(),

@@ -8,13 +8,12 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use iothub_proto::credentials::ParsedUsername;
-use tokio::sync::mpsc;
 
 use super::Hub;
 use super::auth::{self, AuthFailure, AuthMethod, ConnectCredentials, Identity};
 use super::c2d;
 use super::connection_log::{ConnectionEvent, ConnectionEventKind};
-use super::connections::ConnectionRef;
+use super::connections::{ConnectionRef, Outbox};
 use super::lock;
 use super::provisioning::{self, Attestation, DpsReply, ProvisionedDevice};
 use super::registry::{self, NewIdentity, RegistryError};
@@ -78,7 +77,7 @@ pub struct DeviceConnection {
     /// The stored session resumed (clean session 0 with a stored session), if any.
     pub restored_session: Option<Vec<StoredSubscription>>,
     /// What the hub sends this connection.
-    pub outbound: mpsc::UnboundedReceiver<ToDevice>,
+    pub outbound: Outbox,
 }
 
 /// A request a device sends the hub (other than telemetry).

@@ -39,7 +39,7 @@ mod tests;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connection_log::{ConnectionEvent, ConnectionEventKind, EVENTS_PER_DEVICE};
-pub use connections::ConnectionRef;
+pub use connections::{ConnectionRef, Outbox};
 pub use device_side::{ConnectError, DeviceConnection, DeviceLogin, DeviceRequest, DpsLogin};
 pub use handle::{Hub, HubError, HubOptions};
 pub use to_device::{CloseReason, Interests, ToDevice};
