@@ -2,13 +2,14 @@
 # Heap held per idle TLS connection, by allocation site: runs one emulator build under
 # heaptrack, connects IDLE devices (valid SAS, created in the registry first) with the
 # benchmark's load client, and while they are held stops the server with SIGKILL, so that
-# heaptrack's "leaked" figures are exactly what was live with every connection open. A
-# second, empty run (no idle connections) of the same build is subtracted by the reader.
+# heaptrack's "leaked" figures are exactly what was live with every connection open (the
+# start-up heap included; heap_sites.py lists it by site, so per-connection sites stand out).
 #
 # Usage: bench/emulator/heap.sh OUT_DIR [IOTHUB_BIN]
 # Env: IDLE (2000), CONCURRENCY (100).
-# Writes OUT_DIR/heaptrack.<pid>.zst and OUT_DIR/summary.txt (heaptrack_print's peak and
-# leaked sites, and the server's RSS before and after connecting).
+# Writes OUT_DIR/heaptrack.zst, OUT_DIR/summary.txt (the server's RSS before and after
+# connecting, heaptrack_print's live sites) and OUT_DIR/leaked.txt (live bytes by stack, read by
+# bench/emulator/heap_sites.py).
 # Needs: heaptrack, openssl, python3; run.sh's load client (built here if missing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -57,7 +58,10 @@ file=$(ls -t "$out"/heaptrack*.zst | head -1)
 {
   echo "$line"
   echo "rss $before -> $after KiB; per connection $(( (after - before) / idle_n )) KiB"
-  heaptrack_print -f "$file" --print-leaks 1 --print-peaks 1 --print-allocators 0 \
-    --print-temporary 0 --print-histogram 0 --print-flamegraph 0 -n 40 -s 8
+  heaptrack_print -f "$file" --print-leaks 1 --print-peaks 0 --print-allocators 0 \
+    --print-temporary 0 -n 40 -s 8
 } > "$out/summary.txt" 2>&1
-echo "$out/summary.txt"
+# Live bytes by stack, for heap_sites.py.
+heaptrack_print -f "$file" --print-leaks 0 --print-peaks 0 --print-allocators 0 \
+  --print-temporary 0 --flamegraph-cost-type leaked -F "$out/leaked.txt" > /dev/null 2>&1
+echo "$out/summary.txt; compare: bench/emulator/heap_sites.py $idle_n new=$out/leaked.txt [old=…/leaked.txt]"

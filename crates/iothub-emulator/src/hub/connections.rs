@@ -80,10 +80,7 @@ pub struct ConnectionRef {
 impl Connections {
     /// Registers a new connection of `identity`, closing its previous one. Returns its id and
     /// the queue of what the hub sends it.
-    pub(crate) fn attach(
-        &self,
-        identity: &Identity,
-    ) -> (ConnectionId, Outbox) {
+    pub(crate) fn attach(&self, identity: &Identity) -> (ConnectionId, Outbox) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
         let live = Live {

@@ -14,12 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use iothub_proto::sas::{HmacSha256Signer, ResourceUri, SasToken};
-use crate::hub::Outbox;
 
 use super::auth::Identity;
 use super::c2d::{self, C2dDelivery, FeedbackRecord};
 use super::registry::{self, NewIdentity};
-use super::{DeviceRequest, Hub, HubOptions, ManualClock, ToDevice};
+use super::{DeviceRequest, Hub, HubOptions, ManualClock, Outbox, ToDevice};
 use crate::store::Store;
 use crate::timestamp::unix_millis;
 

@@ -154,12 +154,16 @@ where
             };
             let flow = match step {
                 Step::Close(flow) => flow,
-                Step::Execute { actions, bad_frame } => match (self.execute(actions).await, bad_frame) {
-                    // A malformed frame after the ones handled: close once they are done, as
-                    // if they had been read one by one.
-                    (Flow::Continue, Some(e)) => Flow::close(format!("malformed frame: {e}"), true),
-                    (flow, _) => flow,
-                },
+                Step::Execute { actions, bad_frame } => {
+                    match (self.execute(actions).await, bad_frame) {
+                        // A malformed frame after the ones handled: close once they are done, as
+                        // if they had been read one by one.
+                        (Flow::Continue, Some(e)) => {
+                            Flow::close(format!("malformed frame: {e}"), true)
+                        }
+                        (flow, _) => flow,
+                    }
+                }
                 Step::Done(done) => self.send_ready_acks(done).await,
             };
             if let Flow::Close { reason, will } = flow {

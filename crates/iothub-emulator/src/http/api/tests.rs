@@ -10,11 +10,10 @@ use iothub_proto::sas::{HmacSha256Signer, ResourceUri, SasToken};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use crate::hub::Outbox;
 
 use super::*;
 use crate::hub::auth::Identity;
-use crate::hub::{ConnectionRef, Interests, ToDevice};
+use crate::hub::{ConnectionRef, Interests, Outbox, ToDevice};
 use crate::store::Store;
 use crate::store::events::TelemetryEvent;
 
@@ -138,11 +137,7 @@ impl Api {
     }
 
     /// A fake device connection of `id` that asked for `interests`.
-    fn connect(
-        &self,
-        id: &Identity,
-        interests: Interests,
-    ) -> (ConnectionRef, Outbox) {
+    fn connect(&self, id: &Identity, interests: Interests) -> (ConnectionRef, Outbox) {
         self.hub.attach_test_connection(id, interests)
     }
 }
