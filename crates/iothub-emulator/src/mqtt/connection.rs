@@ -510,7 +510,7 @@ mod tests {
             std::mem::size_of::<Action>(),
             std::mem::size_of::<ToDevice>(),
         );
-        let limit = if cfg!(debug_assertions) { 5_500 } else { 2_600 };
+        let limit = if cfg!(debug_assertions) { 5_500 } else { 3_072 };
         assert!(size <= limit, "{size}");
     }
 }
