@@ -530,13 +530,39 @@ async fn tls_connection(
     hub: Hub,
     shutdown: watch::Receiver<bool>,
 ) {
+    // Boxed: the handshake runs once, and its state (a whole TLS connection beside the one
+    // it returns) would otherwise size every connection's task for its whole life.
+    let Some((tls, thumbprints)) = Box::pin(tls_handshake(stream, peer, acceptor, limits)).await
+    else {
+        return;
+    };
+    // The CONNACK is visible above TLS only: the admission moves there after the handshake.
+    let link = Link {
+        transport: "mqtt+tls",
+        peer: Some(peer),
+    };
+    let tls = AdmittedUntilConnack::new(tls, Some(admission));
+    crate::mqtt::serve(hub, tls, link, thumbprints, shutdown).await;
+}
+
+/// The TLS handshake within the listener's time limit, and the client certificate's
+/// thumbprints; `None` (logged) when it fails or takes too long.
+async fn tls_handshake(
+    stream: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    limits: ListenerLimits,
+) -> Option<(
+    tokio_rustls::server::TlsStream<TcpStream>,
+    Option<(String, String)>,
+)> {
     let _ = stream.set_nodelay(true);
     let handshake = tokio::time::timeout(limits.tls_handshake, acceptor.accept(stream)).await;
     let tls = match handshake {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             tracing::info!(transport = "mqtt+tls", %peer, "TLS handshake failed: {e}");
-            return;
+            return None;
         }
         Err(_) => {
             tracing::info!(
@@ -545,7 +571,7 @@ async fn tls_connection(
                 "TLS handshake not finished within {:?}",
                 limits.tls_handshake
             );
-            return;
+            return None;
         }
     };
     let thumbprints = tls
@@ -554,13 +580,7 @@ async fn tls_connection(
         .peer_certificates()
         .and_then(|c| c.first())
         .map(|leaf| crate::tls::thumbprints(leaf.as_ref()));
-    // The CONNACK is visible above TLS only: the admission moves there after the handshake.
-    let tls = AdmittedUntilConnack::new(tls, Some(admission));
-    let link = Link {
-        transport: "mqtt+tls",
-        peer: Some(peer),
-    };
-    crate::mqtt::serve(hub, tls, link, thumbprints, shutdown).await;
+    Some((tls, thumbprints))
 }
 
 /// Applies the retention every minute.

@@ -14,6 +14,7 @@ pub mod c2d;
 mod c2d_ops;
 mod c2d_pump;
 mod clock;
+mod connect;
 mod connection_log;
 mod connections;
 pub mod consumer_groups;
@@ -43,9 +44,10 @@ pub mod twin_ops;
 mod tests;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use connect::{ConnectError, DeviceConnection, DeviceLogin, DpsLogin};
 pub use connection_log::{ConnectionEvent, ConnectionEventKind, EVENTS_PER_DEVICE};
-pub use connections::ConnectionRef;
-pub use device_side::{ConnectError, DeviceConnection, DeviceLogin, DeviceRequest, DpsLogin};
+pub use connections::{ConnectionRef, Outbox};
+pub use device_side::DeviceRequest;
 pub use handle::{Hub, HubError, HubOptions};
 pub use to_device::{CloseReason, Interests, ToDevice};
 

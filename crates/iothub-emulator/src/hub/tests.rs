@@ -15,12 +15,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use iothub_proto::sas::{HmacSha256Signer, ResourceUri, SasToken};
-use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::auth::Identity;
 use super::c2d::{self, C2dDelivery, FeedbackRecord};
 use super::registry::{self, NewIdentity};
-use super::{DeviceRequest, Hub, HubOptions, ManualClock, ToDevice};
+use super::{DeviceRequest, Hub, HubOptions, ManualClock, Outbox, ToDevice};
 use crate::store::Store;
 use crate::timestamp::unix_millis;
 
@@ -92,7 +91,7 @@ fn device_token(id: &str, key: &str, se: u64) -> String {
 
 /// The next message for a fake connection; fails the test after 5 s of (real) waiting.
 /// Not for tests on paused tokio time, where the timeout would be advanced past at once.
-async fn next(rx: &mut UnboundedReceiver<ToDevice>) -> ToDevice {
+async fn next(rx: &mut Outbox) -> ToDevice {
     match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
         Ok(Some(message)) => message,
         other => panic!("expected a message for the device, got {other:?}"),
@@ -100,7 +99,7 @@ async fn next(rx: &mut UnboundedReceiver<ToDevice>) -> ToDevice {
 }
 
 /// The next message, which must be a C2D delivery.
-async fn next_c2d(rx: &mut UnboundedReceiver<ToDevice>) -> C2dDelivery {
+async fn next_c2d(rx: &mut Outbox) -> C2dDelivery {
     match next(rx).await {
         ToDevice::C2d(delivery) => *delivery,
         other => panic!("expected a C2D delivery, got {other:?}"),
@@ -119,7 +118,7 @@ async fn settle(hub: &Hub) {
 }
 
 /// Asserts that nothing was sent to the connection (after [`settle`]).
-fn assert_nothing_sent(rx: &mut UnboundedReceiver<ToDevice>) {
+fn assert_nothing_sent(rx: &mut Outbox) {
     if let Ok(message) = rx.try_recv() {
         panic!("expected nothing for the device, got {message:?}");
     }

@@ -4,6 +4,7 @@
 //! work they acknowledge is done (telemetry: once durable, docs/protocol.md §4).
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
@@ -14,7 +15,7 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use rumqttc::mqttbytes::v4::{Packet, PubAck};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
-use tokio_util::codec::{Decoder, Framed};
+use tokio_util::codec::{Decoder, Encoder, Framed};
 
 use super::codec::{CodecError, HubCodec};
 use super::login::{self, Link, Peer};
@@ -28,6 +29,10 @@ type AckFuture = Pin<Box<dyn Future<Output = Completion> + Send>>;
 /// client cannot hold its task (and its store batch) for ever.
 const MAX_BUFFERED_FRAMES: usize = 256;
 
+/// Bytes of encoded packets after which the write buffer is flushed before more are added
+/// (the codec sink's own boundary).
+const FLUSH_AT: usize = 8 * 1024;
+
 /// How an inbound publish (or a batch of telemetry publishes) completes, in arrival order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Completion {
@@ -39,6 +44,37 @@ enum Completion {
     NoAck,
     /// The telemetry append failed: acknowledge nothing more and close; the client resends.
     Failed,
+}
+
+/// What woke the connection task.
+enum Wake {
+    Shutdown,
+    Frame(Option<Result<Packet, CodecError>>),
+    Done(Completion),
+    Hub(Option<ToDevice>),
+    Timeout,
+}
+
+/// What a wake-up asks the connection to do.
+enum Step {
+    Close(Flow),
+    /// Perform the session's actions; then close if a malformed frame followed them.
+    Execute {
+        actions: Vec<Action>,
+        bad_frame: Option<CodecError>,
+    },
+    /// Send the PUBACKs of this and every further ready completion.
+    Done(Completion),
+}
+
+/// What an action needs after [`Connection::apply`].
+enum Next {
+    Continue,
+    /// The write buffer is full: flush before going on.
+    Flush,
+    /// Authenticate, then feed the session the outcome.
+    Authenticate(Box<rumqttc::mqttbytes::v4::Connect>),
+    Close(Flow),
 }
 
 /// Whether the connection goes on, and if not why and whether its Will is published.
@@ -105,78 +141,101 @@ impl<S> Connection<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    /// The I/O loop. Its future lives as long as the connection, so what it holds across an
+    /// await is held by every idle connection: each wake-up is first turned into actions or
+    /// completions synchronously (no packet or hub message is kept across an await), packets
+    /// are encoded straight into the write buffer, and only flushes, authentication and
+    /// durable appends are awaited.
     async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let end = loop {
-            let deadline = tokio::time::Instant::from_std(self.session.poll_timeout());
-            let flow = tokio::select! {
-                _ = shutdown.changed() => Flow::close("emulator shutting down", false),
-                frame = self.framed.next() => self.on_frame(frame).await,
-                Some(done) = self.acks.next(), if !self.acks.is_empty() => {
-                    self.send_ready_acks(done).await
+        let (reason, will) = loop {
+            let step = {
+                let wake = self.wake(&mut shutdown).await;
+                self.on_wake(wake)
+            };
+            let flow = match step {
+                Step::Close(flow) => flow,
+                Step::Execute { actions, bad_frame } => {
+                    match (self.execute(actions).await, bad_frame) {
+                        // A malformed frame after the ones handled: close once they are done, as
+                        // if they had been read one by one.
+                        (Flow::Continue, Some(e)) => {
+                            Flow::close(format!("malformed frame: {e}"), true)
+                        }
+                        (flow, _) => flow,
+                    }
                 }
-                message = recv(&mut self.peer) => match message {
-                    Some(message) => self.on_hub_message(message).await,
-                    None => Flow::close("hub closed the connection", false),
-                },
-                () = tokio::time::sleep_until(deadline) => {
-                    let actions = self.session.handle_timeout(now());
-                    self.execute(actions).await
-                }
+                Step::Done(done) => self.send_ready_acks(done).await,
             };
             if let Flow::Close { reason, will } = flow {
                 break (reason, will);
             }
         };
-        self.finish(end.0, end.1).await;
+        self.finish(reason, will).await;
     }
 
-    async fn on_frame(&mut self, frame: Option<Result<Packet, CodecError>>) -> Flow {
-        match frame {
-            Some(Ok(packet)) => {
-                let now = now();
-                let mut actions = self.session.handle_packet(packet, now);
-                let bad_frame = self.take_buffered(&mut actions, now);
-                match (self.execute(actions).await, bad_frame) {
-                    // A malformed frame after the ones handled: close once they are done, as
-                    // if they had been read one by one.
-                    (Flow::Continue, Some(e)) => Flow::close(format!("malformed frame: {e}"), true),
-                    (flow, _) => flow,
-                }
-            }
-            Some(Err(e)) => Flow::close(format!("malformed frame: {e}"), true),
-            None => Flow::close("the device closed the connection", true),
+    /// Waits for the next thing to react to.
+    async fn wake(&mut self, shutdown: &mut watch::Receiver<bool>) -> Wake {
+        let deadline = tokio::time::Instant::from_std(self.session.poll_timeout());
+        tokio::select! {
+            _ = shutdown.changed() => Wake::Shutdown,
+            frame = self.framed.next() => Wake::Frame(frame),
+            Some(done) = self.acks.next(), if !self.acks.is_empty() => Wake::Done(done),
+            message = recv(&mut self.peer) => Wake::Hub(message),
+            () = tokio::time::sleep_until(deadline) => Wake::Timeout,
         }
     }
 
-    async fn on_hub_message(&mut self, message: ToDevice) -> Flow {
-        let actions = self.session.handle_to_device(message);
-        self.execute(actions).await
+    /// What a wake-up asks for, worked out without waiting.
+    fn on_wake(&mut self, wake: Wake) -> Step {
+        match wake {
+            Wake::Shutdown => Step::Close(Flow::close("emulator shutting down", false)),
+            Wake::Frame(Some(Ok(packet))) => {
+                let now = now();
+                let mut actions = self.session.handle_packet(packet, now);
+                let bad_frame = self.take_buffered(&mut actions, now);
+                Step::Execute { actions, bad_frame }
+            }
+            Wake::Frame(Some(Err(e))) => {
+                Step::Close(Flow::close(format!("malformed frame: {e}"), true))
+            }
+            Wake::Frame(None) => Step::Close(Flow::close("the device closed the connection", true)),
+            Wake::Done(done) => Step::Done(done),
+            Wake::Hub(Some(message)) => Step::Execute {
+                actions: self.session.handle_to_device(message),
+                bad_frame: None,
+            },
+            Wake::Hub(None) => Step::Close(Flow::close("hub closed the connection", false)),
+            Wake::Timeout => Step::Execute {
+                actions: self.session.handle_timeout(now()),
+                bad_frame: None,
+            },
+        }
     }
 
     /// Performs the session's actions in order. Consecutive telemetry PUBLISHes become one
     /// durable append (one store job, one reply); anything else first hands the batch over,
-    /// so PUBACKs keep arrival order.
+    /// so PUBACKs keep arrival order. Packets are written with one flush at the end (also
+    /// before a close, so that a refusing CONNACK goes out), or earlier when the write buffer
+    /// is full.
     async fn execute(&mut self, actions: Vec<Action>) -> Flow {
-        let mut queue: std::collections::VecDeque<Action> = actions.into();
+        let mut queue: VecDeque<Action> = actions.into();
         let mut batch = TelemetryBatch::default();
-        while let Some(action) = queue.pop_front() {
-            if let Action::Telemetry {
-                ack,
-                properties,
-                body,
-                retain,
-            } = action
-            {
-                let Some(p) = &self.peer else {
-                    return Flow::close("telemetry before authentication", false);
-                };
-                batch.push(p, ack, &properties, body, retain, &self.hub);
-                continue;
-            }
-            self.hand_over(&mut batch);
-            let flow = match action {
-                Action::Send(packet) => self.send(packet).await,
-                Action::Authenticate(connect) => {
+        let flow = loop {
+            // The action is consumed by `apply` before anything is awaited.
+            let Some(next) = queue.pop_front().map(|a| self.apply(a, &mut batch)) else {
+                break Flow::Continue;
+            };
+            match next {
+                Next::Continue => {}
+                Next::Flush => {
+                    if let Err(e) = self.framed.flush().await {
+                        return Flow::close(format!("write failed: {e}"), true);
+                    }
+                }
+                Next::Authenticate(connect) => {
+                    if let Err(e) = self.framed.flush().await {
+                        return Flow::close(format!("write failed: {e}"), true);
+                    }
                     // Boxed: authentication happens once per connection and its future is
                     // the largest this loop awaits; inline, every idle connection's task
                     // would carry its size for its whole life.
@@ -188,40 +247,62 @@ where
                     for follow in self.session.handle_auth(result, now()).into_iter().rev() {
                         queue.push_front(follow);
                     }
-                    Flow::Continue
                 }
-                Action::Request { ack, request } => {
-                    if let Some(p) = &self.peer {
-                        self.hub.device_request(&p.connection, request);
-                    }
-                    let done = ack.map_or(Completion::NoAck, Completion::Ack);
-                    self.acks.push_back(Box::pin(std::future::ready(done)));
-                    Flow::Continue
-                }
-                Action::C2dDelivered(lock_token) => {
-                    if let Some(p) = &self.peer {
-                        self.hub.c2d_delivered(&p.connection, lock_token);
-                    }
-                    Flow::Continue
-                }
-                Action::Subscribed { interests, save } => {
-                    if let Some(p) = &self.peer {
-                        self.hub.interests_changed(&p.connection, interests);
-                        if let Some(subscriptions) = save {
-                            self.hub.save_session(&p.connection, subscriptions);
-                        }
-                    }
-                    Flow::Continue
-                }
-                Action::Close { reason, will } => Flow::close(reason, will),
-                Action::Telemetry { .. } => Flow::Continue,
-            };
-            if let Flow::Close { .. } = flow {
-                return flow;
+                Next::Close(flow) => break flow,
             }
-        }
+        };
         self.hand_over(&mut batch);
-        Flow::Continue
+        match self.framed.flush().await {
+            Ok(()) => flow,
+            Err(e) => Flow::close(format!("write failed: {e}"), true),
+        }
+    }
+
+    /// Performs one action, or says what must be awaited for it.
+    fn apply(&mut self, action: Action, batch: &mut TelemetryBatch) -> Next {
+        if let Action::Telemetry {
+            ack,
+            properties,
+            body,
+            retain,
+        } = action
+        {
+            let Some(p) = &self.peer else {
+                return Next::Close(Flow::close("telemetry before authentication", false));
+            };
+            batch.push(p, ack, &properties, body, retain, &self.hub);
+            return Next::Continue;
+        }
+        self.hand_over(batch);
+        match action {
+            Action::Send(packet) => self.write(packet),
+            Action::Authenticate(connect) => Next::Authenticate(connect),
+            Action::Request { ack, request } => {
+                if let Some(p) = &self.peer {
+                    self.hub.device_request(&p.connection, request);
+                }
+                let done = ack.map_or(Completion::NoAck, Completion::Ack);
+                self.acks.push_back(Box::pin(std::future::ready(done)));
+                Next::Continue
+            }
+            Action::C2dDelivered(lock_token) => {
+                if let Some(p) = &self.peer {
+                    self.hub.c2d_delivered(&p.connection, lock_token);
+                }
+                Next::Continue
+            }
+            Action::Subscribed { interests, save } => {
+                if let Some(p) = &self.peer {
+                    self.hub.interests_changed(&p.connection, interests);
+                    if let Some(subscriptions) = save {
+                        self.hub.save_session(&p.connection, subscriptions);
+                    }
+                }
+                Next::Continue
+            }
+            Action::Close { reason, will } => Next::Close(Flow::close(reason, will)),
+            Action::Telemetry { .. } => Next::Continue,
+        }
     }
 
     /// Queues the batch's durable append as the next ordered completion.
@@ -235,14 +316,20 @@ where
         }
     }
 
-    async fn send(&mut self, packet: Packet) -> Flow {
-        match self.framed.send(packet).await {
-            Ok(()) => Flow::Continue,
-            Err(e) => Flow::close(format!("write failed: {e}"), true),
+    /// Encodes `packet` into the write buffer (written at the next flush); asks for a flush
+    /// once the buffer holds [`FLUSH_AT`] bytes, as the codec's own sink would.
+    fn write(&mut self, packet: Packet) -> Next {
+        if let Err(e) = HubCodec.encode(packet, self.framed.write_buffer_mut()) {
+            return Next::Close(Flow::close(format!("write failed: {e}"), true));
+        }
+        if self.framed.write_buffer().len() >= FLUSH_AT {
+            Next::Flush
+        } else {
+            Next::Continue
         }
     }
 
-    /// Feeds the PUBACKs of `first` and of every following completion that is already ready
+    /// Writes the PUBACKs of `first` and of every following completion that is already ready
     /// (in order, MQTT-4.6.0-2), then flushes once: one TLS record and one write for a whole
     /// group commit. After a failed append nothing more is acknowledged.
     async fn send_ready_acks(&mut self, first: Completion) -> Flow {
@@ -260,7 +347,8 @@ where
                 }
             };
             for pkid in pkids {
-                if let Err(e) = self.framed.feed(Packet::PubAck(PubAck::new(pkid))).await {
+                let ack = Packet::PubAck(PubAck::new(pkid));
+                if let Err(e) = HubCodec.encode(ack, self.framed.write_buffer_mut()) {
                     return Flow::close(format!("write failed: {e}"), true);
                 }
             }
@@ -393,5 +481,36 @@ async fn recv(peer: &mut Option<Peer>) -> Option<ToDevice> {
     match peer {
         Some(p) => p.outbound.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::listener_limits::AdmittedUntilConnack;
+
+    /// The size of the future `f` returns, without building its arguments.
+    fn future_size<A, B, C, D, E, F: Future>(_f: fn(A, B, C, D, E) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every idle connection's task holds this future for its whole life (BENCHMARKS.md,
+    /// the transport-free hub against the build before it): it must not grow unnoticed. The
+    /// stream is what the TLS listener serves. Unoptimized builds lay the future out larger;
+    /// `bench/emulator/heap.sh` shows the release build's task.
+    #[test]
+    fn an_idle_connection_task_stays_small() {
+        type Tls = AdmittedUntilConnack<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>;
+        let stream = std::mem::size_of::<Framed<Tls, HubCodec>>();
+        let size = future_size(serve::<Tls>);
+        println!(
+            "serve future: {size} bytes (Framed TLS stream {stream}, Session {}, Peer {}, Action {}, ToDevice {})",
+            std::mem::size_of::<Session>(),
+            std::mem::size_of::<Option<Peer>>(),
+            std::mem::size_of::<Action>(),
+            std::mem::size_of::<ToDevice>(),
+        );
+        let limit = if cfg!(debug_assertions) { 5_500 } else { 3_072 };
+        assert!(size <= limit, "{size}");
     }
 }

@@ -6,13 +6,12 @@ use std::sync::Arc;
 
 use iothub_proto::credentials::IncomingUsername;
 use rumqttc::mqttbytes::v4::{Connect, ConnectReturnCode};
-use tokio::sync::mpsc;
 
 use super::session::{AuthResult, Principal};
 use crate::hub::auth::ConnectCredentials;
 use crate::hub::telemetry::ConnectionStamp;
 use crate::hub::{
-    ConnectError, ConnectionRef, DeviceConnection, DeviceLogin, DpsLogin, Hub, ToDevice,
+    ConnectError, ConnectionRef, DeviceConnection, DeviceLogin, DpsLogin, Hub, Outbox,
 };
 
 /// Who is on the other end once authenticated.
@@ -20,7 +19,7 @@ pub(crate) struct Peer {
     pub(crate) connection: ConnectionRef,
     /// What the hub stamps on its telemetry (auth method, generation id, model).
     pub(crate) stamp: Arc<ConnectionStamp>,
-    pub(crate) outbound: mpsc::UnboundedReceiver<ToDevice>,
+    pub(crate) outbound: Outbox,
 }
 
 /// Where a connection comes from, for the log.

@@ -40,16 +40,11 @@ pub(super) fn begin_immediate(conn: &Connection) -> rusqlite::Result<Transaction
     }
 }
 
-/// What changes when a transaction writes: rows changed so far on the connection and the
-/// schema cookie (DDL changes no rows). `None` for the cookie if it cannot be read, which
-/// then counts as a write whenever it differs, so in doubt a batch is synced.
-pub(super) fn write_marks(conn: &Connection) -> (u64, Option<i64>) {
-    // Cached: the writer asks twice per batch.
-    let schema = conn
-        .prepare_cached("PRAGMA schema_version")
+/// The schema cookie, which DDL changes (it changes no rows); `None` if it cannot be read.
+pub(super) fn schema_version(conn: &Connection) -> Option<i64> {
+    conn.prepare_cached("PRAGMA schema_version")
         .and_then(|mut q| q.query_row([], |r| r.get(0)))
-        .ok();
-    (conn.total_changes(), schema)
+        .ok()
 }
 
 /// Whether `e` is `SQLITE_BUSY` or `SQLITE_LOCKED` (any extended code).

@@ -100,6 +100,8 @@ pub(super) fn fdatasync_wal(db: &Path) -> SyncWal {
 fn write_loop(conn: Connection, mut rx: UnboundedReceiver<Message>, syncer: Option<Syncer>) {
     // Whether the syncer holds a batch (the next commit waits for it).
     let mut sync_busy = false;
+    // The schema cookie last read, to tell a batch that only ran DDL from one that only read.
+    let mut schema = super::busy::schema_version(&conn);
     loop {
         let first = match rx.blocking_recv() {
             Some(Message::Job(job)) => job,
@@ -124,7 +126,7 @@ fn write_loop(conn: Connection, mut rx: UnboundedReceiver<Message>, syncer: Opti
         };
         // `BEGIN IMMEDIATE` makes every transaction a write transaction: whether a batch
         // wrote is told by the rows it changed and the schema changes it made.
-        let before = super::busy::write_marks(&tx);
+        let changes = tx.total_changes();
         let mut replies = vec![first(&tx)];
         loop {
             let message = match rx.try_recv() {
@@ -143,8 +145,15 @@ fn write_loop(conn: Connection, mut rx: UnboundedReceiver<Message>, syncer: Opti
             }
         }
         // A batch that only read wrote no WAL frames: as with SQLite's own FULL mode it needs
-        // no sync (and the previous batch's sync is over: commits wait for it).
-        let wrote = super::busy::write_marks(&tx) != before;
+        // no sync (and the previous batch's sync is over: commits wait for it). Rows changed
+        // tell almost every batch (all of ingest) without a query; only a batch without
+        // them reads the schema cookie, against the last one read: a schema change made by
+        // another process between batches, or missed in a batch that also changed rows,
+        // costs one needless sync, never a missing one.
+        let wrote = tx.total_changes() != changes || {
+            let now = super::busy::schema_version(&tx);
+            std::mem::replace(&mut schema, now) != now
+        };
         let outcome = tx.commit().map_err(|e| e.to_string());
         if let Err(e) = &outcome {
             tracing::error!(error = %e, "database commit failed");

@@ -10,11 +10,10 @@ use iothub_proto::sas::{HmacSha256Signer, ResourceUri, SasToken};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::*;
 use crate::hub::auth::Identity;
-use crate::hub::{ConnectionRef, Interests, ToDevice};
+use crate::hub::{ConnectionRef, Interests, Outbox, ToDevice};
 use crate::store::Store;
 use crate::store::events::TelemetryEvent;
 
@@ -138,11 +137,7 @@ impl Api {
     }
 
     /// A fake device connection of `id` that asked for `interests`.
-    fn connect(
-        &self,
-        id: &Identity,
-        interests: Interests,
-    ) -> (ConnectionRef, UnboundedReceiver<ToDevice>) {
+    fn connect(&self, id: &Identity, interests: Interests) -> (ConnectionRef, Outbox) {
         self.hub.attach_test_connection(id, interests)
     }
 }
@@ -237,7 +232,7 @@ fn dev(id: &str) -> Identity {
 }
 
 /// The next message to the fake connection, as the MQTT topic and payload it goes out as.
-async fn next_publish(rx: &mut UnboundedReceiver<ToDevice>) -> (String, Vec<u8>) {
+async fn next_publish(rx: &mut Outbox) -> (String, Vec<u8>) {
     let message = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
     match message.map(|m| m.and_then(crate::mqtt::outgoing)) {
         Ok(Some(p)) => (p.topic, p.payload.to_vec()),

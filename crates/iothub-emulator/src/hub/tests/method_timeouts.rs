@@ -23,7 +23,7 @@ fn call(response_secs: u64, connect_secs: u64) -> MethodCall {
 }
 
 /// The method request's id; anything else fails the test.
-async fn request_id(rx: &mut UnboundedReceiver<ToDevice>) -> String {
+async fn request_id(rx: &mut Outbox) -> String {
     match rx.recv().await {
         Some(ToDevice::MethodRequest {
             method,
