@@ -14,3 +14,4 @@ mod reliability;
 mod telemetry;
 mod transport;
 mod twin;
+mod upload;
