@@ -26,8 +26,8 @@ mod plan;
 #[cfg(test)]
 mod tests;
 
-pub use plan::{DEFAULT_BLOCK_SIZE, MAX_BLOB_SIZE, MAX_BLOCK_SIZE, MAX_BLOCKS, RetryPolicy};
 pub(crate) use plan::status_is_retriable;
+pub use plan::{DEFAULT_BLOCK_SIZE, MAX_BLOB_SIZE, MAX_BLOCK_SIZE, MAX_BLOCKS, RetryPolicy};
 use plan::{SasUri, block_list_xml, block_size, check_blob_name, files_path};
 
 /// Sent as `User-Agent` on the hub and storage requests.
@@ -140,7 +140,10 @@ impl UploadOptions {
     }
 
     /// Called after the SAS URI was obtained and after every block the storage accepted.
-    pub fn on_progress(mut self, callback: impl Fn(&UploadProgress) + Send + Sync + 'static) -> Self {
+    pub fn on_progress(
+        mut self,
+        callback: impl Fn(&UploadProgress) + Send + Sync + 'static,
+    ) -> Self {
         self.progress = Some(Arc::new(callback));
         self
     }
@@ -254,13 +257,14 @@ impl Uploader {
             .user_agent(USER_AGENT)
             .connect_timeout(self.config.connect_timeout);
         builder = match &self.config.proxy {
-            Some(proxy) => builder.proxy(
-                reqwest::Proxy::all(format!("http://{proxy}"))
-                    .map_err(|_| Error::InvalidInput {
+            Some(proxy) => {
+                builder.proxy(reqwest::Proxy::all(format!("http://{proxy}")).map_err(|_| {
+                    Error::InvalidInput {
                         field: "http_proxy",
                         reason: "is not a host:port",
-                    })?,
-            ),
+                    }
+                })?)
+            }
             // Only the proxy the options name: never one from the environment.
             None => builder.no_proxy(),
         };
@@ -304,10 +308,19 @@ impl Uploader {
                 .timeout(options.request_timeout)
                 .header("content-type", "application/json; charset=utf-8")
                 .body(body.clone());
-            if let Some(token) = self.config.login.login().map_err(Error::Credentials)?.password {
+            if let Some(token) = self
+                .config
+                .login
+                .login()
+                .map_err(Error::Credentials)?
+                .password
+            {
                 http = http.header("authorization", token);
             }
-            let response = http.send().await.map_err(|e| network(UploadEndpoint::Hub, e))?;
+            let response = http
+                .send()
+                .await
+                .map_err(|e| network(UploadEndpoint::Hub, e))?;
             let status = response.status();
             let bytes = response
                 .bytes()
@@ -409,7 +422,14 @@ impl Uploader {
         };
         options.report(&progress);
         let outcome = self
-            .write_blob(&sas, scheme, block_size, &mut source, options, &mut progress)
+            .write_blob(
+                &sas,
+                scheme,
+                block_size,
+                &mut source,
+                options,
+                &mut progress,
+            )
             .await;
         let mut retries = progress.retries;
         match outcome {
@@ -610,7 +630,7 @@ impl DeviceClient {
     /// # Errors
     ///
     /// [`Error::Upload`] with [`UploadError::HubRefused`] (the hub refused the SAS URI or the
-    /// notification), [`UploadError::StorageRefused`] (an expired SAS: 403), 
+    /// notification), [`UploadError::StorageRefused`] (an expired SAS: 403),
     /// [`UploadError::Network`], [`UploadError::Source`] (reading `source` failed),
     /// [`UploadError::TooLarge`]; [`Error::InvalidInput`] for an unusable blob name;
     /// [`Error::Credentials`] when no token can be minted; [`Error::Config`] when the TLS

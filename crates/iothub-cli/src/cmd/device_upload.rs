@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use iothub_device::{ClientOptions, DeviceClient, RetryPolicy, UploadOptions, Uploaded};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use iothub_device::{ClientOptions, DeviceClient, RetryPolicy, UploadOptions, Uploaded};
 use serde_json::json;
 
 use super::Global;
@@ -28,7 +28,9 @@ pub(crate) async fn upload(
             .file_name()
             .and_then(|n| n.to_str())
             .map(str::to_owned)
-            .with_context(|| format!("{} has no file name: pass --blob-name", args.file.display()))?,
+            .with_context(|| {
+                format!("{} has no file name: pass --blob-name", args.file.display())
+            })?,
     };
     let mut options = options;
     if let Some(port) = args.https_port {

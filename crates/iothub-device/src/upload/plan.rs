@@ -62,7 +62,9 @@ pub(crate) fn block_size(preferred: usize, total: Option<u64>) -> Result<usize, 
     let needed = total.div_ceil(MAX_BLOCKS).div_ceil(MIB) * MIB;
     // invariant: needed <= MAX_BLOCK_SIZE because total <= MAX_BLOB_SIZE, and
     // MAX_BLOCK_SIZE is a MiB multiple.
-    Ok(usize::try_from(needed).unwrap_or(MAX_BLOCK_SIZE).min(MAX_BLOCK_SIZE))
+    Ok(usize::try_from(needed)
+        .unwrap_or(MAX_BLOCK_SIZE)
+        .min(MAX_BLOCK_SIZE))
 }
 
 /// The id of block `index`: Base64 of a fixed-width text, since every block id of a blob must
@@ -104,11 +106,10 @@ impl SasUri {
     ///
     /// [`UploadError::InvalidHubResponse`] when it is not JSON or misses a field.
     pub(crate) fn parse(body: &[u8]) -> Result<Self, UploadError> {
-        let value: Value = serde_json::from_slice(body).map_err(|_| {
-            UploadError::InvalidHubResponse {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|_| UploadError::InvalidHubResponse {
                 reason: "the SAS URI answer is not JSON",
-            }
-        })?;
+            })?;
         let field = |name: &'static str| -> Result<String, UploadError> {
             value
                 .get(name)
@@ -158,7 +159,11 @@ impl SasUri {
 
     /// The URL of Put Block List.
     pub(crate) fn put_block_list_url(&self, scheme: &str) -> String {
-        format!("{}?{}&comp=blocklist", self.blob_url(scheme), self.sas_token)
+        format!(
+            "{}?{}&comp=blocklist",
+            self.blob_url(scheme),
+            self.sas_token
+        )
     }
 }
 

@@ -26,7 +26,10 @@ fn block_size_is_the_preferred_one_while_the_blob_fits_in_50000_blocks() {
 
 #[test]
 fn a_source_over_the_block_blob_limit_is_refused_before_anything_is_sent() {
-    assert_eq!(block_size(4 * MIB, Some(MAX_BLOB_SIZE)).unwrap(), MAX_BLOCK_SIZE);
+    assert_eq!(
+        block_size(4 * MIB, Some(MAX_BLOB_SIZE)).unwrap(),
+        MAX_BLOCK_SIZE
+    );
     let err = block_size(4 * MIB, Some(MAX_BLOB_SIZE + 1)).unwrap_err();
     assert!(matches!(
         err,
@@ -229,7 +232,10 @@ fn retry_policy_doubles_up_to_its_cap_and_stops_after_its_tries() {
             None,
         ]
     );
-    assert_eq!(RetryPolicy::new(0, Duration::ZERO, Duration::ZERO).attempts(), 1);
+    assert_eq!(
+        RetryPolicy::new(0, Duration::ZERO, Duration::ZERO).attempts(),
+        1
+    );
     assert_eq!(RetryPolicy::default().attempts(), 4);
     assert_eq!(RetryPolicy::none().delay(0), None);
 }

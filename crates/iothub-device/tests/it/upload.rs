@@ -132,7 +132,9 @@ async fn module_notify(State(fake): State<Shared>, body: Bytes) -> StatusCode {
 
 fn block_index(id: &str) -> u32 {
     use base64::Engine as _;
-    let text = base64::engine::general_purpose::STANDARD.decode(id).unwrap();
+    let text = base64::engine::general_purpose::STANDARD
+        .decode(id)
+        .unwrap();
     std::str::from_utf8(&text).unwrap()["block-".len()..]
         .parse()
         .unwrap()
@@ -369,7 +371,11 @@ async fn storage_gone_mid_upload_is_a_network_failure_notified_with_nothing_comm
     }
     assert!(!text.contains("sig="), "{text}");
     let fake = fake.lock().unwrap();
-    assert_eq!(fake.block_attempts.len(), 2 + 3, "block 2 tried three times");
+    assert_eq!(
+        fake.block_attempts.len(),
+        2 + 3,
+        "block 2 tried three times"
+    );
     assert!(fake.committed.is_empty());
     assert_eq!(fake.notifications.len(), 1);
     assert_eq!(fake.notifications[0]["isSuccess"], false);
@@ -474,5 +480,8 @@ async fn upload_path_reads_the_file_with_its_size() {
         .upload_path("g.bin", &dir.path().join("missing"), fast_retries())
         .await
         .unwrap_err();
-    assert!(matches!(missing, Error::Upload(UploadError::Source(_))), "{missing:?}");
+    assert!(
+        matches!(missing, Error::Upload(UploadError::Source(_))),
+        "{missing:?}"
+    );
 }
