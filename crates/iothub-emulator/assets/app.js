@@ -683,9 +683,67 @@ async function pollConnectionEvents() {
   }
 }
 
+// ---------------------------------------------------------------- file uploads
+
+function byteSize(n) {
+  if (n === null || n === undefined) return 'size unknown';
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+async function loadUploads() {
+  const id = state.selected;
+  if (!id) return;
+  let uploads;
+  try {
+    uploads = await api('GET', `/devices/${enc(id)}/files`);
+  } catch (e) {
+    showBanner(`Cannot read the file uploads: ${e.message}`);
+    return;
+  }
+  if (state.selected !== id) return;
+  const ul = $('file-uploads');
+  ul.replaceChildren(...uploads.map((u) => {
+    const li = document.createElement('li');
+    const time = document.createElement('span');
+    time.className = 'time';
+    time.textContent = shortTime(u.createdTimeUtc);
+    const kind = document.createElement('span');
+    kind.className = `kind ${u.state}`;
+    kind.textContent = u.state + (u.moduleId ? ` (${u.moduleId})` : '');
+    const what = document.createElement('span');
+    what.className = 'reason';
+    if (u.state === 'completed' && u.downloadUrl) {
+      const a = document.createElement('a');
+      // The built-in blob endpoint is served on this port too: a same-origin link needs no
+      // trust in the emulator's CA and lets the browser save the file.
+      const url = new URL(u.downloadUrl);
+      a.href = url.pathname.startsWith('/iothubemulator/') ? url.pathname + url.search : u.downloadUrl;
+      a.textContent = u.blobName;
+      a.rel = 'noopener noreferrer';
+      a.setAttribute('download', u.blobName.split('/').pop());
+      what.append(a, ` — ${byteSize(u.blobSizeInBytes)}`);
+    } else {
+      const status = u.statusCode === null ? '' : ` — ${u.statusCode} ${u.statusDescription || ''}`;
+      what.textContent = `${u.blobName}${status}`;
+    }
+    li.append(time, kind, what);
+    return li;
+  }));
+  if (!uploads.length) ul.append(placeholder('No file uploads yet.'));
+}
+
+async function pollUploads() {
+  for (;;) {
+    await sleep(DEVICE_POLL_MS);
+    if (state.selected && !$('panel-uploads').hidden && !document.hidden) await loadUploads();
+  }
+}
+
 // ---------------------------------------------------------------- tabs, banner, start
 
-const tabs = ['twin', 'method', 'c2d', 'connections'];
+const tabs = ['twin', 'method', 'c2d', 'connections', 'uploads'];
 function showTab(name, focus) {
   for (const t of tabs) {
     const on = t === name;
@@ -697,6 +755,7 @@ function showTab(name, focus) {
   }
   if (name === 'twin') loadTwin();
   if (name === 'connections') loadConnectionEvents();
+  if (name === 'uploads') loadUploads();
 }
 tabs.forEach((t, i) => {
   const tab = $(`tab-${t}`);
@@ -733,6 +792,7 @@ async function start() {
   streamTelemetry();
   pollTwin();
   pollConnectionEvents();
+  pollUploads();
   if (wanted) select(wanted);
 }
 

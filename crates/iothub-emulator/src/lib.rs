@@ -23,6 +23,6 @@ pub mod timestamp;
 pub mod tls;
 
 pub use listener_limits::{ListenerLimits, raise_descriptor_limit};
-pub use server::{Config, RunningEmulator, StartError};
+pub use server::{Config, FileUploadConfig, RunningEmulator, StartError};
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;

@@ -40,6 +40,23 @@ pub struct Config {
     pub tls_files: Option<(PathBuf, PathBuf, Option<PathBuf>)>,
     /// Timeouts and connection caps of every listener.
     pub limits: ListenerLimits,
+    /// Where uploaded files go (default: the built-in blob endpoint; docs/file-upload.md).
+    pub file_upload: FileUploadConfig,
+    /// The blob container of file uploads (default `fileupload`).
+    pub file_upload_container: String,
+}
+
+/// Where a running emulator's file uploads go.
+#[derive(Clone, Debug, Default)]
+pub enum FileUploadConfig {
+    /// The emulator's own blob endpoint on its HTTP(S) ports, files under `<data-dir>/blobs/`.
+    #[default]
+    BuiltIn,
+    /// An Azure Storage account (or Azurite): its connection string
+    /// (`--storage-connection-string`). Never logged: it holds the account key.
+    External(String),
+    /// No storage: every upload request is refused.
+    Disabled,
 }
 
 impl Default for Config {
@@ -55,6 +72,8 @@ impl Default for Config {
             retention: Duration::from_secs(24 * 3600),
             tls_files: None,
             limits: ListenerLimits::default(),
+            file_upload: FileUploadConfig::BuiltIn,
+            file_upload_container: crate::hub::file_upload::DEFAULT_CONTAINER.to_owned(),
         }
     }
 }
@@ -101,6 +120,12 @@ pub enum StartError {
     /// Another process owns the data dir (its `hub.lock`).
     #[error(transparent)]
     Locked(#[from] crate::data_dir::lock::LockError),
+    /// The storage connection string is not usable (the key is never shown).
+    #[error("invalid storage connection string")]
+    StorageConnectionString(#[source] crate::hub::file_upload::StorageConnectionStringError),
+    /// The built-in blob endpoint's directory could not be prepared.
+    #[error("cannot prepare the blob store")]
+    BlobStore(#[source] std::io::Error),
 }
 
 /// A running emulator. Dropping it does not stop it; call [`RunningEmulator::shutdown`].
@@ -165,7 +190,15 @@ impl RunningEmulator {
         store
             .call(move |tx| registry::set_setting(tx, "host_name", &primary))
             .await?;
-        let hub = Hub::new(store.clone(), names);
+        let file_upload = crate::http::blob::file_upload_options(&config, &store).await?;
+        let hub = Hub::with_options(
+            store.clone(),
+            crate::hub::HubOptions {
+                names,
+                file_upload,
+                ..crate::hub::HubOptions::default()
+            },
+        );
         let tls = match &config.tls_files {
             Some((cert, key, ca)) => TlsMaterial::from_files(cert, key, ca.as_deref())?,
             None => {
@@ -241,7 +274,8 @@ impl RunningEmulator {
                 let l = bind(SocketAddr::new(config.bind, port)).await?;
                 let addr = local(&l)?;
                 let app = crate::http::api::router_with_shutdown(hub.clone(), shutdown_rx.clone())
-                    .merge(crate::http::dashboard::router(hub.clone()));
+                    .merge(crate::http::dashboard::router(hub.clone()))
+                    .merge(crate::http::blob::router(hub.clone()));
                 tasks.spawn(crate::http::serve_plain(
                     l,
                     app,

@@ -97,6 +97,21 @@ pub(crate) struct EmulatorArgs {
     #[arg(long, value_name = "LEVEL")]
     pub(crate) log_level: Option<String>,
 
+    /// Azure Storage connection string of the account file uploads go to (a real account or
+    /// Azurite, e.g. `UseDevelopmentStorage=true`); default: the emulator's built-in blob
+    /// endpoint on its HTTPS and HTTP ports, files under <data dir>/blobs.
+    #[arg(
+        long,
+        env = "IOTHUB_STORAGE_CONNECTION_STRING",
+        value_name = "CONNECTION_STRING",
+        hide_env_values = true
+    )]
+    pub(crate) storage_connection_string: Option<String>,
+
+    /// Blob container of file uploads.
+    #[arg(long, default_value = "fileupload", value_name = "NAME")]
+    pub(crate) file_upload_container: String,
+
     /// Log format: `text` (human-readable) or `json` (one object per line).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub(crate) log_format: LogFormat,

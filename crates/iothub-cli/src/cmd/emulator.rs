@@ -46,6 +46,11 @@ pub(crate) fn run(args: &EmulatorArgs, global: Global) -> anyhow::Result<ExitCod
             .zip(args.key.clone())
             .map(|(c, k)| (c, k, args.ca.clone())),
         limits: iothub_emulator::ListenerLimits::default(),
+        file_upload: match &args.storage_connection_string {
+            Some(cs) => iothub_emulator::FileUploadConfig::External(cs.clone()),
+            None => iothub_emulator::FileUploadConfig::BuiltIn,
+        },
+        file_upload_container: args.file_upload_container.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -2,6 +2,7 @@
 //! (docs/protocol.md §1.1).
 
 pub(crate) mod api;
+pub(crate) mod blob;
 pub(crate) mod dashboard;
 mod serve;
 mod websocket;

@@ -53,6 +53,7 @@ pub(crate) async fn serve_https(
             hub: hub.clone(),
             shutdown: shutdown.clone(),
         })
+        .merge(crate::http::blob::router(hub.clone()))
         .merge(crate::http::api::router_with_shutdown(
             hub,
             shutdown.clone(),

@@ -69,6 +69,8 @@ pub struct HubOptions {
     pub c2d_limits: C2dLimits,
     /// Seconds a DPS device is told to wait between status polls.
     pub dps_retry_after_secs: u32,
+    /// File upload: storage, container, SAS lifetime (docs/file-upload.md).
+    pub file_upload: super::file_upload::FileUploadOptions,
 }
 
 impl Default for HubOptions {
@@ -78,6 +80,7 @@ impl Default for HubOptions {
             clock: Arc::new(SystemClock),
             c2d_limits: C2dLimits::DEFAULT,
             dps_retry_after_secs: 1,
+            file_upload: super::file_upload::FileUploadOptions::default(),
         }
     }
 }
@@ -108,6 +111,8 @@ pub(super) struct Inner {
     pub(super) c2d_limits: C2dLimits,
     /// Authenticated DPS registrations, by lower-cased registration id.
     pub(super) registrations: Mutex<HashMap<String, Attestation>>,
+    /// File upload options and the file notification queue.
+    pub(super) file_uploads: super::file_upload_ops::FileUploads,
 }
 
 impl Hub {
@@ -143,6 +148,7 @@ impl Hub {
             clock,
             c2d_limits,
             dps_retry_after_secs,
+            file_upload,
         } = options;
         if names.is_empty() {
             names.push("localhost".into());
@@ -180,6 +186,7 @@ impl Hub {
                 dps,
                 c2d_limits,
                 registrations: Mutex::new(HashMap::new()),
+                file_uploads: super::file_upload_ops::FileUploads::new(file_upload),
             }),
         }
     }

@@ -18,6 +18,8 @@ mod connection_log;
 mod connections;
 mod device_side;
 pub mod event_log;
+pub mod file_upload;
+mod file_upload_ops;
 mod handle;
 pub mod ids;
 mod ingest;

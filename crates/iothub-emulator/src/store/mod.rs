@@ -19,11 +19,13 @@ use tokio::sync::oneshot;
 
 use self::commit::{Job, Message, SyncWal};
 
+pub mod blobs;
 mod busy;
 pub mod c2d;
 mod commit;
 pub mod enrollments;
 pub mod events;
+pub mod file_uploads;
 pub mod registry;
 pub mod sessions;
 pub mod twins;
@@ -242,7 +244,12 @@ const MIGRATIONS: &[fn(&Transaction<'_>) -> rusqlite::Result<()>] = &[
     |tx| tx.execute_batch(enrollments::SCHEMA),
     |tx| tx.execute_batch(events::SCHEMA_STAMPS),
     |tx| tx.execute_batch(sessions::SCHEMA),
+    FILE_UPLOADS_STEP,
 ];
+
+/// File uploads and their outcomes (docs/file-upload.md), a step of its own.
+const FILE_UPLOADS_STEP: fn(&Transaction<'_>) -> rusqlite::Result<()> =
+    |tx| tx.execute_batch(file_uploads::SCHEMA);
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let done: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;

@@ -3,6 +3,7 @@
 
 mod domains;
 mod durability;
+mod file_upload;
 mod negative;
 mod service_api;
 mod service_bench;

@@ -207,8 +207,10 @@ fn error_name(code: u32) -> &'static str {
     match code {
         400_000 => "GenericBadRequest",
         400_004 => "ArgumentInvalid",
+        400_022 => "InvalidStorageEndpoint",
         401_002 => "IotHubUnauthorizedAccess",
         403_004 => "DeviceMaximumQueueDepthExceeded",
+        403_006 => "DeviceMaximumActiveFileUploadLimitExceeded",
         404_000 => "GenericNotFound",
         404_001 => "DeviceNotFound",
         404_010 => "ModuleNotFound",

@@ -10,6 +10,10 @@
 //!   the feed it catches up from the log, so a slow reader loses nothing (the hub's
 //!   [`crate::hub::event_log`] does both reads).
 //!
+//! The stream also carries each file upload notification as it is queued (docs/file-upload.md),
+//! as an SSE event named `fileUploadNotification` (so `onmessage` readers never see it) whose
+//! data is the notification's JSON; it has no `id:` and is not replayed.
+//!
 //! Event JSON: `{"seq","deviceId","moduleId","enqueuedTimeUtc","systemProperties",
 //! "applicationProperties","payload","body"}` — `payload` is the body as JSON when it parses,
 //! else as a UTF-8 string, else `null`; `body` is always the base64 of the raw bytes.
@@ -26,7 +30,7 @@ use base64::engine::general_purpose::STANDARD;
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use super::{ApiError, ApiState, Permission, Route};
 use crate::hub::event_log::EventFilter;
@@ -85,18 +89,34 @@ async fn stream(
     // The follower subscribes before reading the log, so nothing falls between the replay
     // and the live feed.
     let follower = s.hub.follow_events(filter.since, filter.events());
+    let files = s.hub.follow_file_notifications();
+    let device = filter.device.clone();
     let events = futures_util::stream::unfold(
-        (follower, s.shutdown.clone()),
-        |(mut follower, mut shutdown)| async move {
-            let e = tokio::select! {
-                e = follower.next() => e?,
-                // Stopping (or the sender is gone): end the response so shutdown can finish.
-                () = stopped(shutdown.as_mut()) => return None,
+        (follower, files, device, s.shutdown.clone()),
+        |(mut follower, mut files, device, mut shutdown)| async move {
+            let sse = loop {
+                tokio::select! {
+                    e = follower.next() => {
+                        let e = e?;
+                        break Event::default()
+                            .id(e.seq.to_string())
+                            .data(event_json(&e).to_string());
+                    }
+                    n = files.recv() => match n {
+                        Ok(n) if device.as_ref().is_none_or(|d| *d == n.device_id) => {
+                            break Event::default()
+                                .event("fileUploadNotification")
+                                .data(n.to_json().to_string());
+                        }
+                        // Another device's, or missed while lagging (not replayed).
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    },
+                    // Stopping (or the sender is gone): end the response so shutdown can finish.
+                    () = stopped(shutdown.as_mut()) => return None,
+                }
             };
-            let sse = Event::default()
-                .id(e.seq.to_string())
-                .data(event_json(&e).to_string());
-            Some((Ok(sse), (follower, shutdown)))
+            Some((Ok(sse), (follower, files, device, shutdown)))
         },
     );
     Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))

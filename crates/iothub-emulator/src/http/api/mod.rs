@@ -17,6 +17,7 @@ mod enrollments;
 mod error;
 mod events;
 mod fallback;
+mod file_upload;
 mod identity;
 mod messages;
 mod methods;
@@ -92,6 +93,7 @@ pub(crate) fn routes() -> Vec<Route> {
     all.extend(messages::routes());
     all.extend(events::routes());
     all.extend(enrollments::routes());
+    all.extend(file_upload::routes());
     all.extend(openapi::routes());
     all
 }
