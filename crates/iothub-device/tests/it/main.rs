@@ -5,6 +5,7 @@
 
 mod c2d;
 mod emulator;
+mod emulator_upload;
 mod examples;
 mod fake_hub;
 mod methods;
