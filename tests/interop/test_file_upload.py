@@ -26,6 +26,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -53,6 +54,8 @@ def read_endpoints(data_dir):
         "ca": endpoints["caFile"],
         # CAs a storage client must trust: the emulator's own for its built-in blob endpoint.
         "storage_ca": endpoints["caFile"],
+        "http": endpoints["http"],
+        "service": endpoints["serviceConnectionString"],
     }
 
 
@@ -187,6 +190,16 @@ def new_device(emu):
     return device_id, cs
 
 
+def recorded_uploads(emu, device_id):
+    """The hub's record of `device_id`'s uploads (`GET /devices/{id}/files`, our extension)."""
+    token = iothub(emu, "sas", "--connection-string", emu["service"], "--duration", "600").stdout.strip()
+    request = urllib.request.Request(
+        "http://%s/devices/%s/files" % (emu["http"], device_id), headers={"Authorization": token}
+    )
+    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+        return json.load(response)
+
+
 def sdk_client(emu, cs):
     with open(emu["ca"]) as f:
         ca = f.read()
@@ -222,6 +235,9 @@ def test_device_sdk_uploads_in_blocks_and_notifies(store):
         blob.upload_blob(data, overwrite=True)
         client.notify_blob_upload_status(info["correlationId"], True, 200, "OK: sdk/data.bin")
         assert download(store, sas_url(info)) == data
+        [upload] = recorded_uploads(store, device_id)
+        assert upload["correlationId"] == info["correlationId"]
+        assert upload["state"] == "completed"
     finally:
         client.shutdown()
 
@@ -233,6 +249,8 @@ def test_device_sdk_notifies_a_failed_upload_and_a_stranger_correlation_is_refus
     try:
         info = client.get_storage_info_for_blob("sdk/failed.bin")
         client.notify_blob_upload_status(info["correlationId"], False, 500, "the camera broke")
+        [upload] = recorded_uploads(store, device_id)
+        assert (upload["state"], upload["statusCode"]) == ("failed", 500)
         # Nothing was committed, so nothing can be read.
         with pytest.raises(HttpResponseError):
             download(store, sas_url(info))
@@ -283,6 +301,18 @@ def test_iothub_cli_uploads_50_mb(store, tmp_path):
         assert hashlib.sha256(body).digest() == hashlib.sha256(f.read()).digest()
 
 
+def stored_bytes(work):
+    """Bytes Azurite has written under its data location (staged blocks included)."""
+    total = 0
+    for root, _, files in os.walk(os.path.join(work, "data")):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except OSError:
+                pass
+    return total
+
+
 def test_iothub_cli_reports_storage_gone_mid_upload(azurite, tmp_path):
     """Azurite stops while blocks are in flight: the CLI fails, and the blob never appears."""
     device_id, cs = new_device(azurite)
@@ -301,17 +331,26 @@ def test_iothub_cli_reports_storage_gone_mid_upload(azurite, tmp_path):
          "--tries", "2", "--request-timeout", "5"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
-    # Stop the storage while the upload runs (SIGSTOP: connections hang, as a storage that
-    # went away without closing them), then bring it back after the client gave up.
-    time.sleep(1.5)
+    # Stop the storage once some blocks are stored and while the upload runs (SIGSTOP:
+    # connections hang, as a storage that went away without closing them), then bring it
+    # back after the client gave up.
+    deadline = time.time() + TIMEOUT
+    while stored_bytes(azurite["work"]) < 3 * 1024 * 1024:
+        assert upload.poll() is None, "the upload ended before the storage stopped"
+        assert time.time() < deadline, "no block reached Azurite"
+        time.sleep(0.02)
     azurite["azurite"].send_signal(signal.SIGSTOP)
     try:
         _, stderr = upload.communicate(timeout=TIMEOUT * 5)
     finally:
         azurite["azurite"].send_signal(signal.SIGCONT)
     assert upload.returncode == 2, stderr
-    assert "upload" in stderr
+    assert "file upload failed" in stderr and "no answer from the storage" in stderr, stderr
     container = ContainerClient.from_connection_string(
         azurite["storage_cs"], CONTAINER, connection_verify=azurite["storage_ca"]
     )
     assert "%s/cli/doomed.bin" % device_id not in [b.name for b in container.list_blobs()]
+    # The CLI told the hub: the upload is recorded failed, never completed.
+    [upload] = recorded_uploads(azurite, device_id)
+    assert upload["state"] == "failed", upload
+    assert upload["statusCode"] == 500
