@@ -4,7 +4,10 @@
 #     chromium + chromium-driver (the dashboard's browser test), cmake + pkg-config +
 #     libmosquitto-dev + libssl-dev + valgrind + curl (scripts/c-samples.sh)
 #   - cargo-fuzz (fuzz smoke runs; built with the installed nightly toolchain)
-#   - a Python virtualenv in .venv with the interop clients (paho-mqtt, azure-iot-device)
+#   - a Python virtualenv in .venv with the interop clients (paho-mqtt, azure-iot-device,
+#     azure-storage-blob)
+#   - Azurite, the Azure Storage emulator of the file upload interop tests (npm, pinned by
+#     tests/interop/azurite/package-lock.json), and openssl for its test certificate
 # Runs apt-get as root, or through sudo when not root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +16,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 need_apt=()
-for pkg in mosquitto mosquitto-clients chromium chromium-driver cmake pkg-config libmosquitto-dev libssl-dev valgrind curl; do
+for pkg in mosquitto mosquitto-clients chromium chromium-driver cmake pkg-config libmosquitto-dev libssl-dev valgrind curl openssl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then
@@ -32,6 +35,11 @@ if [ ! -d tests/dashboard/node_modules/playwright-core ]; then
   (cd tests/dashboard && npm ci --no-audit --no-fund --silent)
 fi
 
+if [ ! -x tests/interop/azurite/node_modules/.bin/azurite-blob ]; then
+  echo "install-deps: npm ci in tests/interop/azurite"
+  (cd tests/interop/azurite && npm ci --no-audit --no-fund --silent)
+fi
+
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   echo "install-deps: cargo install cargo-fuzz"
   cargo install cargo-fuzz --locked --quiet
@@ -41,7 +49,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "install-deps: python venv .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import paho.mqtt, azure.iot.device, azure.iot.hub, azure.eventhub" >/dev/null 2>&1; then
+if ! .venv/bin/python -c "import paho.mqtt, azure.iot.device, azure.iot.hub, azure.eventhub, azure.storage.blob" >/dev/null 2>&1; then
   echo "install-deps: pip install -r scripts/requirements-interop.txt"
   .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-interop.txt
 fi

@@ -5,6 +5,9 @@
 # Starts `iothub emulator` on a fresh data dir, runs the suite with .venv/bin/python -m pytest
 # (scripts/install-deps.sh creates .venv), stops the emulator. Arguments replace the default
 # pytest selection (tests/interop), e.g. `scripts/interop.sh tests/interop/test_service_sdk.py -k twin`.
+# tests/interop/test_file_upload.py also starts Azurite (installed by scripts/install-deps.sh)
+# on 127.0.0.1 and a second emulator on 127.0.0.2 with `--storage-connection-string` for it;
+# both are stopped by the test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -16,7 +16,7 @@ pub(crate) use self::completions::CompletionsArgs;
 pub(crate) use self::demo::DemoArgs;
 pub(crate) use self::device::{
     Connection as DeviceConnection, DeviceArgs, DeviceCommand, ListenArgs, ProvisionArgs,
-    ReportArgs, SendArgs,
+    ReportArgs, SendArgs, UploadArgs,
 };
 pub(crate) use self::emulator::{EmulatorArgs, LogFormat, RouteArg};
 pub(crate) use self::hub::{

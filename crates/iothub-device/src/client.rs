@@ -176,6 +176,8 @@ pub struct DeviceClient {
     methods: Arc<Methods>,
     /// Device id and module id, for telemetry topics.
     identity: Arc<(String, Option<String>)>,
+    /// The hub's HTTPS endpoint and credentials for file uploads (`upload.rs`).
+    pub(crate) upload: Arc<crate::upload::Uploader>,
 }
 
 impl std::fmt::Debug for DeviceClient {
@@ -242,11 +244,15 @@ impl DeviceClient {
     /// Configuration errors (unreadable certificates, bad connection string, unusable outbox
     /// directory).
     pub fn start(options: ClientOptions) -> Result<Self, Error> {
+        let upload = options.upload_config();
         let driver_options = options.into_driver_options()?;
-        Self::spawn(driver_options)
+        Self::spawn(driver_options, upload)
     }
 
-    pub(crate) fn spawn(options: DriverOptions) -> Result<Self, Error> {
+    pub(crate) fn spawn(
+        options: DriverOptions,
+        upload: crate::upload::UploadConfig,
+    ) -> Result<Self, Error> {
         let (tx, rx) = mpsc::channel(256);
         let (state_tx, state_rx) = watch::channel(ConnectionState::Connecting);
         let methods = Arc::new(Methods::default());
@@ -258,6 +264,7 @@ impl DeviceClient {
             state: state_rx,
             methods,
             identity,
+            upload: Arc::new(crate::upload::Uploader::new(upload)),
         })
     }
 

@@ -99,6 +99,10 @@ pub enum Error {
     /// No answer in time to this request. Fault: the network or the service.
     #[error("{0} timed out")]
     Timeout(Request),
+    /// A file upload failed ([`DeviceClient::upload_file`](crate::DeviceClient::upload_file));
+    /// [`UploadError`] says which side refused or failed. Fault: as the inner error says.
+    #[error("file upload failed")]
+    Upload(#[source] UploadError),
 }
 
 impl Error {
@@ -109,6 +113,7 @@ impl Error {
             Self::Rejected { status, .. } => *status == 429 || *status >= 500,
             Self::Network(e) => e.is_retriable(),
             Self::Timeout(_) => true,
+            Self::Upload(e) => e.is_retriable(),
             Self::Closed
             | Self::Config(_)
             | Self::Credentials(_)
@@ -120,12 +125,20 @@ impl Error {
         }
     }
 
-    /// The hub's status for [`Error::Rejected`].
+    /// The hub's status for [`Error::Rejected`], and the refusing side's status for
+    /// [`Error::Upload`] ([`UploadError::status`]).
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Rejected { status, .. } => Some(*status),
+            Self::Upload(e) => e.status(),
             _ => None,
         }
+    }
+}
+
+impl From<UploadError> for Error {
+    fn from(e: UploadError) -> Self {
+        Self::Upload(e)
     }
 }
 
@@ -157,6 +170,9 @@ pub enum ConfigError {
         #[source]
         source: io::Error,
     },
+    /// The HTTP client of file uploads could not be built from the TLS and proxy settings.
+    #[error("cannot build the HTTP client")]
+    Http(#[source] Arc<dyn std::error::Error + Send + Sync>),
     /// The connection string names no device (`DeviceId`).
     #[error("the connection string has no DeviceId")]
     MissingDeviceId,
@@ -461,5 +477,168 @@ impl std::fmt::Display for ConnectRefusal {
             Self::ServerUnavailable => "server unavailable",
         })?;
         write!(f, " (CONNACK {})", self.code())
+    }
+}
+
+/// Why a file upload failed, by the side at fault: the hub ([`UploadError::HubRefused`],
+/// [`UploadError::InvalidHubResponse`]), the storage ([`UploadError::StorageRefused`]), the
+/// network between ([`UploadError::Network`]) or the caller's source and size
+/// ([`UploadError::Source`], [`UploadError::TooLarge`]). Seen as [`Error::Upload`].
+///
+/// When it happens after the hub handed out the blob's SAS URI, the client has already told
+/// the hub the upload failed (the notification carries the status below), so nothing half
+/// written is ever reported complete.
+///
+/// ```
+/// use iothub_device::{Error, StorageOperation, UploadError};
+///
+/// let expired = UploadError::StorageRefused {
+///     operation: StorageOperation::PutBlock { index: 3 },
+///     status: 403,
+///     code: Some("AuthenticationFailed".into()),
+/// };
+/// assert_eq!(
+///     expired.to_string(),
+///     "the storage refused Put Block 3 with status 403 (AuthenticationFailed)"
+/// );
+/// assert!(!expired.is_retriable());
+/// assert_eq!(Error::Upload(expired).status(), Some(403));
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum UploadError {
+    /// The hub answered the SAS URI request or the completion notification with an error
+    /// status (404 unknown device, 403 file upload not allowed or too many concurrent
+    /// uploads, 400 unknown correlation id, 429, 5xx). Fault: the hub's configuration or the
+    /// request.
+    #[error("the hub refused the {request} with status {status}")]
+    HubRefused {
+        /// Which request.
+        request: HubRequest,
+        /// The HTTP status.
+        status: u16,
+        /// The answer's body (IoT Hub's JSON error: `Message`, `ExceptionMessage`).
+        body: String,
+    },
+    /// The hub's answer to the SAS URI request is not what IoT Hub sends. Fault: the hub.
+    #[error("unusable answer from the hub: {reason}")]
+    InvalidHubResponse {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A request could not be sent or got no answer: DNS, TCP, TLS, the request timeout, a
+    /// storage that went away mid-upload. Fault: the environment.
+    #[error("no answer from the {endpoint}")]
+    Network {
+        /// Which side could not be reached.
+        endpoint: UploadEndpoint,
+        /// The HTTP client's error.
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
+    /// Reading the file or stream to upload failed. Fault: the caller's source.
+    #[error("reading the upload source failed")]
+    Source(#[source] Arc<io::Error>),
+    /// The storage answered a blob operation with an error status (403 for an expired or
+    /// wrong SAS, 5xx). Fault: the SAS (4xx) or the storage (5xx).
+    #[error("the storage refused {operation} with status {status}{}", .code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    StorageRefused {
+        /// Which operation.
+        operation: StorageOperation,
+        /// The HTTP status.
+        status: u16,
+        /// Azure Storage's error code (`x-ms-error-code`, such as `AuthenticationFailed`).
+        code: Option<String>,
+    },
+    /// The source is larger than a block blob can be (50,000 blocks of 4000 MiB). Fault: the
+    /// caller.
+    #[error("{size} bytes exceed the {limit}-byte block blob limit")]
+    TooLarge {
+        /// The source's size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+}
+
+impl UploadError {
+    /// Whether uploading again later, unchanged, can succeed.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Self::HubRefused { status, .. } | Self::StorageRefused { status, .. } => {
+                crate::upload::status_is_retriable(*status)
+            }
+            Self::Network { .. } => true,
+            Self::InvalidHubResponse { .. } | Self::Source(_) | Self::TooLarge { .. } => false,
+        }
+    }
+
+    /// The refusing side's HTTP status, for [`UploadError::HubRefused`] and
+    /// [`UploadError::StorageRefused`].
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::HubRefused { status, .. } | Self::StorageRefused { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// Which hub request of a file upload, in [`UploadError::HubRefused`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HubRequest {
+    /// `POST /devices/{id}/files`: the blob's SAS URI.
+    SasUri,
+    /// `POST /devices/{id}/files/notifications`: the outcome.
+    Notification,
+}
+
+impl std::fmt::Display for HubRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::SasUri => "SAS URI request",
+            Self::Notification => "upload notification",
+        })
+    }
+}
+
+/// Which blob operation, in [`UploadError::StorageRefused`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StorageOperation {
+    /// Put Block of the block numbered `index` (from 0).
+    PutBlock {
+        /// The block's position in the blob.
+        index: u32,
+    },
+    /// Put Block List: committing the blocks.
+    PutBlockList,
+}
+
+impl std::fmt::Display for StorageOperation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::PutBlock { index } => write!(f, "Put Block {index}"),
+            Self::PutBlockList => f.write_str("Put Block List"),
+        }
+    }
+}
+
+/// Which side of a file upload, in [`UploadError::Network`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UploadEndpoint {
+    /// The hub's HTTPS endpoint.
+    Hub,
+    /// The storage account's blob endpoint.
+    Storage,
+}
+
+impl std::fmt::Display for UploadEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Hub => "hub",
+            Self::Storage => "storage",
+        })
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! # What this crate does not do
 //!
-//! - It does not speak AMQP or HTTPS to the hub, nor MQTT 5 (IoT Hub's MQTT 5 is a deprecated
-//!   preview): MQTT 3.1.1 over TCP/TLS 8883 or WebSockets 443 only.
+//! - It does not speak AMQP to the hub, nor MQTT 5 (IoT Hub's MQTT 5 is a deprecated
+//!   preview): MQTT 3.1.1 over TCP/TLS 8883 or WebSockets 443. HTTPS is used only by file
+//!   uploads ([`DeviceClient::upload_file`]), as on IoT Hub.
 //! - It does not implement the service side (sending C2D, invoking methods): that is the
 //!   emulator's REST API or the service SDKs.
 //! - It does not pick a crypto provider for your process: TLS uses rustls with ring,
@@ -51,6 +52,7 @@
 //! | direct methods | [`DeviceClient::on_method`], [`DeviceClient::on_any_method`] (unknown methods get 501) |
 //! | Plug and Play | [`ClientOptions::model_id`], [`Message::component`], [`DeviceClient::acknowledge_writable`], [`DeviceClient::report_property`], [`thermostat`] |
 //! | provisioning | [`provision`] with [`ProvisioningOptions`] and [`Attestation`] |
+//! | file upload | [`DeviceClient::upload_file`], [`DeviceClient::upload_path`] with [`UploadOptions`] (blocks, [`RetryPolicy`], progress), [`ClientOptions::https_port`]; failures are [`UploadError`]s |
 //! | transports | TLS 8883 (Azure roots embedded, [`ClientOptions::trust_ca_pem`]), [`ClientOptions::websockets`], [`ClientOptions::http_proxy`] |
 //! | state | [`DeviceClient::connection_state`] ([`DisconnectReason`] says why it is down), [`Error::is_retriable`] |
 //! | errors | [`Error`], made of typed parts a caller branches on: [`ConfigError`], [`CredentialError`], [`NetworkError`], [`ProtocolError`], [`ConnectRefusal`], [`Request`] (which request timed out) |
@@ -68,16 +70,21 @@ mod store;
 pub mod thermostat;
 mod tls;
 mod transport;
+mod upload;
 
 pub use client::{
     C2dReceiver, ConnectionState, DesiredPatch, DesiredReceiver, DeviceClient, DisconnectReason,
     MethodCall, MethodHandler, MethodResponse,
 };
 pub use error::{
-    ConfigError, ConnectRefusal, CredentialError, Error, NetworkError, PemItem, ProtocolError,
-    Request,
+    ConfigError, ConnectRefusal, CredentialError, Error, HubRequest, NetworkError, PemItem,
+    ProtocolError, Request, StorageOperation, UploadEndpoint, UploadError,
 };
 pub use message::{C2dMessage, MAX_TELEMETRY_SIZE, Message};
 pub use options::{Auth, ClientOptions};
 pub use pnp::WritableResponse;
 pub use provisioning::{Attestation, Provisioned, ProvisioningOptions, provision};
+pub use upload::{
+    DEFAULT_BLOCK_SIZE, MAX_BLOB_SIZE, MAX_BLOCK_SIZE, MAX_BLOCKS, RetryPolicy, UploadOptions,
+    UploadProgress, Uploaded,
+};

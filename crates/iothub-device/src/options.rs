@@ -97,6 +97,7 @@ pub struct ClientOptions {
     backoff: iothub_proto::Backoff,
     auth_backoff_min: Duration,
     connect_timeout: Duration,
+    https_port: Option<u16>,
 }
 
 impl ClientOptions {
@@ -125,6 +126,7 @@ impl ClientOptions {
             backoff: iothub_proto::Backoff::DEFAULT,
             auth_backoff_min: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(30),
+            https_port: None,
         }
     }
 
@@ -302,6 +304,16 @@ impl ClientOptions {
         self
     }
 
+    /// The port of the hub's HTTPS endpoint, used by file uploads
+    /// ([`DeviceClient::upload_file`](crate::DeviceClient::upload_file)); default 443, as on
+    /// IoT Hub. The emulator serves it on 443, or 8443 when it may not bind 443. With
+    /// [`ClientOptions::plain_tcp`], plain HTTP is spoken on this port (the emulator's
+    /// development HTTP port).
+    pub fn https_port(mut self, port: u16) -> Self {
+        self.https_port = Some(port);
+        self
+    }
+
     /// The device id.
     pub fn device_id(&self) -> &str {
         &self.device_id
@@ -315,6 +327,37 @@ impl ClientOptions {
     /// The hub host name (used in the username and token).
     pub fn host_name(&self) -> &str {
         &self.host_name
+    }
+
+    /// What a file upload needs, kept by the client until the first upload builds its HTTP
+    /// clients from it (a client that never uploads pays nothing).
+    pub(crate) fn upload_config(&self) -> crate::upload::UploadConfig {
+        let identity = match &self.auth {
+            Auth::X509 { cert_pem, key_pem } => Some((cert_pem.clone(), key_pem.clone())),
+            Auth::SasKey { .. } | Auth::SasToken(_) => None,
+        };
+        crate::upload::UploadConfig {
+            host: self
+                .gateway_host_name
+                .clone()
+                .unwrap_or_else(|| self.host_name.clone()),
+            port: self.https_port.unwrap_or(443),
+            tls: self.tls,
+            extra_ca_pem: self.extra_ca_pem.clone(),
+            identity,
+            proxy: self.proxy.clone(),
+            connect_timeout: self.connect_timeout,
+            device_id: self.device_id.clone(),
+            module_id: self.module_id.clone(),
+            login: Arc::new(Credentials {
+                host_name: self.host_name.clone(),
+                device_id: self.device_id.clone(),
+                module_id: self.module_id.clone(),
+                auth: self.auth.clone(),
+                model_id: None,
+                token_ttl: self.token_ttl,
+            }),
+        }
     }
 
     pub(crate) fn into_driver_options(self) -> Result<DriverOptions, Error> {

@@ -12,7 +12,8 @@ Examples:
   iothub device listen --count 1 --method reboot=200:'{\"ok\":true}'
   iothub device twin
   iothub device report '{\"temperature\":32}'
-  iothub device provision --id-scope 0ne00000001 --registration-id dev1 --group-key BASE64 --save";
+  iothub device provision --id-scope 0ne00000001 --registration-id dev1 --group-key BASE64 --save
+  iothub device upload ./camera.jpg --blob-name images/camera.jpg";
 
 /// `iothub device`.
 #[derive(Debug, Args)]
@@ -77,6 +78,8 @@ pub(crate) enum DeviceCommand {
     Report(ReportArgs),
     /// Register with the Device Provisioning Service.
     Provision(ProvisionArgs),
+    /// Upload a file to the storage linked to the hub (IoT Hub file upload), with progress.
+    Upload(UploadArgs),
 }
 
 /// `iothub device send`.
@@ -209,4 +212,48 @@ pub(crate) struct ProvisionArgs {
     /// Plain TCP without TLS: only for the emulator's development port.
     #[arg(long, hide = true)]
     pub(crate) plain: bool,
+}
+
+/// `iothub device upload`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  iothub device upload ./logs.tar.gz
+  iothub device upload ./camera.jpg --blob-name images/camera.jpg --content-type image/jpeg
+  journalctl -b | iothub device upload - --blob-name logs/boot.txt
+  iothub device upload big.bin --https-port 8443 --ca-file ~/.local/share/iothub/emulator/ca.pem --json")]
+pub(crate) struct UploadArgs {
+    #[command(flatten)]
+    pub(crate) connection: Connection,
+
+    /// The file to upload; `-` reads standard input (then --blob-name is required).
+    #[arg(value_name = "FILE")]
+    pub(crate) file: PathBuf,
+
+    /// The blob's name under the device's folder (default: the file's name).
+    #[arg(long, value_name = "N")]
+    pub(crate) blob_name: Option<String>,
+
+    /// The hub's HTTPS port (default 443; the emulator uses 8443 when it may not bind 443).
+    #[arg(long, value_name = "PORT")]
+    pub(crate) https_port: Option<u16>,
+
+    /// Block size in MiB (1 to 4000).
+    #[arg(long, value_name = "MIB", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=4000))]
+    pub(crate) block_size: u32,
+
+    /// The blob's content type, e.g. `image/jpeg`.
+    #[arg(long, value_name = "T")]
+    pub(crate) content_type: Option<String>,
+
+    /// Tries per request (a failed block is sent again after a backoff).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub(crate) tries: u32,
+
+    /// Seconds one request (a block, the commit, a hub call) may take.
+    #[arg(long, value_name = "S", default_value_t = 120)]
+    pub(crate) request_timeout: u64,
+
+    /// Plain HTTP to the storage: only for Azurite on its default HTTP port.
+    #[arg(long)]
+    pub(crate) storage_plain_http: bool,
 }

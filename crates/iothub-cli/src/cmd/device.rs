@@ -33,6 +33,9 @@ pub(crate) fn run(args: &DeviceArgs, global: Global) -> Result<ExitCode> {
             DeviceCommand::Twin(a) => twin(&a.connection).await,
             DeviceCommand::Report(a) => report(a, global).await,
             DeviceCommand::Provision(a) => provision(a, global).await,
+            DeviceCommand::Upload(a) => {
+                super::device_upload::upload(a, options(&a.connection)?, global).await
+            }
         }
     })
 }

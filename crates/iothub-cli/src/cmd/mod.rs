@@ -3,6 +3,7 @@
 mod completions;
 mod demo;
 mod device;
+mod device_upload;
 mod emulator;
 mod hub;
 mod sas;

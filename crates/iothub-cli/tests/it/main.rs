@@ -5,6 +5,7 @@ mod completions;
 mod demo;
 mod device;
 mod device_hub;
+mod device_upload;
 mod emulator_cli;
 mod emulator_log;
 mod errors;

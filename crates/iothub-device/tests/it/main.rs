@@ -5,6 +5,7 @@
 
 mod c2d;
 mod emulator;
+mod emulator_upload;
 mod examples;
 mod fake_hub;
 mod methods;
@@ -14,3 +15,4 @@ mod reliability;
 mod telemetry;
 mod transport;
 mod twin;
+mod upload;
