@@ -186,15 +186,24 @@ async fn blocks_commit_download_notify_and_list() {
     }
     assert!(seen.contains("event: fileUploadNotification"), "{seen}");
     assert!(seen.contains("\"blobSizeInBytes\":11"), "{seen}");
-    let queued = hub.emulator.hub.take_file_notifications(10).unwrap();
-    assert_eq!(queued.len(), 1);
-    assert_eq!(queued[0].blob_size_in_bytes, 11);
-    assert_eq!(queued[0].blob_name, "d1/logs/day one.txt");
+    // The back end reads it on the AMQP file-notification link (peek-lock: accepted).
+    let mut amqp = crate::amqp_support::Client::authorized(&hub).await;
+    let mut link = amqp
+        .receiver("/messages/serviceBound/filenotifications", None, None, &[])
+        .await;
+    let message = crate::amqp_support::next_event(&mut link).await;
+    let note: Value = serde_json::from_slice(&crate::amqp_support::body_bytes(&message)).unwrap();
+    assert_eq!(note["deviceId"], "d1");
+    assert_eq!(note["blobSizeInBytes"], 11);
+    assert_eq!(note["blobName"], "d1/logs/day one.txt");
     assert!(
-        queued[0]
-            .blob_uri
-            .ends_with("/iothubemulator/fileupload/d1/logs/day%20one.txt")
+        note["blobUri"]
+            .as_str()
+            .unwrap()
+            .ends_with("/iothubemulator/fileupload/d1/logs/day%20one.txt"),
+        "{note}"
     );
+    assert!(hub.emulator.hub.take_file_notifications(10).unwrap().is_empty(), "accepted: completed");
 
     // The service's listing (our extension), with a download link that works.
     let listed: Value = http
