@@ -32,7 +32,12 @@ fn put_token(kind: &str, token: &str, id: Option<MessageId>) -> Message<Value> {
                 "name",
                 SimpleValue::String("sb://localhost/iothub-ehub-h".into()),
             ),
-            ("expiration", SimpleValue::Timestamp(fe2o3_amqp::types::primitives::Timestamp::from_milliseconds(0))),
+            (
+                "expiration",
+                SimpleValue::Timestamp(
+                    fe2o3_amqp::types::primitives::Timestamp::from_milliseconds(0),
+                ),
+            ),
         ],
         Value::String(token.into()),
         id,
@@ -167,7 +172,10 @@ fn malformed_requests_are_refused_without_the_token() {
 fn pyamqp_bytes_are_read_as_text() {
     let msg = request(
         &[
-            ("operation", SimpleValue::Binary(b"put-token".to_vec().into())),
+            (
+                "operation",
+                SimpleValue::Binary(b"put-token".to_vec().into()),
+            ),
             ("type", SimpleValue::String(JWT_TOKEN_TYPE.into())),
             ("name", SimpleValue::Symbol("sb://h/eh".into())),
         ],
