@@ -24,7 +24,8 @@ pub(crate) use self::hub::{
     Service as HubService, TwinArgs, TwinCommand, TwinTarget,
 };
 pub(crate) use self::hub::{
-    EnrollmentArgs, EnrollmentCommand, IdentityArgs, IdentityCommand, IdentityTarget,
+    ConnectionStringArgs, EnrollmentArgs, EnrollmentCommand, IdentityArgs, IdentityCommand,
+    IdentityTarget,
 };
 pub(crate) use self::sas::SasArgs;
 pub(crate) use self::simulate::SimulateArgs;

@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+mod connection_string;
 mod enrollment;
 mod identity;
+pub(crate) use self::connection_string::ConnectionStringArgs;
 pub(crate) use self::enrollment::{EnrollmentArgs, EnrollmentCommand};
 pub(crate) use self::identity::{IdentityArgs, IdentityCommand, Target as IdentityTarget};
 
@@ -75,6 +77,8 @@ pub(crate) enum HubCommand {
     Enrollment(EnrollmentArgs),
     /// Create, list, show, delete, enable or disable DPS enrollment groups (devices use derived keys).
     EnrollmentGroup(EnrollmentArgs),
+    /// Print the local emulator's service connection string, or its Event Hub-compatible one.
+    ConnectionString(ConnectionStringArgs),
     /// Create, list or delete consumer groups of the emulator's Event Hub-compatible endpoint.
     ConsumerGroup(ConsumerGroupArgs),
 }

@@ -3,6 +3,7 @@
 
 mod c2d;
 mod consumer_group;
+mod connection_string;
 mod enrollment;
 mod enrollment_remote;
 mod identity;
@@ -32,6 +33,9 @@ fn data_dir(service: &crate::args::HubService) -> anyhow::Result<std::path::Path
 
 /// Runs a `hub` subcommand.
 pub(crate) fn run(args: &HubArgs, global: Global) -> anyhow::Result<ExitCode> {
+    if let HubCommand::ConnectionString(a) = &args.command {
+        return connection_string::run(&args.service, a, global);
+    }
     if let HubCommand::Identity(a) = &args.command
         && args.service.hub_connection_string.is_none()
         // A running emulator owns the database: fall through to its REST API below.
@@ -87,6 +91,8 @@ pub(crate) fn run(args: &HubArgs, global: Global) -> anyhow::Result<ExitCode> {
             HubCommand::EnrollmentGroup(a) => {
                 enrollment_remote::run(&client, EnrollmentKind::Group, a, global).await
             }
+            // Answered above, before any hub is resolved.
+            HubCommand::ConnectionString(a) => connection_string::run(&args.service, a, global),
         }
     })
 }

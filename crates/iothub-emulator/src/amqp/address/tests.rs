@@ -188,6 +188,16 @@ fn name() -> impl Strategy<Value = String> {
     "[A-Za-z0-9$._-]{1,20}"
 }
 
+/// `word` with each ASCII letter's case chosen at random.
+fn any_case(word: &'static str) -> impl Strategy<Value = String> {
+    proptest::collection::vec(any::<bool>(), word.len()).prop_map(move |upper| {
+        word.chars()
+            .zip(upper)
+            .map(|(c, up)| if up { c.to_ascii_uppercase() } else { c })
+            .collect()
+    })
+}
+
 fn prefix() -> impl Strategy<Value = String> {
     prop_oneof![
         Just(String::new()),
@@ -203,8 +213,8 @@ proptest! {
         eh in name(),
         group in name(),
         p in name(),
-        cg in "(?i)consumergroups",
-        ps in "(?i)partitions",
+        cg in any_case("consumergroups"),
+        ps in any_case("partitions"),
     ) {
         prop_assume!(!eh.eq_ignore_ascii_case("messages"));
         let address = format!("{prefix}{eh}/{cg}/{group}/{ps}/{p}");
