@@ -20,6 +20,10 @@ use super::nodes::{Node, serve_replies, serve_requests};
 use super::refuse::refuse;
 use crate::hub::service_auth::ServiceRight;
 
+/// Largest delivery a client may send the emulator (1 MiB: well above C2D's 64 KB so that the
+/// hub, not the link, answers an oversized C2D message with its own error).
+const MAX_INCOMING_MESSAGE: u64 = 1024 * 1024;
+
 /// Routes one attaching link.
 pub(crate) async fn route(
     attach: Attach,
@@ -112,10 +116,13 @@ pub(crate) async fn accept_receiver(
     attach: Attach,
     session: &mut ListenerSessionHandle,
 ) -> Option<Receiver> {
-    match LinkAcceptor::new()
-        .accept_incoming_attach(attach, session)
-        .await
-    {
+    // Bounds what a client may send on one delivery before it is decoded (C2D is 64 KB, a
+    // CBS or $management request a few hundred bytes): fe2o3-amqp refuses a larger delivery
+    // with `amqp:link:message-size-exceeded` instead of buffering it.
+    let acceptor = LinkAcceptor::builder()
+        .max_message_size(MAX_INCOMING_MESSAGE)
+        .build();
+    match acceptor.accept_incoming_attach(attach, session).await {
         Ok(LinkEndpoint::Receiver(r)) => Some(r),
         Ok(LinkEndpoint::Sender(s)) => {
             let _ = s.close().await;

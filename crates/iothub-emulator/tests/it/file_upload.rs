@@ -203,7 +203,14 @@ async fn blocks_commit_download_notify_and_list() {
             .ends_with("/iothubemulator/fileupload/d1/logs/day%20one.txt"),
         "{note}"
     );
-    assert!(hub.emulator.hub.take_file_notifications(10).unwrap().is_empty(), "accepted: completed");
+    assert!(
+        hub.emulator
+            .hub
+            .take_file_notifications(10)
+            .unwrap()
+            .is_empty(),
+        "accepted: completed"
+    );
 
     // The service's listing (our extension), with a download link that works.
     let listed: Value = http

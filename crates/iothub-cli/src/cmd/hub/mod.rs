@@ -2,8 +2,8 @@
 //! emulator by default, any IoT Hub with a service connection string.
 
 mod c2d;
-mod consumer_group;
 mod connection_string;
+mod consumer_group;
 mod enrollment;
 mod enrollment_remote;
 mod identity;
