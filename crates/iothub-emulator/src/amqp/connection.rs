@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fe2o3_amqp::acceptor::{ConnectionAcceptor, ListenerSessionHandle, SessionAcceptor};
+use fe2o3_amqp::types::definitions::Fields;
+use fe2o3_amqp::types::primitives::{Symbol, Value};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -27,6 +29,23 @@ pub(crate) const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Largest frame the emulator accepts (the Event Hubs service offers the same).
 const MAX_FRAME_SIZE: u32 = 256 * 1024;
+
+/// The `properties` the emulator puts on its OPEN, BEGIN and ATTACH frames.
+///
+/// AMQP lets a peer leave out trailing empty fields of a performative, and fe2o3-amqp does;
+/// but azure-eventhub's AMQP stack (pyamqp) reads fields by position without checking the
+/// list's length (an OPEN's `properties` is its tenth field), as the Event Hubs service always
+/// sends every field. Setting the last field makes every frame carry all of them
+/// (docs/amqp.md "Choices").
+pub(crate) fn full_frame_properties() -> Fields {
+    let mut f = Fields::new();
+    f.insert(Symbol::from("product"), Value::String(CONTAINER_ID.into()));
+    f
+}
+
+/// Links a session may have at once, said explicitly on BEGIN (a value other than AMQP's
+/// default, which fe2o3-amqp would leave out and pyamqp cannot do without).
+const HANDLE_MAX: u32 = 4095;
 
 /// How a connection arrived, for its log lines.
 #[derive(Clone, Copy, Debug)]
@@ -71,6 +90,7 @@ pub(crate) async fn serve_connection<IO>(
     let acceptor = ConnectionAcceptor::builder()
         .container_id(CONTAINER_ID)
         .max_frame_size(MAX_FRAME_SIZE)
+        .properties(full_frame_properties())
         .sasl_acceptor(sasl.clone())
         .build();
     let started = Instant::now();
@@ -107,7 +127,12 @@ pub(crate) async fn serve_connection<IO>(
             _ = shutdown.changed() => break "the emulator is stopping",
             incoming = conn.next_incoming_session() => match incoming {
                 Some(incoming) => {
-                    match SessionAcceptor::new().accept_incoming_session(incoming, &mut conn).await {
+                    // handle-max said explicitly: pyamqp compares against it without a default.
+                    let acceptor = SessionAcceptor::builder()
+                        .handle_max(HANDLE_MAX)
+                        .properties(full_frame_properties())
+                        .build();
+                    match acceptor.accept_incoming_session(incoming, &mut conn).await {
                         Ok(session) => {
                             sessions.spawn(serve_session(session, ctx.clone(), state.clone()));
                         }

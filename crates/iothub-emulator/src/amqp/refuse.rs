@@ -27,6 +27,7 @@ pub(crate) async fn refuse(
     );
     let error = definitions::Error::new(condition, Some(description), info);
     let acceptor = LinkAcceptor::builder()
+        .properties(super::connection::full_frame_properties())
         .verify_incoming_source(false)
         .verify_incoming_target(false)
         .build();

@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use super::address::{LinkAddress, parse_link_address, redirect_address};
 use super::authorize::authorize_link;
-use super::connection::ConnState;
+use super::connection::{ConnState, full_frame_properties};
 use super::context::AmqpContext;
 use super::nodes::{Node, serve_replies, serve_requests};
 use super::refuse::refuse;
@@ -121,6 +121,7 @@ pub(crate) async fn accept_receiver(
     // with `amqp:link:message-size-exceeded` instead of buffering it.
     let acceptor = LinkAcceptor::builder()
         .max_message_size(MAX_INCOMING_MESSAGE)
+        .properties(full_frame_properties())
         .build();
     match acceptor.accept_incoming_attach(attach, session).await {
         Ok(LinkEndpoint::Receiver(r)) => Some(r),
@@ -141,7 +142,7 @@ pub(crate) async fn accept_sender(
     session: &mut ListenerSessionHandle,
     capabilities: &[&str],
 ) -> Option<Sender> {
-    let mut acceptor = LinkAcceptor::builder();
+    let mut acceptor = LinkAcceptor::builder().properties(full_frame_properties());
     for c in capabilities {
         acceptor = acceptor.add_offered_capabilities(Symbol::from(*c));
     }

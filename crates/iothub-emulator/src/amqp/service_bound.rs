@@ -125,7 +125,11 @@ async fn serve(
                 None => continue,
             },
         };
-        let outcome = sender.send(message).await;
+        // Batchable: every TRANSFER field present (see `connection::full_frame_properties`).
+        let outcome = match sender.send_batchable(message).await {
+            Ok(settlement) => settlement.await,
+            Err(e) => Err(e),
+        };
         match outcome {
             Ok(Outcome::Accepted(_)) => {}
             Ok(Outcome::Rejected(_)) => {

@@ -242,10 +242,19 @@ impl Hub {
             max_skew: MAX_SKEW_SECS,
         };
         let mut outcome = Err(VerifyError::SignatureMismatch);
-        for key in [&record.primary_key, &record.secondary_key] {
-            let Ok(signer) = HmacSha256Signer::from_base64(key) else {
-                continue;
-            };
+        // IoT Hub clients sign with the key's base64-decoded bytes; Event Hubs (Service Bus)
+        // clients, reading the Event Hub-compatible connection string, sign with the key's
+        // text itself (docs/amqp.md "Authentication"). Both need the same secret.
+        let signers = [&record.primary_key, &record.secondary_key]
+            .into_iter()
+            .flat_map(|key| {
+                [
+                    HmacSha256Signer::from_base64(key).ok(),
+                    HmacSha256Signer::from_bytes(key.as_bytes()).ok(),
+                ]
+            })
+            .flatten();
+        for signer in signers {
             outcome = token.verify(&request, &signer);
             if outcome.is_ok() {
                 break;
