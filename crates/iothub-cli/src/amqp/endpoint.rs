@@ -162,16 +162,8 @@ pub(crate) struct LocalAmqp {
 
 impl LocalAmqp {
     fn read(dir: &Path) -> anyhow::Result<Self> {
-        let path = dir.join("endpoints.json");
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "no running emulator found ({} is missing): start `iothub emulator` or pass --hub-connection-string",
-                path.display()
-            )
-        })?;
-        let v: Value = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not JSON", path.display()))?;
-        Self::from_json(&v).with_context(|| format!("in {}", path.display()))
+        let v = crate::cmd::read_endpoints(dir)?;
+        Self::from_json(&v).with_context(|| format!("in {}", dir.join("endpoints.json").display()))
     }
 
     /// Reads the fields the AMQP client needs.

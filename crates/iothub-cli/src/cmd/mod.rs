@@ -35,3 +35,16 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Emulator(args) => emulator::run(&args, global),
     }
 }
+
+/// The running emulator's `endpoints.json` in `dir`, parsed, or an error saying none runs.
+pub(crate) fn read_endpoints(dir: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    use anyhow::Context as _;
+    let path = dir.join("endpoints.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "no running emulator found ({} is missing): start `iothub emulator` or pass --hub-connection-string",
+            path.display()
+        )
+    })?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+}

@@ -183,14 +183,7 @@ struct LocalEmulator {
 impl LocalEmulator {
     fn read(dir: &Path) -> anyhow::Result<Self> {
         let path = dir.join("endpoints.json");
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "no running emulator found ({} is missing): start `iothub emulator` or pass --hub-connection-string",
-                path.display()
-            )
-        })?;
-        let v: Value = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not JSON", path.display()))?;
+        let v = crate::cmd::read_endpoints(dir)?;
         let connection_string = v["serviceConnectionString"]
             .as_str()
             .with_context(|| format!("{} has no serviceConnectionString", path.display()))?
