@@ -1,10 +1,10 @@
 //! `iothub device …` end to end against a running `iothub emulator`.
 
-use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
+use crate::emulator_command::{emulator_command, read_banner};
 use crate::{Run, iothub};
 
 /// A running `iothub emulator` on free ports, stopped on drop.
@@ -29,31 +29,13 @@ impl Emulator {
 
     /// Starts on `dir` (kept across restarts) with MQTT/TLS on `mqtt_port`.
     fn start_in(dir: tempfile::TempDir, mqtt_port: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_iothub"))
-            .args(["--json", "emulator", "--data-dir"])
-            .arg(dir.path())
-            .args([
-                "--mqtt-port",
-                mqtt_port,
-                "--https-port",
-                "0",
-                "--amqp-port",
-                "0",
-                "--amqp-plain-port",
-                "0",
-                "--plain-port",
-                "0",
-            ])
-            .args(["--http-port", "0"])
+        let mut child = emulator_command(dir.path(), mqtt_port)
+            .arg("--json")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("the emulator starts");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("banner");
-        let banner: Value = serde_json::from_str(&line).expect("JSON banner");
+        let banner = read_banner(&mut child);
         let mqtt = banner["mqttTls"].as_str().expect("mqttTls").to_owned();
         let mqtt_port = mqtt.rsplit(':').next().expect("port").to_owned();
         let id_scope = banner["idScope"].as_str().expect("idScope").to_owned();

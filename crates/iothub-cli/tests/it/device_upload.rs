@@ -1,11 +1,11 @@
 //! `iothub device upload` end to end against a running `iothub emulator` (its built-in blob
 //! endpoint).
 
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use serde_json::Value;
 
+use crate::emulator_command::{emulator_command, read_banner};
 use crate::iothub;
 
 /// A running `iothub emulator` on free ports, stopped on drop.
@@ -25,20 +25,13 @@ impl Drop for Emulator {
 impl Emulator {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_iothub"))
-            .args(["--json", "emulator", "--data-dir"])
-            .arg(dir.path())
-            .args(["--mqtt-port", "0", "--https-port", "0", "--plain-port", "0"])
-            .args(["--http-port", "0"])
+        let mut child = emulator_command(dir.path(), "0")
+            .arg("--json")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("the emulator starts");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("banner");
-        let banner: Value = serde_json::from_str(&line).expect("JSON banner");
+        let banner = read_banner(&mut child);
         let https = banner["https"].as_str().expect("https").to_owned();
         let https_port = https.rsplit(':').next().expect("port").to_owned();
         Self {

@@ -1,10 +1,10 @@
 //! `iothub emulator` and `iothub hub identity …`, run as the real binary.
 
-use std::io::BufRead;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
+use crate::emulator_command::{emulator_command, read_banner};
 use crate::{Run, iothub};
 
 fn identity(dir: &tempfile::TempDir, args: &[&str]) -> Run {
@@ -86,33 +86,12 @@ fn identity_create_list_show_delete_round_trip_on_a_data_dir() {
 #[test]
 fn emulator_prints_its_endpoints_and_cleans_up_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iothub"))
-        .args(["--json", "emulator", "--data-dir"])
-        .arg(dir.path())
-        .args([
-            "--mqtt-port",
-            "0",
-            "--https-port",
-            "0",
-            "--amqp-port",
-            "0",
-            "--amqp-plain-port",
-            "0",
-            "--plain-port",
-            "0",
-            "--http-port",
-            "0",
-            "--hostname",
-            "myhub.azure-devices.net",
-        ])
+    let mut child = emulator_command(dir.path(), "0")
+        .args(["--json", "--hostname", "myhub.azure-devices.net"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let banner: Value = serde_json::from_str(&line).unwrap();
+    let banner = read_banner(&mut child);
     assert_eq!(banner["hostName"], "myhub.azure-devices.net");
     assert!(banner["idScope"].as_str().unwrap().starts_with("0ne"));
     assert!(

@@ -3,11 +3,12 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::emulator_command::emulator_command;
 use crate::iothub;
 
 /// The emulator as a child process, its stderr going to a file; killed on drop.
@@ -27,12 +28,7 @@ impl Emulator {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
         let log = std::fs::File::create(dir.path().join("stderr.log")).expect("a log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_iothub"))
-            .args(["emulator", "--data-dir"])
-            .arg(dir.path())
-            .args(["--mqtt-port", "0", "--https-port", "0"])
-            .args(["--plain-port", "0", "--http-port", "0"])
-            .args(["--amqp-port", "0", "--amqp-plain-port", "0"])
+        let child = emulator_command(dir.path(), "0")
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(log)

@@ -7,6 +7,7 @@ mod device;
 mod device_hub;
 mod device_upload;
 mod emulator_cli;
+mod emulator_command;
 mod emulator_log;
 mod errors;
 mod help;

@@ -1,11 +1,12 @@
 //! `iothub simulate`: a small fleet in-process and against a running `iothub emulator`.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::emulator_command::emulator_command;
 use crate::iothub;
 
 fn summary(stdout: &str) -> Value {
@@ -98,23 +99,7 @@ impl Drop for Emulator {
 
 /// Starts `iothub emulator` on free ports with `dir` as its data dir; waits for endpoints.json.
 pub(crate) fn start_emulator(dir: &Path) -> Emulator {
-    let child = Command::new(env!("CARGO_BIN_EXE_iothub"))
-        .args(["emulator", "--data-dir"])
-        .arg(dir)
-        .args([
-            "--mqtt-port",
-            "0",
-            "--https-port",
-            "0",
-            "--amqp-port",
-            "0",
-            "--amqp-plain-port",
-            "0",
-            "--plain-port",
-            "0",
-            "--http-port",
-            "0",
-        ])
+    let child = emulator_command(dir, "0")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
