@@ -13,9 +13,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use iothub_proto::sas::{
-    HmacSha256Signer, ParsedSasToken, ResourceUri, SasToken, VerifyError, VerifyRequest,
-};
+use iothub_proto::sas::{HmacSha256Signer, ParsedSasToken, ResourceUri, SasToken, VerifyError};
 
 use super::auth::MAX_SKEW_SECS;
 use super::{Hub, audience};
@@ -235,31 +233,34 @@ impl Hub {
             .call(move |tx| registry_store::policy(tx, &name))
             .await?
             .ok_or(ServiceAuthRefusal::UnknownPolicy { policy })?;
-        let request = VerifyRequest {
-            resource: &requested,
-            policy: Some(&record.name),
-            now: self.now_unix_secs(),
-            max_skew: MAX_SKEW_SECS,
-        };
-        let mut outcome = Err(VerifyError::SignatureMismatch);
-        // IoT Hub clients sign with the key's base64-decoded bytes; Event Hubs (Service Bus)
-        // clients, reading the Event Hub-compatible connection string, sign with the key's
-        // text itself (docs/amqp.md "Authentication"). Both need the same secret.
-        let signers = [&record.primary_key, &record.secondary_key]
-            .into_iter()
-            .flat_map(|key| {
-                [
-                    HmacSha256Signer::from_base64(key).ok(),
-                    HmacSha256Signer::from_bytes(key.as_bytes()).ok(),
-                ]
-            })
-            .flatten();
-        for signer in signers {
-            outcome = token.verify(&request, &signer);
-            if outcome.is_ok() {
-                break;
+        // Verified step by step rather than with `VerifyRequest`: a service token's scope
+        // is compared without regard to case, because Event Hubs entity names are
+        // case-insensitive and clients spell them either way (docs/amqp.md "Authentication").
+        let outcome = if !token.has_policy(Some(&record.name)) {
+            Err(VerifyError::PolicyMismatch)
+        } else if !token.covers_ignoring_case(&requested) {
+            Err(VerifyError::OutOfScope)
+        } else if token.is_expired(self.now_unix_secs(), MAX_SKEW_SECS) {
+            Err(VerifyError::Expired)
+        } else {
+            // IoT Hub clients sign with the key's base64-decoded bytes; Event Hubs (Service
+            // Bus) clients, reading the Event Hub-compatible connection string, sign with the
+            // key's text itself (docs/amqp.md "Authentication"). Both need the same secret.
+            let mut signers = [&record.primary_key, &record.secondary_key]
+                .into_iter()
+                .flat_map(|key| {
+                    [
+                        HmacSha256Signer::from_base64(key).ok(),
+                        HmacSha256Signer::from_bytes(key.as_bytes()).ok(),
+                    ]
+                })
+                .flatten();
+            if signers.any(|signer| token.verify_signature(&signer).is_ok()) {
+                Ok(())
+            } else {
+                Err(VerifyError::SignatureMismatch)
             }
-        }
+        };
         let policy = record.name;
         let refusal = match outcome {
             Ok(()) if needed.granted_by(&record.rights) => {

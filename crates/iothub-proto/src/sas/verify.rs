@@ -134,6 +134,27 @@ impl ParsedSasToken<'_> {
     /// assert!(!token.covers("hub.azure-devices.net"));
     /// ```
     pub fn covers(&self, resource: &str) -> bool {
+        self.covers_with(resource, true)
+    }
+
+    /// [`ParsedSasToken::covers`] with the path compared case-insensitively too: service
+    /// tokens name Event Hubs entities (`{hub}/ConsumerGroups/{group}`), whose names are
+    /// case-insensitive, and clients spell them in either case (docs/amqp.md
+    /// "Authentication").
+    ///
+    /// ```
+    /// use iothub_proto::sas::ParsedSasToken;
+    ///
+    /// let token = ParsedSasToken::parse("SharedAccessSignature sr=sb%3A%2F%2Fh%2Fhub%2Fconsumergroups%2F%24Default&sig=b&se=1").unwrap();
+    /// assert!(token.covers_ignoring_case("sb://h/hub/ConsumerGroups/$Default/Partitions/0"));
+    /// assert!(!token.covers_ignoring_case("sb://h/hub/ConsumerGroups/$DefaultX"));
+    /// assert!(!token.covers_ignoring_case("sb://h/hub"));
+    /// ```
+    pub fn covers_ignoring_case(&self, resource: &str) -> bool {
+        self.covers_with(resource, false)
+    }
+
+    fn covers_with(&self, resource: &str, path_case_sensitive: bool) -> bool {
         let required = resource.as_bytes();
         let mut in_host = true;
         let mut matched = 0;
@@ -141,7 +162,7 @@ impl ParsedSasToken<'_> {
             let Some(&want) = required.get(matched) else {
                 return false; // the token names something more specific than the request
             };
-            let same = if in_host {
+            let same = if in_host || !path_case_sensitive {
                 byte.eq_ignore_ascii_case(&want)
             } else {
                 byte == want

@@ -125,6 +125,34 @@ async fn each_refusal_names_its_rule() {
 }
 
 #[tokio::test]
+async fn a_scope_covers_paths_below_it_in_any_case() {
+    let (hub, _) = hub().await;
+    let right = ServiceRight::ServiceConnect;
+    // azure-eventhub signs the consumer group in lower case and attaches to it capitalised.
+    let t = token(
+        "sb://localhost/hub/consumergroups/$Default",
+        Some("service"),
+        KEY,
+        START + 60,
+    );
+    hub.authorize_service(Some(&t), right, "/hub/ConsumerGroups/$Default/Partitions/0")
+        .await
+        .unwrap();
+    for outside in [
+        "/hub/ConsumerGroups/other",
+        "/hub",
+        "/hub/ConsumerGroups/$DefaultX",
+    ] {
+        match hub.authorize_service(Some(&t), right, outside).await {
+            Err(ServiceAuthError::Refused(ServiceAuthRefusal::OutOfScope { policy })) => {
+                assert_eq!(policy, "service");
+            }
+            other => panic!("{outside}: expected out of scope, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
 async fn expiry_follows_the_hub_clock_with_the_skew_allowance() {
     let (hub, clock) = hub().await;
     let t = token("localhost", Some("service"), KEY, START + 60);
