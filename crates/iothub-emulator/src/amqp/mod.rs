@@ -15,6 +15,7 @@ pub mod cbs;
 pub mod epochs;
 pub mod event_message;
 pub mod feedback_message;
+pub mod full_fields;
 pub mod management;
 pub mod sasl;
 pub mod selector;
