@@ -9,12 +9,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-deps.sh
-cargo test --workspace --all-targets --locked
-cargo test --workspace --doc --locked
-scripts/feature-matrix.sh
-scripts/nostd-check.sh
-scripts/fuzz-smoke.sh
-if [ -x scripts/interop.sh ]; then scripts/interop.sh; fi
-scripts/c-samples.sh
+# Each suite prints how long it took, so CI's time budget can be kept.
+timed() {
+    local start=$SECONDS
+    "$@"
+    echo "test.sh: '$*' took $((SECONDS - start)) s"
+}
+
+timed scripts/install-deps.sh
+timed cargo test --workspace --all-targets --locked
+timed cargo test --workspace --doc --locked
+timed scripts/feature-matrix.sh
+timed scripts/nostd-check.sh
+timed scripts/fuzz-smoke.sh
+if [ -x scripts/interop.sh ]; then timed scripts/interop.sh; fi
+timed scripts/c-samples.sh
 echo "test.sh: all suites passed"
