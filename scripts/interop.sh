@@ -35,7 +35,7 @@ done
 
 status=0
 if [ "$#" -eq 0 ]; then set -- tests/interop; fi
-IOTHUB_EMULATOR_DIR="$dir" .venv/bin/python -m pytest -q "$@" || status=$?
+IOTHUB_EMULATOR_DIR="$dir" .venv/bin/python -m pytest -q --timeout 300 "$@" || status=$?
 if [ "$status" -ne 0 ]; then
   echo "interop: emulator log:" >&2
   tail -n 50 "$dir/emulator.log" >&2

@@ -237,19 +237,21 @@ def test_the_iot_hub_connection_string_converts_through_the_redirect(emulator, d
     """Microsoft's sample: attach to the hub's messages/events with SASL PLAIN, catch the
     redirect, build the Event Hub connection string from it, read with azure-eventhub."""
     from uamqp import ReceiveClient
+    from uamqp.authentication import SASLPlain
     from uamqp.errors import LinkRedirect
 
     host, policy, key = emulator["host"], emulator["policy"], emulator["key"]
+    username = "%s@sas.root.%s" % (policy, host.split(".")[0])
     token = _sas(host, key, policy)
-    uri = "amqps://%s@sas.root.%s:%s@%s:5671/messages/events/ConsumerGroups/$Default/Partitions/0" % (
-        quote_plus(policy),
-        quote_plus(host.split(".")[0]),
+    uri = "amqps://%s:%s@%s:5671/messages/events/ConsumerGroups/$Default/Partitions/0" % (
+        quote_plus(username),
         quote_plus(token),
         host,
     )
-    receiver = ReceiveClient(uri)
+    # Timeouts in ms: a client that hears nothing fails the test instead of waiting forever.
+    receiver = ReceiveClient(uri, auth=SASLPlain(host, username, token), timeout=TIMEOUT * 1000)
     try:
-        receiver.receive_message_batch(max_batch_size=1)
+        receiver.receive_message_batch(max_batch_size=1, timeout=TIMEOUT * 1000)
         pytest.fail("no redirect")
     except LinkRedirect as redirect:
         fqdn = redirect.hostname.decode("utf-8")
