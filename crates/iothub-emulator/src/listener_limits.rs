@@ -17,11 +17,13 @@
 //! At start-up the process also raises its soft descriptor limit to the hard limit
 //! ([`raise_descriptor_limit`]).
 
+mod accept;
 mod connack;
 mod gate;
 
 use std::time::Duration;
 
+pub(crate) use self::accept::accept_admitted;
 pub(crate) use self::connack::AdmittedUntilConnack;
 pub(crate) use self::gate::{Admission, Gate};
 

@@ -12,7 +12,9 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::hub::Hub;
 use crate::hub::registry as reg;
-use crate::listener_limits::{Admission, AdmittedUntilConnack, Gate, ListenerLimits};
+use crate::listener_limits::{
+    Admission, AdmittedUntilConnack, Gate, ListenerLimits, accept_admitted,
+};
 use crate::mqtt::Link;
 use crate::store::{Store, StoreError, events, registry};
 use crate::tls::{TlsError, TlsMaterial};
@@ -477,25 +479,19 @@ async fn accept_plain(
     listener: TcpListener,
     gate: Gate,
     hub: Hub,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => break,
-            accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
-                // Over the cap: dropping the stream closes it at once.
-                let Some(admission) = gate.admit() else { continue };
-                let _ = stream.set_nodelay(true);
-                let stream = AdmittedUntilConnack::new(stream, Some(admission));
-                let link = Link { transport: "mqtt", peer: Some(peer) };
-                conns.spawn(crate::mqtt::serve(hub.clone(), stream, link, None, shutdown.clone()));
-            }
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
-    while conns.join_next().await.is_some() {}
+    let connections = shutdown.clone();
+    accept_admitted(listener, gate, shutdown, |stream, peer, admission| {
+        let _ = stream.set_nodelay(true);
+        let stream = AdmittedUntilConnack::new(stream, Some(admission));
+        let link = Link {
+            transport: "mqtt",
+            peer: Some(peer),
+        };
+        crate::mqtt::serve(hub.clone(), stream, link, None, connections.clone())
+    })
+    .await;
 }
 
 async fn accept_tls(
@@ -503,22 +499,22 @@ async fn accept_tls(
     acceptor: TlsAcceptor,
     limits: ListenerLimits,
     hub: Hub,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let gate = Gate::new("mqtt-tls", limits.max_unauthenticated);
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => break,
-            accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
-                let Some(admission) = gate.admit() else { continue };
-                conns.spawn(tls_connection(stream, peer, admission, acceptor.clone(), limits, hub.clone(), shutdown.clone()));
-            }
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
-    while conns.join_next().await.is_some() {}
+    let connections = shutdown.clone();
+    accept_admitted(listener, gate, shutdown, |stream, peer, admission| {
+        tls_connection(
+            stream,
+            peer,
+            admission,
+            acceptor.clone(),
+            limits,
+            hub.clone(),
+            connections.clone(),
+        )
+    })
+    .await;
 }
 
 async fn tls_connection(

@@ -11,59 +11,42 @@ use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use super::connection::{Peer, serve_connection};
 use super::context::AmqpContext;
-use crate::listener_limits::{Admission, Gate};
+use crate::listener_limits::{Admission, Gate, accept_admitted};
 
 /// Serves AMQPS on `listener` until `shutdown` fires.
 pub(crate) async fn serve_amqps(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     ctx: Arc<AmqpContext>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let gate = Gate::new("amqps", ctx.limits.max_unauthenticated);
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => break,
-            accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
-                // Over the cap: dropping the stream closes it at once.
-                let Some(admission) = gate.admit() else { continue };
-                conns.spawn(tls_connection(stream, peer, admission, acceptor.clone(), ctx.clone()));
-            }
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
-    while conns.join_next().await.is_some() {}
+    accept_admitted(listener, gate, shutdown, |stream, peer, admission| {
+        tls_connection(stream, peer, admission, acceptor.clone(), ctx.clone())
+    })
+    .await;
 }
 
 /// Serves plain AMQP on `listener` until `shutdown` fires.
 pub(crate) async fn serve_amqp_plain(
     listener: TcpListener,
     ctx: Arc<AmqpContext>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let gate = Gate::new("amqp", ctx.limits.max_unauthenticated);
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => break,
-            accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
-                let Some(admission) = gate.admit() else { continue };
-                let _ = stream.set_nodelay(true);
-                let peer = Peer { transport: "amqp", addr: Some(peer) };
-                conns.spawn(serve_connection(stream, peer, Some(admission), ctx.clone()));
-            }
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
-    while conns.join_next().await.is_some() {}
+    accept_admitted(listener, gate, shutdown, |stream, addr, admission| {
+        let _ = stream.set_nodelay(true);
+        let peer = Peer {
+            transport: "amqp",
+            addr: Some(addr),
+        };
+        serve_connection(stream, peer, Some(admission), ctx.clone())
+    })
+    .await;
 }
 
 async fn tls_connection(
