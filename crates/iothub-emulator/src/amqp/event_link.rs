@@ -25,9 +25,9 @@ use super::event_message::{event_message, runtime_metric};
 use super::metadata::partition_index;
 use super::refuse::refuse;
 use super::routing::accept_sender;
-use super::selector::{StartFilter, start_filter_of};
+use super::selector::start_filter_of;
 use super::tokens::TokenSource;
-use crate::hub::event_hub::{EventPosition, PartitionInfo};
+use crate::hub::event_hub::PartitionInfo;
 use crate::hub::event_log::{EventFilter, EventFollower};
 use crate::hub::service_auth::ServiceRight;
 use crate::timestamp::unix_millis;
@@ -131,7 +131,7 @@ pub(crate) async fn open(
             .await;
         }
     };
-    let after = match hub.partition_start(index, position_of(start)).await {
+    let after = match hub.partition_start(index, start).await {
         Ok(after) => after,
         Err(e) => {
             let why = format!("the event log could not be read: {e}");
@@ -174,25 +174,6 @@ fn epoch_of(attach: &Attach) -> Option<i64> {
         Value::Ulong(e) => i64::try_from(*e).ok(),
         Value::Uint(e) => Some(i64::from(*e)),
         _ => None,
-    }
-}
-
-/// The selector's start position in the hub's terms.
-fn position_of(start: StartFilter) -> EventPosition {
-    match start {
-        StartFilter::Start => EventPosition::Start,
-        StartFilter::Latest => EventPosition::Latest,
-        StartFilter::Offset { offset, inclusive } => EventPosition::Offset { offset, inclusive },
-        StartFilter::SequenceNumber {
-            sequence_number,
-            inclusive,
-        } => EventPosition::SequenceNumber {
-            sequence_number,
-            inclusive,
-        },
-        StartFilter::EnqueuedTime { unix_ms, inclusive } => {
-            EventPosition::EnqueuedTime { unix_ms, inclusive }
-        }
     }
 }
 
@@ -255,7 +236,7 @@ impl Reader {
                     return;
                 }
             };
-            let mut message = event_message(&event, event.partition_seq, event.seq);
+            let mut message = event_message(&event);
             if let Some(cache) = &mut self.metric
                 && let Some(info) = refresh(&ctx, self.partition, cache).await
             {

@@ -41,7 +41,8 @@ const PROPERTY_KEYS: [&str; 6] = [
 /// `iothub-message-source` when the event does not say (device telemetry).
 const TELEMETRY_SOURCE: &str = "Telemetry";
 
-/// The AMQP message for `event`, at `sequence_number` and `offset` in its partition.
+/// The AMQP message for `event`: its partition sequence number is `x-opt-sequence-number`,
+/// its place in the event log (`seq`) is `x-opt-offset` (docs/amqp.md).
 ///
 /// # Example
 /// ```
@@ -58,20 +59,20 @@ const TELEMETRY_SOURCE: &str = "Telemetry";
 ///     partition: 0,
 ///     partition_seq: 0,
 /// };
-/// let msg = event_message(&event, 0, 0);
+/// let msg = event_message(&event);
 /// assert_eq!(msg.body.0.as_slice(), b"{\"t\":21}");
 /// let props = msg.properties.unwrap();
 /// assert_eq!(props.content_type.unwrap().as_str(), "application/json");
 /// ```
 #[must_use]
-pub fn event_message(event: &TelemetryEvent, sequence_number: i64, offset: i64) -> Message<Data> {
+pub fn event_message(event: &TelemetryEvent) -> Message<Data> {
     let system = &event.system_properties;
     let mut annotations = MessageAnnotations::default();
     let mut put = |key: &str, value: Value| {
         annotations.insert(OwnedKey::Symbol(Symbol::from(key)), value);
     };
-    put("x-opt-sequence-number", Value::Long(sequence_number));
-    put("x-opt-offset", Value::String(offset.to_string()));
+    put("x-opt-sequence-number", Value::Long(event.partition_seq));
+    put("x-opt-offset", Value::String(event.seq.to_string()));
     put(
         "x-opt-enqueued-time",
         Value::Timestamp(Timestamp::from_milliseconds(event.enqueued_ms)),

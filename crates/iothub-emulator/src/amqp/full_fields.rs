@@ -76,7 +76,7 @@ impl FieldPadder {
     /// let mut p = FieldPadder::default();
     /// // CLOSE with no fields (an empty list) becomes CLOSE with its one field, null.
     /// p.push(&[0, 0, 0, 12, 2, 0, 0, 0, 0x00, 0x53, 0x18, 0x45]);
-    /// assert_eq!(p.output(), &[0, 0, 0, 14, 2, 0, 0, 0, 0x00, 0x53, 0x18, 0xc0, 2, 1, 0x40]);
+    /// assert_eq!(p.output(), &[0, 0, 0, 15, 2, 0, 0, 0, 0x00, 0x53, 0x18, 0xc0, 2, 1, 0x40]);
     /// ```
     pub fn push(&mut self, bytes: &[u8]) {
         if self.raw {

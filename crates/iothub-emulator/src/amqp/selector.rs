@@ -13,8 +13,7 @@
 //! refused with the reason, so a client with an unsupported filter fails at attach rather
 //! than reading from the wrong place.
 
-use std::fmt;
-
+use crate::hub::event_hub::EventPosition;
 use fe2o3_amqp::types::messaging::FilterSet;
 use fe2o3_amqp::types::primitives::{Symbol, Value};
 use serde_amqp::described::Described;
@@ -26,36 +25,6 @@ pub const SELECTOR_FILTER: &str = "apache.org:selector-filter:string";
 /// Numeric descriptor of the selector filter (`0x0000468C:0x00000004`, the AMQP filter
 /// registry's code for `apache.org:selector-filter:string`).
 pub const SELECTOR_FILTER_CODE: u64 = 0x0000_468C_0000_0004;
-
-/// Where a receiver starts reading a partition.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum StartFilter {
-    /// The oldest retained event (offset `-1`, or no filter).
-    Start,
-    /// Only events enqueued after the link attached (`@latest`).
-    Latest,
-    /// After (or at, when `inclusive`) the event with this offset.
-    Offset {
-        /// The offset as the client read it from `x-opt-offset`.
-        offset: i64,
-        /// `>=` rather than `>`.
-        inclusive: bool,
-    },
-    /// After (or at) the event with this sequence number.
-    SequenceNumber {
-        /// `x-opt-sequence-number`.
-        sequence_number: i64,
-        /// `>=` rather than `>`.
-        inclusive: bool,
-    },
-    /// Events enqueued after (or at) this time.
-    EnqueuedTime {
-        /// Milliseconds since the Unix epoch.
-        unix_ms: i64,
-        /// `>=` rather than `>`.
-        inclusive: bool,
-    },
-}
 
 /// Why a selector or filter set was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -110,19 +79,20 @@ enum Annotation {
 ///
 /// # Example
 /// ```
-/// use iothub_emulator::amqp::selector::{parse_selector, StartFilter};
-/// assert_eq!(parse_selector("amqp.annotation.x-opt-offset > '-1'"), Ok(StartFilter::Start));
+/// use iothub_emulator::amqp::selector::parse_selector;
+/// use iothub_emulator::hub::event_hub::EventPosition;
+/// assert_eq!(parse_selector("amqp.annotation.x-opt-offset > '-1'"), Ok(EventPosition::Start));
 /// assert_eq!(
 ///     parse_selector("amqp.annotation.x-opt-sequence-number >= '42'"),
-///     Ok(StartFilter::SequenceNumber { sequence_number: 42, inclusive: true })
+///     Ok(EventPosition::SequenceNumber { sequence_number: 42, inclusive: true })
 /// );
 /// assert_eq!(
 ///     parse_selector("amqp.annotation.x-opt-enqueuedtimeutc > 1712345678901"),
-///     Ok(StartFilter::EnqueuedTime { unix_ms: 1_712_345_678_901, inclusive: false })
+///     Ok(EventPosition::EnqueuedTime { unix_ms: 1_712_345_678_901, inclusive: false })
 /// );
 /// assert!(parse_selector("amqp.annotation.x-opt-offset < '5'").is_err());
 /// ```
-pub fn parse_selector(text: &str) -> Result<StartFilter, SelectorError> {
+pub fn parse_selector(text: &str) -> Result<EventPosition, SelectorError> {
     const PREFIX: &str = "amqp.annotation.";
     let text = text.trim();
     let rest = text
@@ -187,7 +157,7 @@ fn interpret(
     annotation: Annotation,
     value: &str,
     inclusive: bool,
-) -> Result<StartFilter, SelectorError> {
+) -> Result<EventPosition, SelectorError> {
     let name = match annotation {
         Annotation::Offset => "x-opt-offset",
         Annotation::SequenceNumber => "x-opt-sequence-number",
@@ -198,21 +168,21 @@ fn interpret(
         value: value.to_owned(),
     };
     if annotation == Annotation::Offset && value.eq_ignore_ascii_case("@latest") {
-        return Ok(StartFilter::Latest);
+        return Ok(EventPosition::Latest);
     }
     let number: i64 = value.trim().parse().map_err(|_| bad())?;
     Ok(match annotation {
-        Annotation::Offset if number == -1 => StartFilter::Start,
+        Annotation::Offset if number == -1 => EventPosition::Start,
         Annotation::Offset if number < 0 => return Err(bad()),
-        Annotation::Offset => StartFilter::Offset {
+        Annotation::Offset => EventPosition::Offset {
             offset: number,
             inclusive,
         },
-        Annotation::SequenceNumber => StartFilter::SequenceNumber {
+        Annotation::SequenceNumber => EventPosition::SequenceNumber {
             sequence_number: number,
             inclusive,
         },
-        Annotation::EnqueuedTime => StartFilter::EnqueuedTime {
+        Annotation::EnqueuedTime => EventPosition::EnqueuedTime {
             unix_ms: number,
             inclusive,
         },
@@ -221,7 +191,7 @@ fn interpret(
 
 /// The start position of a source's filter set: its selector entry, found by key or by
 /// descriptor (`apache.org:selector-filter:string`, by name or code); no filter set, no
-/// selector entry or a null one is [`StartFilter::Start`]. Other filters are ignored.
+/// selector entry or a null one is [`EventPosition::Start`]. Other filters are ignored.
 ///
 /// # Errors
 /// [`SelectorError`] when the selector is not a string or does not parse.
@@ -230,18 +200,19 @@ fn interpret(
 /// ```
 /// use fe2o3_amqp::types::messaging::FilterSet;
 /// use fe2o3_amqp::types::primitives::{Symbol, Value};
-/// use iothub_emulator::amqp::selector::{start_filter_of, StartFilter, SELECTOR_FILTER};
-/// assert_eq!(start_filter_of(None), Ok(StartFilter::Start));
+/// use iothub_emulator::amqp::selector::{start_filter_of, SELECTOR_FILTER};
+/// use iothub_emulator::hub::event_hub::EventPosition;
+/// assert_eq!(start_filter_of(None), Ok(EventPosition::Start));
 /// let mut filter = FilterSet::new();
 /// filter.insert(
 ///     Symbol::from(SELECTOR_FILTER),
 ///     Value::String("amqp.annotation.x-opt-offset > '@latest'".into()),
 /// );
-/// assert_eq!(start_filter_of(Some(&filter)), Ok(StartFilter::Latest));
+/// assert_eq!(start_filter_of(Some(&filter)), Ok(EventPosition::Latest));
 /// ```
-pub fn start_filter_of(source_filter: Option<&FilterSet>) -> Result<StartFilter, SelectorError> {
+pub fn start_filter_of(source_filter: Option<&FilterSet>) -> Result<EventPosition, SelectorError> {
     let Some(filters) = source_filter else {
-        return Ok(StartFilter::Start);
+        return Ok(EventPosition::Start);
     };
     for (key, value) in filters {
         let (described_as_selector, inner) = match value {
@@ -252,12 +223,12 @@ pub fn start_filter_of(source_filter: Option<&FilterSet>) -> Result<StartFilter,
             continue;
         }
         return match inner {
-            Value::Null => Ok(StartFilter::Start),
+            Value::Null => Ok(EventPosition::Start),
             Value::String(text) => parse_selector(text),
             _ => Err(SelectorError::NotAString),
         };
     }
-    Ok(StartFilter::Start)
+    Ok(EventPosition::Start)
 }
 
 fn is_selector_descriptor(descriptor: &Descriptor) -> bool {
@@ -270,10 +241,10 @@ fn is_selector_descriptor(descriptor: &Descriptor) -> bool {
 /// The selector filter entry a client would send for `filter` (the key and the described
 /// value), e.g. for tests and a consumer built on fe2o3-amqp.
 #[must_use]
-pub fn selector_filter_entry(filter: &StartFilter) -> (Symbol, Value) {
+pub fn selector_filter_entry(filter: &EventPosition) -> (Symbol, Value) {
     let described = Described {
         descriptor: Descriptor::Name(Symbol::from(SELECTOR_FILTER)),
-        value: Value::String(filter.to_string()),
+        value: Value::String(selector_text(filter)),
     };
     (
         Symbol::from(SELECTOR_FILTER),
@@ -281,32 +252,35 @@ pub fn selector_filter_entry(filter: &StartFilter) -> (Symbol, Value) {
     )
 }
 
-impl fmt::Display for StartFilter {
-    /// The selector text azure-eventhub would send for this position.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let op = |inclusive: bool| if inclusive { ">=" } else { ">" };
-        match *self {
-            Self::Start => f.write_str("amqp.annotation.x-opt-offset > '-1'"),
-            Self::Latest => f.write_str("amqp.annotation.x-opt-offset > '@latest'"),
-            Self::Offset { offset, inclusive } => write!(
-                f,
-                "amqp.annotation.x-opt-offset {} '{offset}'",
-                op(inclusive)
-            ),
-            Self::SequenceNumber {
-                sequence_number,
-                inclusive,
-            } => write!(
-                f,
-                "amqp.annotation.x-opt-sequence-number {} '{sequence_number}'",
-                op(inclusive)
-            ),
-            Self::EnqueuedTime { unix_ms, inclusive } => write!(
-                f,
-                "amqp.annotation.x-opt-enqueued-time {} '{unix_ms}'",
-                op(inclusive)
-            ),
+/// The selector text azure-eventhub would send for `position`.
+///
+/// ```
+/// use iothub_emulator::amqp::selector::{parse_selector, selector_text};
+/// use iothub_emulator::hub::event_hub::EventPosition;
+/// let position = EventPosition::SequenceNumber { sequence_number: 7, inclusive: false };
+/// assert_eq!(selector_text(&position), "amqp.annotation.x-opt-sequence-number > '7'");
+/// assert_eq!(parse_selector(&selector_text(&position)), Ok(position));
+/// ```
+#[must_use]
+pub fn selector_text(position: &EventPosition) -> String {
+    let op = |inclusive: bool| if inclusive { ">=" } else { ">" };
+    match *position {
+        EventPosition::Start => "amqp.annotation.x-opt-offset > '-1'".into(),
+        EventPosition::Latest => "amqp.annotation.x-opt-offset > '@latest'".into(),
+        EventPosition::Offset { offset, inclusive } => {
+            format!("amqp.annotation.x-opt-offset {} '{offset}'", op(inclusive))
         }
+        EventPosition::SequenceNumber {
+            sequence_number,
+            inclusive,
+        } => format!(
+            "amqp.annotation.x-opt-sequence-number {} '{sequence_number}'",
+            op(inclusive)
+        ),
+        EventPosition::EnqueuedTime { unix_ms, inclusive } => format!(
+            "amqp.annotation.x-opt-enqueued-time {} '{unix_ms}'",
+            op(inclusive)
+        ),
     }
 }
 

@@ -48,7 +48,10 @@ fn annotation(msg: &Message<Data>, key: &str) -> Option<Value> {
 
 #[test]
 fn annotations_properties_and_body_have_the_event_hubs_types() {
-    let msg = wire(&event_message(&stamped(), 7, 4096));
+    let mut event = stamped();
+    event.partition_seq = 7;
+    event.seq = 4096;
+    let msg = wire(&event_message(&event));
     let s = |t: &str| Some(Value::String(t.to_owned()));
     let ts = Some(Value::Timestamp(Timestamp::from_milliseconds(ENQUEUED_MS)));
     assert_eq!(
@@ -112,7 +115,7 @@ fn a_bare_device_event_has_no_optional_parts() {
         partition: 0,
         partition_seq: 0,
     };
-    let msg = wire(&event_message(&event, 0, 0));
+    let msg = wire(&event_message(&event));
     assert_eq!(annotation(&msg, "iothub-connection-module-id"), None);
     assert_eq!(
         annotation(&msg, "iothub-message-source"),
@@ -134,7 +137,7 @@ fn an_unparsable_expiry_is_dropped_and_other_sources_are_kept() {
     event
         .system_properties
         .insert("iothub-message-source".into(), "twinChangeEvents".into());
-    let msg = event_message(&event, 0, 0);
+    let msg = event_message(&event);
     assert_eq!(msg.properties.unwrap().absolute_expiry_time, None);
     assert_eq!(
         msg.message_annotations
@@ -166,7 +169,7 @@ fn runtime_metrics_have_the_names_and_types_clients_read() {
         )))
     );
     // On the wire with an event.
-    let mut msg = event_message(&stamped(), 0, 0);
+    let mut msg = event_message(&stamped());
     msg.delivery_annotations = Some(annotations.clone());
     assert_eq!(wire(&msg).delivery_annotations, Some(annotations));
 }

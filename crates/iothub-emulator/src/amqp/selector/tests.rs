@@ -7,36 +7,36 @@ use super::*;
 #[test]
 fn every_client_spelling_parses() {
     let cases = [
-        ("amqp.annotation.x-opt-offset > '-1'", StartFilter::Start),
-        ("amqp.annotation.x-opt-offset >= '-1'", StartFilter::Start),
+        ("amqp.annotation.x-opt-offset > '-1'", EventPosition::Start),
+        ("amqp.annotation.x-opt-offset >= '-1'", EventPosition::Start),
         (
             "amqp.annotation.x-opt-offset > '@latest'",
-            StartFilter::Latest,
+            EventPosition::Latest,
         ),
         (
             "amqp.annotation.x-opt-offset > '4096'",
-            StartFilter::Offset {
+            EventPosition::Offset {
                 offset: 4096,
                 inclusive: false,
             },
         ),
         (
             "amqp.annotation.x-opt-offset >= '0'",
-            StartFilter::Offset {
+            EventPosition::Offset {
                 offset: 0,
                 inclusive: true,
             },
         ),
         (
             "amqp.annotation.x-opt-sequence-number > '17'",
-            StartFilter::SequenceNumber {
+            EventPosition::SequenceNumber {
                 sequence_number: 17,
                 inclusive: false,
             },
         ),
         (
             "amqp.annotation.x-opt-enqueued-time >= '1712345678901'",
-            StartFilter::EnqueuedTime {
+            EventPosition::EnqueuedTime {
                 unix_ms: 1_712_345_678_901,
                 inclusive: true,
             },
@@ -44,7 +44,7 @@ fn every_client_spelling_parses() {
         // az CLI monitor-events.
         (
             "amqp.annotation.x-opt-enqueuedtimeutc > 1712345678901",
-            StartFilter::EnqueuedTime {
+            EventPosition::EnqueuedTime {
                 unix_ms: 1_712_345_678_901,
                 inclusive: false,
             },
@@ -52,25 +52,25 @@ fn every_client_spelling_parses() {
         // Whitespace and case variations.
         (
             "  AMQP.Annotation.X-Opt-Offset>'5'  ",
-            StartFilter::Offset {
+            EventPosition::Offset {
                 offset: 5,
                 inclusive: false,
             },
         ),
         (
             "amqp.annotation.x-opt-sequence-number\t>=\t\"9\"",
-            StartFilter::SequenceNumber {
+            EventPosition::SequenceNumber {
                 sequence_number: 9,
                 inclusive: true,
             },
         ),
         (
             "amqp.annotation.x-opt-offset >'@LATEST'",
-            StartFilter::Latest,
+            EventPosition::Latest,
         ),
         (
             "amqp.annotation.x-opt-sequence-number > -1",
-            StartFilter::SequenceNumber {
+            EventPosition::SequenceNumber {
                 sequence_number: -1,
                 inclusive: false,
             },
@@ -157,7 +157,7 @@ fn selector_set(value: Value) -> FilterSet {
 #[test]
 fn the_filter_set_entry_is_found_by_key_or_descriptor() {
     let text = Value::String("amqp.annotation.x-opt-sequence-number > '3'".into());
-    let want = Ok(StartFilter::SequenceNumber {
+    let want = Ok(EventPosition::SequenceNumber {
         sequence_number: 3,
         inclusive: false,
     });
@@ -179,14 +179,14 @@ fn the_filter_set_entry_is_found_by_key_or_descriptor() {
     );
     assert_eq!(start_filter_of(Some(&set)), want);
     // No selector, a null one, an empty set: the start.
-    assert_eq!(start_filter_of(None), Ok(StartFilter::Start));
+    assert_eq!(start_filter_of(None), Ok(EventPosition::Start));
     assert_eq!(
         start_filter_of(Some(&FilterSet::new())),
-        Ok(StartFilter::Start)
+        Ok(EventPosition::Start)
     );
     assert_eq!(
         start_filter_of(Some(&selector_set(Value::Null))),
-        Ok(StartFilter::Start)
+        Ok(EventPosition::Start)
     );
     // A selector that is not a string, or does not parse.
     assert_eq!(
@@ -201,7 +201,7 @@ fn the_filter_set_entry_is_found_by_key_or_descriptor() {
 
 #[test]
 fn a_filter_set_survives_the_wire() {
-    let (key, value) = selector_filter_entry(&StartFilter::EnqueuedTime {
+    let (key, value) = selector_filter_entry(&EventPosition::EnqueuedTime {
         unix_ms: 1_700_000_000_000,
         inclusive: true,
     });
@@ -211,34 +211,34 @@ fn a_filter_set_survives_the_wire() {
     let back: FilterSet = serde_amqp::from_slice(&bytes).unwrap();
     assert_eq!(
         start_filter_of(Some(&back)),
-        Ok(StartFilter::EnqueuedTime {
+        Ok(EventPosition::EnqueuedTime {
             unix_ms: 1_700_000_000_000,
             inclusive: true
         })
     );
 }
 
-fn any_filter() -> impl Strategy<Value = StartFilter> {
+fn any_filter() -> impl Strategy<Value = EventPosition> {
     prop_oneof![
-        Just(StartFilter::Start),
-        Just(StartFilter::Latest),
+        Just(EventPosition::Start),
+        Just(EventPosition::Latest),
         (0..i64::MAX, any::<bool>())
-            .prop_map(|(offset, inclusive)| StartFilter::Offset { offset, inclusive }),
+            .prop_map(|(offset, inclusive)| EventPosition::Offset { offset, inclusive }),
         (any::<i64>(), any::<bool>()).prop_map(|(sequence_number, inclusive)| {
-            StartFilter::SequenceNumber {
+            EventPosition::SequenceNumber {
                 sequence_number,
                 inclusive,
             }
         }),
         (any::<i64>(), any::<bool>())
-            .prop_map(|(unix_ms, inclusive)| StartFilter::EnqueuedTime { unix_ms, inclusive }),
+            .prop_map(|(unix_ms, inclusive)| EventPosition::EnqueuedTime { unix_ms, inclusive }),
     ]
 }
 
 proptest! {
     #[test]
     fn format_then_parse_is_identity(filter in any_filter()) {
-        prop_assert_eq!(parse_selector(&filter.to_string()), Ok(filter));
+        prop_assert_eq!(parse_selector(&selector_text(&filter)), Ok(filter));
     }
 
     #[test]
@@ -248,7 +248,7 @@ proptest! {
         after in "[ \t]{0,3}",
         quote in prop_oneof![Just(""), Just("'"), Just("\"")],
     ) {
-        let canonical = filter.to_string();
+        let canonical = selector_text(&filter);
         let (head, value) = canonical.rsplit_once(' ').unwrap();
         let (name, op) = head.rsplit_once(' ').unwrap();
         let value = value.trim_matches('\'');
