@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 
-use fe2o3_amqp::acceptor::{LinkAcceptor, LinkEndpoint, ListenerSessionHandle};
+use fe2o3_amqp::acceptor::{
+    LinkAcceptor, LinkEndpoint, ListenerSessionHandle, SupportedReceiverSettleModes,
+};
 use fe2o3_amqp::link::{Receiver, Sender};
-use fe2o3_amqp::types::definitions::{AmqpError, Fields, LinkError, Role};
+use fe2o3_amqp::types::definitions::{AmqpError, Fields, LinkError, ReceiverSettleMode, Role};
 use fe2o3_amqp::types::messaging::TargetArchetype;
 use fe2o3_amqp::types::performatives::Attach;
 use fe2o3_amqp::types::primitives::{Symbol, Value};
@@ -121,6 +123,11 @@ pub(crate) async fn accept_receiver(
     // with `amqp:link:message-size-exceeded` instead of buffering it.
     let acceptor = LinkAcceptor::builder()
         .max_message_size(MAX_INCOMING_MESSAGE)
+        // Settlement mode first only, as IoT Hub answers (docs/amqp.md "Choices"): each
+        // outcome goes out settled. uamqp asks for second and, told second, waits for a
+        // settlement that never comes.
+        .supported_receiver_settle_modes(SupportedReceiverSettleModes::First)
+        .fallback_receiver_settle_mode(ReceiverSettleMode::First)
         .properties(full_frame_properties())
         .build();
     match acceptor.accept_incoming_attach(attach, session).await {

@@ -5,9 +5,16 @@ use fe2o3_amqp::types::definitions::{AmqpError, ErrorCondition, LinkError};
 use fe2o3_amqp::types::messaging::{
     ApplicationProperties, Data, Message, MessageId, Outcome, Properties,
 };
+use fe2o3_amqp::types::performatives::Attach;
 use fe2o3_amqp::types::primitives::Binary;
 use iothub_emulator::testing::TestHub;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::amqp_support::*;
 use crate::support::{device_token, key_of, now, username};
@@ -159,4 +166,118 @@ async fn refused_c2d_messages_say_why_and_the_link_goes_on() {
             .unwrap(),
         50
     );
+}
+
+/// uamqp (azure-iot-hub's `send_c2d_message`) asks for `rcv-settle-mode` second; like IoT Hub,
+/// the emulator answers first and settles each delivery with its outcome, or the SDK waits
+/// forever for a settlement it never gets. fe2o3-amqp as a client copes with either mode, so
+/// the test reads the emulator's ATTACH off the wire.
+#[tokio::test]
+async fn a_sender_asking_for_second_settlement_is_attached_in_first() {
+    use fe2o3_amqp::Sender;
+    use fe2o3_amqp::types::definitions::ReceiverSettleMode;
+
+    let hub = TestHub::spawn().await.unwrap();
+    hub.create_device("c2d-dev3").await.unwrap();
+    let (tap, heard) = Tap::new(
+        tokio::net::TcpStream::connect(hub.emulator.amqp_plain_addr.unwrap())
+            .await
+            .unwrap(),
+    );
+    let mut client = Client::connect_over(tap).await.authorize(&hub).await;
+    let mut sender = Sender::builder()
+        .name("uamqp-like")
+        .target("amqps://localhost/messages/devicebound")
+        .receiver_settle_mode(ReceiverSettleMode::Second)
+        .attach(&mut client.session)
+        .await
+        .unwrap();
+    let outcome = sender
+        .send(c2d(
+            "/devices/c2d-dev3/messages/devicebound",
+            "m-3",
+            b"settled",
+            None,
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Accepted(_)), "{outcome:?}");
+    let bytes = heard.lock().unwrap().clone();
+    let attach = amqp_frames(&bytes)
+        .into_iter()
+        .filter_map(|body| serde_amqp::from_slice::<Attach>(body).ok())
+        .find(|a| a.name == "uamqp-like")
+        .expect("the emulator's ATTACH for the link");
+    assert_eq!(attach.rcv_settle_mode, ReceiverSettleMode::First);
+}
+
+/// A stream that keeps a copy of every byte read from it.
+#[derive(Debug)]
+struct Tap {
+    inner: tokio::net::TcpStream,
+    heard: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Tap {
+    fn new(inner: tokio::net::TcpStream) -> (Self, Arc<Mutex<Vec<u8>>>) {
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        (
+            Self {
+                inner,
+                heard: heard.clone(),
+            },
+            heard,
+        )
+    }
+}
+
+impl AsyncRead for Tap {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let new = buf.filled()[before..].to_vec();
+        self.heard.lock().unwrap().extend_from_slice(&new);
+        polled
+    }
+}
+
+impl AsyncWrite for Tap {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The bodies of the AMQP frames (type 0) in `bytes`, skipping protocol headers and SASL frames.
+fn amqp_frames(mut bytes: &[u8]) -> Vec<&[u8]> {
+    let mut bodies = Vec::new();
+    while bytes.len() >= 8 {
+        if bytes.starts_with(b"AMQP") {
+            bytes = &bytes[8..];
+            continue;
+        }
+        let size = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
+        let offset = usize::from(bytes[4]) * 4;
+        if size > bytes.len() {
+            break;
+        }
+        if bytes[5] == 0 && size > offset {
+            bodies.push(&bytes[offset..size]);
+        }
+        bytes = &bytes[size..];
+    }
+    bodies
 }

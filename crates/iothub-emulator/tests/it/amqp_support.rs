@@ -51,7 +51,14 @@ impl Client {
     /// Connects to the emulator's plain AMQP port with SASL ANONYMOUS.
     pub(crate) async fn connect(hub: &TestHub) -> Self {
         let addr = hub.emulator.amqp_plain_addr.unwrap();
-        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        Self::connect_over(tokio::net::TcpStream::connect(addr).await.unwrap()).await
+    }
+
+    /// Connects over `stream` (e.g. one that records what the emulator sends).
+    pub(crate) async fn connect_over<S>(stream: S) -> Self
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + std::fmt::Debug + Send + Unpin + 'static,
+    {
         let mut connection = Connection::builder()
             .container_id("test-client")
             .hostname("localhost")
@@ -70,7 +77,12 @@ impl Client {
 
     /// Connects and puts an `iothubowner` token for the Event Hub and one for the hub.
     pub(crate) async fn authorized(hub: &TestHub) -> Self {
-        let mut c = Self::connect(hub).await;
+        Self::connect(hub).await.authorize(hub).await
+    }
+
+    /// Puts the tokens [`Client::authorized`] puts.
+    pub(crate) async fn authorize(self, hub: &TestHub) -> Self {
+        let mut c = self;
         let key = owner_key(hub);
         let eh = eventhub_uri(hub);
         let (status, why) = c
