@@ -8,6 +8,8 @@
 #     azure-storage-blob)
 #   - Azurite, the Azure Storage emulator of the file upload interop tests (npm, pinned by
 #     tests/interop/azurite/package-lock.json), and openssl for its test certificate
+#   - @azure/event-hubs, the Node consumer of tests/interop/test_eventhubs_node.py (npm, pinned
+#     by tests/interop/eventhubs-node/package-lock.json)
 # Runs apt-get as root, or through sudo when not root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +40,11 @@ fi
 if [ ! -x tests/interop/azurite/node_modules/.bin/azurite-blob ]; then
   echo "install-deps: npm ci in tests/interop/azurite"
   (cd tests/interop/azurite && npm ci --no-audit --no-fund --silent)
+fi
+
+if [ ! -d tests/interop/eventhubs-node/node_modules/@azure/event-hubs ]; then
+  echo "install-deps: npm ci in tests/interop/eventhubs-node"
+  (cd tests/interop/eventhubs-node && npm ci --no-audit --no-fund --silent)
 fi
 
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then

@@ -45,11 +45,14 @@ pub(crate) async fn answer(
             ),
         );
     }
+    // The management node of the Event Hub: a token for the Event Hub covers it (azure-eventhub
+    // signs `sb://{host}/{eventhub}`), and so does one for the node itself, which is what
+    // @azure/event-hubs signs (`sb://{host}/{eventhub}/$management`).
     if let Err(why) = authorize_link(
         ctx,
         state,
         ServiceRight::ServiceConnect,
-        &format!("/{name}"),
+        &format!("/{name}/$management"),
     )
     .await
     {

@@ -7,6 +7,7 @@ use fe2o3_amqp::types::primitives::{SimpleValue, Symbol, Value};
 use iothub_emulator::testing::TestHub;
 
 use crate::amqp_support::*;
+use crate::support::now;
 
 fn partition_address(hub: &TestHub, device: &str) -> String {
     let p = hub.emulator.hub.partition_of(device);
@@ -192,6 +193,46 @@ async fn management_answers_event_hub_and_partition_properties() {
     let (status, why) = client.request("$management", props, Value::Null).await;
     assert_eq!(status, 404, "{why}");
     assert!(why.contains("nosuchhub"), "{why}");
+}
+
+#[tokio::test]
+async fn management_accepts_a_token_scoped_to_the_management_node() {
+    // @azure/event-hubs (Node) puts its management token for `sb://{host}/{eventhub}/$management`
+    // and Event Hubs accepts it for the metadata requests on that Event Hub; a token for a
+    // consumer group still covers only that group.
+    let hub = TestHub::spawn().await.unwrap();
+    let key = owner_key(&hub);
+    let name = hub.emulator.event_hub.name.clone();
+    let read = || {
+        ApplicationProperties::builder()
+            .insert("operation", "READ")
+            .insert("type", "com.microsoft:eventhub")
+            .insert("name", name.as_str())
+            .build()
+    };
+    let mut client = Client::connect(&hub).await;
+    let management = format!("{}/$management", eventhub_uri(&hub));
+    let (status, why) = client
+        .put_token(
+            &management,
+            &service_token(&management, "iothubowner", &key, now() + 3600),
+        )
+        .await;
+    assert_eq!(status, 202, "{why}");
+    let (status, why) = client.request("$management", read(), Value::Null).await;
+    assert_eq!(status, 200, "{why}");
+
+    let mut client = Client::connect(&hub).await;
+    let group = format!("{}/ConsumerGroups/$Default", eventhub_uri(&hub));
+    let (status, why) = client
+        .put_token(
+            &group,
+            &service_token(&group, "iothubowner", &key, now() + 3600),
+        )
+        .await;
+    assert_eq!(status, 202, "{why}");
+    let (status, why) = client.request("$management", read(), Value::Null).await;
+    assert_eq!(status, 401, "{why}");
 }
 
 #[tokio::test]
