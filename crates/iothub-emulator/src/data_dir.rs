@@ -28,9 +28,12 @@ pub const SECRET_FILES: &[&str] = &[
 pub fn prepare(dir: &Path) -> io::Result<()> {
     create_private_dir(dir)?;
     for name in SECRET_FILES {
-        let path = dir.join(name);
-        if path.exists() {
-            restrict(&path, 0o600)?;
+        // Checked and tightened in one step, not after an `exists()`: SQLite deletes `-wal`
+        // and `-shm` when its last connection closes, which may be happening right now in an
+        // emulator that just stopped on this dir. A file that is gone needs no tightening.
+        match restrict(&dir.join(name), 0o600) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            other => other?,
         }
     }
     let db = dir.join("hub.db");

@@ -3,12 +3,13 @@
 //! without gaps or duplicates. Every transport that hands out telemetry (REST and SSE today,
 //! AMQP next) reads through these.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
 
 use super::Hub;
 use crate::store::StoreError;
@@ -128,8 +129,9 @@ impl Hub {
     }
 
     /// A follower of the events matching `filter`: first the log after `after` (nothing
-    /// from the log when `None`), then the live feed. It subscribes to the feed now, before
-    /// reading the log, so nothing falls between the replay and the live part.
+    /// from the log when `None`: it starts at the first event the live feed brings), then the
+    /// live feed, in `seq` order. It subscribes to the feed now, before reading the log, so
+    /// nothing falls between the replay and the live part.
     #[must_use]
     pub fn follow_events(&self, after: Option<i64>, filter: EventFilter) -> EventFollower {
         EventFollower {
@@ -138,8 +140,9 @@ impl Hub {
             partition: self.sql_partition(&filter),
             filter,
             catch_up_from: after,
-            replayed_upto: None,
-            last_seen: None,
+            upto: after,
+            early: BTreeMap::new(),
+            gap_since: None,
             backlog: VecDeque::new(),
         }
     }
@@ -164,9 +167,20 @@ impl Hub {
     }
 }
 
-/// One reader of the event stream: log replay first, then the live feed. When it falls
-/// behind the feed (the feed's buffer overflowed) it reads the gap from the log, so a slow
-/// reader loses nothing.
+/// How long a follower waits for a missing event while later ones have come on the live feed,
+/// before it reads the gap from the log. Connections publish what they appended once their
+/// task runs after the commit, so the feed does not bring events in `seq` order; the gap
+/// usually fills within microseconds. An event whose publisher went away is never on the feed.
+const GAP_WAIT: Duration = Duration::from_millis(5);
+/// Most feed events a follower holds back behind a gap; beyond that it reads the log.
+const MAX_EARLY: usize = 1024;
+
+/// One reader of the event stream: log replay first, then the live feed, every event once
+/// and in `seq` order (so per partition in sequence-number order). The live feed brings
+/// events in the order their publishers ran, not in `seq` order: an event that comes before
+/// an earlier one is held back until that one comes, or read from the log if it does not
+/// come soon ([`GAP_WAIT`]). When the follower falls behind the feed (the feed's buffer
+/// overflowed) it reads the gap from the log, so a slow reader loses nothing.
 #[derive(Debug)]
 pub struct EventFollower {
     hub: Hub,
@@ -176,10 +190,14 @@ pub struct EventFollower {
     partition: Option<u32>,
     /// `Some(seq)`: read the log after `seq` before (or instead of) the live feed.
     catch_up_from: Option<i64>,
-    /// Live events at or below this seq were already sent from the log.
-    replayed_upto: Option<i64>,
-    /// Highest seq seen so far (where to catch up from after falling behind).
-    last_seen: Option<i64>,
+    /// Every event up to this `seq` was passed on or filtered out: where the follower
+    /// stands and where it reads the log from after a gap. `None` only for a follower of
+    /// the live feed alone, before its first event.
+    upto: Option<i64>,
+    /// Feed events that came before an earlier one, held until the gap before them fills.
+    early: BTreeMap<i64, Arc<TelemetryEvent>>,
+    /// Since when the follower has waited for the gap before `early`.
+    gap_since: Option<Instant>,
     backlog: VecDeque<Arc<TelemetryEvent>>,
 }
 
@@ -196,11 +214,10 @@ impl EventFollower {
             }
             if let Some(after) = self.catch_up_from {
                 let read = self.hub.read_log_batch(after, self.partition).await.ok()?;
-                // Every event up to `upto` (of this partition, when confined to one) was read.
-                let upto = read.next;
-                self.catch_up_from = read.more.then_some(upto);
-                self.replayed_upto = Some(upto);
-                self.last_seen = Some(self.last_seen.map_or(upto, |l| l.max(upto)));
+                // Every event up to `read.next` (of this partition, when confined to one) was
+                // read.
+                self.catch_up_from = read.more.then_some(read.next);
+                self.advance_to(read.next);
                 self.backlog.extend(
                     read.events
                         .into_iter()
@@ -209,20 +226,68 @@ impl EventFollower {
                 );
                 continue;
             }
-            match self.feed.recv().await {
-                Ok(e) if self.replayed_upto.is_some_and(|r| e.seq <= r) => {}
-                Ok(e) => {
-                    self.last_seen = Some(self.last_seen.map_or(e.seq, |l| l.max(e.seq)));
-                    if self.filter.accepts(&e) {
-                        return Some(e);
+            // The next event in line may be among those held back.
+            if let Some(e) = self.upto.and_then(|u| self.early.remove(&(u + 1))) {
+                self.advance_to(e.seq);
+                if self.filter.accepts(&e) {
+                    return Some(e);
+                }
+                continue;
+            }
+            let received = match self.gap_since {
+                None => self.feed.recv().await,
+                Some(since) => {
+                    match tokio::time::timeout_at(since + GAP_WAIT, self.feed.recv()).await {
+                        Ok(received) => received,
+                        // The missing event did not come: the log has it (it was committed
+                        // before anything after it was published).
+                        Err(_) => {
+                            self.catch_up_from = self.upto;
+                            continue;
+                        }
                     }
                 }
+            };
+            match received {
+                Ok(e) => match self.upto {
+                    // Already passed on from the log.
+                    Some(upto) if e.seq <= upto => {}
+                    Some(upto) if e.seq == upto + 1 => {
+                        self.advance_to(e.seq);
+                        if self.filter.accepts(&e) {
+                            return Some(e);
+                        }
+                    }
+                    Some(_) => {
+                        self.gap_since.get_or_insert_with(Instant::now);
+                        self.early.insert(e.seq, e);
+                        if self.early.len() > MAX_EARLY {
+                            self.catch_up_from = self.upto;
+                        }
+                    }
+                    // Following the live feed alone: it starts at its first event.
+                    None => {
+                        self.advance_to(e.seq);
+                        if self.filter.accepts(&e) {
+                            return Some(e);
+                        }
+                    }
+                },
                 // Fell behind the feed: the log has everything, read the gap from there. (A
                 // reader that has seen nothing yet has no position to resume from and skips.)
-                Err(RecvError::Lagged(_)) => self.catch_up_from = self.last_seen,
+                Err(RecvError::Lagged(_)) => self.catch_up_from = self.upto,
                 Err(RecvError::Closed) => return None,
             }
         }
+    }
+
+    /// Notes that every event up to `seq` was passed on (or filtered out); drops the held-back
+    /// events that covers, and starts the gap's wait again when the gap moved.
+    fn advance_to(&mut self, seq: i64) {
+        let upto = self.upto.map_or(seq, |u| u.max(seq));
+        self.upto = Some(upto);
+        self.early = self.early.split_off(&(upto + 1));
+        self.gap_since = (!self.early.is_empty()).then(Instant::now);
     }
 }
 

@@ -146,7 +146,7 @@ async fn a_reader_that_lags_behind_the_live_feed_catches_up_from_the_log_without
     let hub = hub();
     let first = hub.append_telemetry(event(0)).await.unwrap();
     let mut tail = hub.follow_events(None, evens());
-    tail.last_seen = Some(first);
+    tail.upto = Some(first);
     // More than the feed holds (4096), appended before the reader reads anything.
     let total = 5000;
     for n in 1..=total {
@@ -166,6 +166,102 @@ async fn a_reader_that_lags_behind_the_live_feed_catches_up_from_the_log_without
     hub.append_telemetry(event(total + 2)).await.unwrap();
     let next = tail.next().await.unwrap();
     assert_eq!(&next.body[..], (total + 2).to_string().as_bytes());
+}
+
+/// Appends `ns` to the log without publishing them (as a connection whose task has not run
+/// yet since the commit); returns them with their sequence numbers.
+async fn append_unpublished(
+    hub: &Hub,
+    ns: std::ops::RangeInclusive<usize>,
+) -> Vec<Arc<TelemetryEvent>> {
+    let mut events: Vec<TelemetryEvent> = ns.map(event).collect();
+    for e in &mut events {
+        e.partition = hub.partition_of(&e.device_id);
+    }
+    let rows = events
+        .iter()
+        .map(events::EncodedEvent::encode)
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let appended = hub.queue_rows(rows).await.unwrap();
+    events
+        .into_iter()
+        .zip(appended)
+        .map(|(mut e, at)| {
+            e.seq = at.seq;
+            e.partition_seq = at.partition_seq;
+            Arc::new(e)
+        })
+        .collect()
+}
+
+async fn next_body(follower: &mut EventFollower) -> usize {
+    let e = tokio::time::timeout(Duration::from_secs(5), follower.next())
+        .await
+        .expect("an event within 5 s")
+        .unwrap();
+    body_of(&e)
+}
+
+#[tokio::test]
+async fn events_published_out_of_order_are_passed_on_in_order() {
+    let hub = hub();
+    let first = hub.append_telemetry(event(0)).await.unwrap();
+    let mut follower = hub.follow_events(Some(first), EventFilter::default());
+    // The log is read (nothing after `first`); the follower now waits on the feed.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(20), follower.next())
+            .await
+            .is_err()
+    );
+    // Two connections' appends committed together; the second's task publishes first.
+    let appended = append_unpublished(&hub, 1..=4).await;
+    hub.publish_live([&appended[2], &appended[3]].into_iter().cloned());
+    hub.publish_live([&appended[0], &appended[1]].into_iter().cloned());
+    let mut bodies = Vec::new();
+    for _ in 0..4 {
+        bodies.push(next_body(&mut follower).await);
+    }
+    assert_eq!(bodies, vec![1, 2, 3, 4], "in seq order, each once");
+}
+
+#[tokio::test]
+async fn an_event_never_published_and_a_lag_lose_nothing_and_keep_the_order() {
+    let hub = hub();
+    let first = hub.append_telemetry(event(0)).await.unwrap();
+    let mut follower = hub.follow_events(Some(first), EventFilter::default());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(20), follower.next())
+            .await
+            .is_err()
+    );
+    // Event 1 is committed but never published (its publisher went away); event 2 is.
+    let appended = append_unpublished(&hub, 1..=2).await;
+    hub.publish_live(std::iter::once(appended[1].clone()));
+    assert_eq!(next_body(&mut follower).await, 1, "read from the log");
+    assert_eq!(next_body(&mut follower).await, 2);
+    // Event 3 is published late, after more than the feed holds: the follower lags, and
+    // had seen 4 before (held back behind 3): it resumes from 2, not from 4.
+    let total = 5000;
+    let late = append_unpublished(&hub, 3..=total).await;
+    hub.publish_live(std::iter::once(late[1].clone()));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1), follower.next())
+            .await
+            .is_err(),
+        "4 is held back for 3"
+    );
+    hub.publish_live(late[2..].iter().cloned());
+    hub.publish_live(std::iter::once(late[0].clone()));
+    let mut bodies = Vec::new();
+    for _ in 3..=total {
+        bodies.push(next_body(&mut follower).await);
+    }
+    assert_eq!(
+        bodies,
+        (3..=total).collect::<Vec<_>>(),
+        "every event once, in order"
+    );
 }
 
 #[tokio::test]
