@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Runs every cargo-fuzz target in fuzz/fuzz_targets for a short smoke time (default 15 s each,
+# Runs every cargo-fuzz target in fuzz/fuzz_targets for a short smoke time (default 8 s each,
 # FUZZ_SECONDS overrides). Fails if any target crashes or does not build.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
-seconds=${FUZZ_SECONDS:-15}
+seconds=${FUZZ_SECONDS:-8}
 targets=$(cargo +nightly fuzz list)
 [ -n "$targets" ] || { echo "fuzz-smoke: no fuzz targets found"; exit 1; }
 cargo +nightly fuzz build -O
