@@ -7,7 +7,11 @@ can hand out: its built-in blob endpoint, and Azurite (the Azure Storage emulato
   Python sample forms it (`https://{hostName}/{containerName}/{blobName}{sasToken}`), and
   `notify_blob_upload_status`, success and failure;
 - `iothub device upload` (this repository's client), a 50 MB file included;
-- a notification with a correlation id the hub never handed out is refused.
+- a notification with a correlation id the hub never handed out is refused;
+- the hub reads each completed blob's size from the storage (Azurite through `--storage-ca`);
+- with Azurite and `--file-upload-sas-ttl 2` on a third emulator (127.0.0.3): an expired SAS
+  is refused by the storage, the late notification by the hub, and the upload is recorded
+  expired.
 
 Run through scripts/interop.sh (it starts `iothub emulator` with the built-in store and
 exports IOTHUB_EMULATOR_DIR). The Azurite side is started here: Azurite from
@@ -106,6 +110,33 @@ def make_storage_cert(work):
     return ca_pem, cert, key
 
 
+def start_emulator_over(work, host, storage_cs, storage_ca, *extra):
+    """An emulator on `host` (all its real ports) whose uploads go to the account of
+    `storage_cs`, trusting `storage_ca` when it reads a blob's size; returns the process and
+    its endpoints (the process is the caller's to stop)."""
+    data_dir = os.path.join(work, "emulator-" + host)
+    os.mkdir(data_dir)
+    log = os.path.join(work, "emulator-%s.log" % host)
+    emulator = subprocess.Popen(
+        [IOTHUB, "emulator", "--data-dir", data_dir, "--bind", host, "--hostname", host,
+         "--storage-connection-string", storage_cs, "--storage-ca", storage_ca,
+         "--file-upload-container", CONTAINER, *extra],
+        stdout=open(log, "w"), stderr=subprocess.STDOUT,
+    )
+    endpoints = os.path.join(data_dir, "endpoints.json")
+    deadline = time.time() + TIMEOUT
+    while not (os.path.exists(endpoints) and os.path.getsize(endpoints) > 0):
+        if emulator.poll() is not None or time.time() > deadline:
+            emulator.kill()
+            raise AssertionError("the emulator did not start: %s" % open(log).read())
+        time.sleep(0.1)
+    emu = read_endpoints(data_dir)
+    emu["host"] = host
+    emu["storage_ca"] = storage_ca
+    emu["storage_cs"] = storage_cs
+    return emulator, emu
+
+
 @pytest.fixture(scope="module")
 def azurite():
     """Azurite over HTTPS, and an emulator on 127.0.0.2 whose uploads go to it."""
@@ -134,26 +165,8 @@ def azurite():
             storage_cs, CONTAINER, connection_verify=storage_ca
         ).create_container()
 
-        data_dir = os.path.join(work, "emulator")
-        os.mkdir(data_dir)
-        emulator_log = os.path.join(work, "emulator.log")
-        emulator = subprocess.Popen(
-            [IOTHUB, "emulator", "--data-dir", data_dir, "--bind", "127.0.0.2",
-             "--hostname", "127.0.0.2", "--storage-connection-string", storage_cs,
-             "--file-upload-container", CONTAINER],
-            stdout=open(emulator_log, "w"), stderr=subprocess.STDOUT,
-        )
-        processes.append(emulator)
-        endpoints = os.path.join(data_dir, "endpoints.json")
-        deadline = time.time() + TIMEOUT
-        while not (os.path.exists(endpoints) and os.path.getsize(endpoints) > 0):
-            if emulator.poll() is not None or time.time() > deadline:
-                raise AssertionError("the emulator did not start: %s" % open(emulator_log).read())
-            time.sleep(0.1)
-        emu = read_endpoints(data_dir)
-        emu["host"] = "127.0.0.2"
-        emu["storage_ca"] = storage_ca
-        emu["storage_cs"] = storage_cs
+        process, emu = start_emulator_over(work, "127.0.0.2", storage_cs, storage_ca)
+        processes.append(process)
         emu["azurite"] = azurite
         emu["work"] = work
         yield emu
@@ -238,6 +251,8 @@ def test_device_sdk_uploads_in_blocks_and_notifies(store):
         [upload] = recorded_uploads(store, device_id)
         assert upload["correlationId"] == info["correlationId"]
         assert upload["state"] == "completed"
+        # The hub read the size from the storage, as IoT Hub does for the notification.
+        assert upload["blobSizeInBytes"] == len(data)
     finally:
         client.shutdown()
 
@@ -354,3 +369,35 @@ def test_iothub_cli_reports_storage_gone_mid_upload(azurite, tmp_path):
     [upload] = recorded_uploads(azurite, device_id)
     assert upload["state"] == "failed", upload
     assert upload["statusCode"] == 500
+
+
+def test_an_expired_sas_is_refused_by_the_storage_and_the_upload_recorded_expired(azurite):
+    """An emulator handing out 2-second SAS tokens (`--file-upload-sas-ttl 2`): once expired,
+    Azurite refuses the upload (403) and the hub the late notification; the hub's record says
+    expired, never completed."""
+    process, emu = start_emulator_over(
+        azurite["work"], "127.0.0.3", azurite["storage_cs"], azurite["storage_ca"], "--file-upload-sas-ttl", "2"
+    )
+    try:
+        device_id, cs = new_device(emu)
+        client = sdk_client(emu, cs)
+        client.connect()
+        try:
+            info = client.get_storage_info_for_blob("sdk/late.bin")
+            time.sleep(4)
+            with pytest.raises(HttpResponseError) as refused:
+                BlobClient.from_blob_url(sas_url(info), connection_verify=emu["storage_ca"]).upload_blob(b"late")
+            assert refused.value.status_code == 403, refused.value
+            with pytest.raises(Exception):
+                client.notify_blob_upload_status(info["correlationId"], False, 403, "SAS expired")
+        finally:
+            client.shutdown()
+        [upload] = recorded_uploads(emu, device_id)
+        assert upload["state"] == "expired", upload
+        container = ContainerClient.from_connection_string(
+            azurite["storage_cs"], CONTAINER, connection_verify=azurite["storage_ca"]
+        )
+        assert "%s/sdk/late.bin" % device_id not in [b.name for b in container.list_blobs()]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)

@@ -19,6 +19,7 @@ pub mod hub;
 mod listener_limits;
 mod mqtt;
 mod server;
+pub mod storage_client;
 pub mod store;
 pub mod timestamp;
 pub mod tls;

@@ -63,6 +63,11 @@ pub struct Config {
     pub file_upload: FileUploadConfig,
     /// The blob container of file uploads (default `fileupload`).
     pub file_upload_container: String,
+    /// Lifetime of each upload's SAS token and correlation (default one hour).
+    pub file_upload_sas_ttl: Duration,
+    /// A CA (PEM) to trust, besides the public roots, when reading blob sizes from an
+    /// external storage account (`--storage-ca`; Azurite with its own certificate).
+    pub storage_ca_pem: Option<Vec<u8>>,
 }
 
 /// Where a running emulator's file uploads go.
@@ -99,6 +104,8 @@ impl Default for Config {
             routes: crate::hub::routes::RouteSources::default(),
             file_upload: FileUploadConfig::BuiltIn,
             file_upload_container: crate::hub::file_upload::DEFAULT_CONTAINER.to_owned(),
+            file_upload_sas_ttl: crate::hub::file_upload::DEFAULT_SAS_TTL,
+            storage_ca_pem: None,
         }
     }
 }
@@ -153,6 +160,9 @@ pub enum StartError {
     /// The built-in blob endpoint's directory could not be prepared.
     #[error("cannot prepare the blob store")]
     BlobStore(#[source] std::io::Error),
+    /// The client for the external storage account could not be set up (its CA).
+    #[error("cannot set up the storage client")]
+    StorageClient(#[source] crate::storage_client::StorageClientError),
 }
 
 /// A running emulator. Dropping it does not stop it; call [`RunningEmulator::shutdown`].

@@ -169,6 +169,17 @@ pub(crate) struct EmulatorArgs {
     #[arg(long, default_value = "fileupload", value_name = "NAME")]
     pub(crate) file_upload_container: String,
 
+    /// Lifetime of each file upload's SAS token and correlation, in seconds (IoT Hub's
+    /// `fileUpload.sasTtlAsIso8601`, one hour by default; any length here, to test expiry).
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) file_upload_sas_ttl: u64,
+
+    /// A CA certificate (PEM) to trust, besides the public roots, when the hub reads an
+    /// uploaded blob's size from the storage account (Azurite with its own certificate).
+    #[arg(long, value_name = "FILE", requires = "storage_connection_string")]
+    pub(crate) storage_ca: Option<PathBuf>,
+
     /// Log format: `text` (human-readable) or `json` (one object per line).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub(crate) log_format: LogFormat,

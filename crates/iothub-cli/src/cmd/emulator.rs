@@ -57,6 +57,15 @@ pub(crate) fn run(args: &EmulatorArgs, global: Global) -> anyhow::Result<ExitCod
             None => iothub_emulator::FileUploadConfig::BuiltIn,
         },
         file_upload_container: args.file_upload_container.clone(),
+        file_upload_sas_ttl: Duration::from_secs(args.file_upload_sas_ttl),
+        storage_ca_pem: args
+            .storage_ca
+            .as_ref()
+            .map(|path| {
+                std::fs::read(path)
+                    .with_context(|| format!("cannot read the storage CA {}", path.display()))
+            })
+            .transpose()?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

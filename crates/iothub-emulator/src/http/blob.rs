@@ -28,6 +28,7 @@ use crate::hub::file_upload::{
     BUILTIN_ACCOUNT, FileUploadOptions, FileUploadStorage, StorageAccount,
 };
 use crate::server::{Config, FileUploadConfig, StartError};
+use crate::storage_client::StorageClient;
 use crate::store::blobs::{self, BlobProperties, BlobStore, BlobStoreError};
 use crate::store::{Store, registry};
 use crate::timestamp::from_unix_millis;
@@ -48,12 +49,19 @@ pub(crate) async fn file_upload_options(
     config: &Config,
     store: &Store,
 ) -> Result<FileUploadOptions, StartError> {
+    let mut storage_client = None;
     let storage = match &config.file_upload {
         FileUploadConfig::Disabled => FileUploadStorage::None,
-        FileUploadConfig::External(text) => FileUploadStorage::External(
-            StorageAccount::from_connection_string(text)
-                .map_err(StartError::StorageConnectionString)?,
-        ),
+        FileUploadConfig::External(text) => {
+            storage_client = Some(
+                StorageClient::new(config.storage_ca_pem.as_deref())
+                    .map_err(StartError::StorageClient)?,
+            );
+            FileUploadStorage::External(
+                StorageAccount::from_connection_string(text)
+                    .map_err(StartError::StorageConnectionString)?,
+            )
+        }
         FileUploadConfig::BuiltIn => {
             let key = store
                 .call(|tx| match registry::setting(tx, KEY_SETTING)? {
@@ -84,6 +92,8 @@ pub(crate) async fn file_upload_options(
     Ok(FileUploadOptions {
         storage,
         container: config.file_upload_container.clone(),
+        sas_ttl: config.file_upload_sas_ttl,
+        storage_client,
         ..FileUploadOptions::default()
     })
 }

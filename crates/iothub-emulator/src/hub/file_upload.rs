@@ -50,6 +50,9 @@ pub struct FileUploadOptions {
     pub sas_ttl: Duration,
     /// Uploads a device may have in flight.
     pub max_concurrent: u32,
+    /// Reads the size of a blob in an [`FileUploadStorage::External`] account for the
+    /// notification; `None`: such notifications say 0 bytes.
+    pub storage_client: Option<crate::storage_client::StorageClient>,
 }
 
 impl Default for FileUploadOptions {
@@ -59,6 +62,7 @@ impl Default for FileUploadOptions {
             container: DEFAULT_CONTAINER.to_owned(),
             sas_ttl: DEFAULT_SAS_TTL,
             max_concurrent: MAX_CONCURRENT_UPLOADS,
+            storage_client: None,
         }
     }
 }

@@ -189,24 +189,12 @@ impl Hub {
             .authenticate_device_request(identity, authorization)
             .await?;
         let now = self.now();
-        // The size, read before the transaction (a file system call has no place on the
-        // database thread); only the built-in endpoint's blobs can be measured here.
-        let size = match self.built_in_blobs() {
-            Some((_, blobs)) => {
-                let correlation_id = outcome.correlation_id.clone();
-                let upload = self
-                    .inner
-                    .store
-                    .call(move |tx| file_uploads::find(tx, &correlation_id))
-                    .await?;
-                match upload {
-                    Some(u) if u.device_id == identity.device_id => {
-                        blobs.size(&u.container, &u.blob_name).await
-                    }
-                    _ => None,
-                }
-            }
-            None => None,
+        // A failed upload has no blob to measure (and its storage may be the reason it failed).
+        let size = if outcome.is_success {
+            self.uploaded_blob_size(&identity, &outcome.correlation_id)
+                .await?
+        } else {
+            None
         };
         let who = identity.clone();
         let reported = outcome.clone();
@@ -234,6 +222,57 @@ impl Hub {
                 Err(reason)
             }
         }
+    }
+
+    /// The size of the blob behind the device's correlation as its storage reports it, for
+    /// the notification: read before the transaction, since file system and network calls
+    /// have no place on the database thread. `None` when there is no such upload (the
+    /// transaction then refuses it) or the storage cannot say; that is logged, and the
+    /// notification says 0 bytes.
+    async fn uploaded_blob_size(
+        &self,
+        identity: &Identity,
+        correlation_id: &str,
+    ) -> Result<Option<u64>, FileUploadError> {
+        let options = &self.inner.file_uploads.options;
+        if matches!(options.storage, FileUploadStorage::None) {
+            return Ok(None);
+        }
+        let id = correlation_id.to_owned();
+        let upload = self
+            .inner
+            .store
+            .call(move |tx| file_uploads::find(tx, &id))
+            .await?;
+        let Some(upload) = upload.filter(|u| u.device_id == identity.device_id) else {
+            return Ok(None);
+        };
+        Ok(match (&options.storage, &options.storage_client) {
+            (FileUploadStorage::BuiltIn { blobs, .. }, _) => {
+                blobs.size(&upload.container, &upload.blob_name).await
+            }
+            (FileUploadStorage::External(account), Some(client)) => {
+                match client
+                    .blob_size(account, &upload.container, &upload.blob_name, self.now())
+                    .await
+                {
+                    Ok(size) => Some(size),
+                    Err(reason) => {
+                        tracing::warn!(
+                            identity = %identity,
+                            correlation_id,
+                            blob = %upload.blob_name,
+                            reason = %reason,
+                            // reqwest's error without its URL, which held the read token.
+                            cause = ?std::error::Error::source(&reason),
+                            "the uploaded blob's size could not be read from the storage account: the notification says 0 bytes"
+                        );
+                        None
+                    }
+                }
+            }
+            _ => None,
+        })
     }
 
     /// The device's uploads (its modules' included), newest first, at most `limit`.

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-fn client(hub: &TestHub) -> Client {
+pub(crate) fn client(hub: &TestHub) -> Client {
     Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(hub.ca_pem().as_bytes()).unwrap())
         .resolve("localhost", hub.https_addr())
@@ -36,19 +36,24 @@ fn owner_token(hub: &TestHub) -> String {
 }
 
 /// A device and its SAS token.
-async fn device(hub: &TestHub, id: &str) -> String {
+pub(crate) async fn device(hub: &TestHub, id: &str) -> String {
     let key = key_of(&hub.create_device(id).await.unwrap());
     device_token("localhost", id, &key, now() + 3600)
 }
 
-fn hub_url(hub: &TestHub, path: &str) -> String {
+pub(crate) fn hub_url(hub: &TestHub, path: &str) -> String {
     format!(
         "https://localhost:{}{path}?api-version=2021-04-12",
         hub.https_addr().port()
     )
 }
 
-async fn post(http: &Client, url: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+pub(crate) async fn post(
+    http: &Client,
+    url: &str,
+    token: Option<&str>,
+    body: Value,
+) -> (StatusCode, Value) {
     let mut req = http.post(url).header("content-type", "application/json");
     if let Some(t) = token {
         req = req.header("authorization", t);
@@ -65,7 +70,7 @@ fn error_code(body: &Value) -> u64 {
     inner["errorCode"].as_u64().unwrap()
 }
 
-async fn sas_uri(http: &Client, hub: &TestHub, token: &str, name: &str) -> Value {
+pub(crate) async fn sas_uri(http: &Client, hub: &TestHub, token: &str, name: &str) -> Value {
     let (status, body) = post(
         http,
         &hub_url(hub, "/devices/d1/files"),
@@ -77,7 +82,7 @@ async fn sas_uri(http: &Client, hub: &TestHub, token: &str, name: &str) -> Value
     body
 }
 
-fn blob_url(sas: &Value) -> String {
+pub(crate) fn blob_url(sas: &Value) -> String {
     format!(
         "https://{}/{}/{}{}",
         sas["hostName"].as_str().unwrap(),

@@ -8,6 +8,7 @@ mod amqp_support;
 mod domains;
 mod durability;
 mod file_upload;
+mod file_upload_external;
 mod negative;
 mod service_api;
 mod service_bench;
