@@ -203,17 +203,23 @@ async fn next_body(follower: &mut EventFollower) -> usize {
     body_of(&e)
 }
 
-#[tokio::test]
-async fn events_published_out_of_order_are_passed_on_in_order() {
+/// A hub with one event, and a follower after it that has read the log (nothing more) and
+/// now waits on the live feed.
+async fn hub_with_a_waiting_follower() -> (Hub, EventFollower) {
     let hub = hub();
     let first = hub.append_telemetry(event(0)).await.unwrap();
     let mut follower = hub.follow_events(Some(first), EventFilter::default());
-    // The log is read (nothing after `first`); the follower now waits on the feed.
     assert!(
         tokio::time::timeout(Duration::from_millis(20), follower.next())
             .await
             .is_err()
     );
+    (hub, follower)
+}
+
+#[tokio::test]
+async fn events_published_out_of_order_are_passed_on_in_order() {
+    let (hub, mut follower) = hub_with_a_waiting_follower().await;
     // Two connections' appends committed together; the second's task publishes first.
     let appended = append_unpublished(&hub, 1..=4).await;
     hub.publish_live([&appended[2], &appended[3]].into_iter().cloned());
@@ -227,14 +233,7 @@ async fn events_published_out_of_order_are_passed_on_in_order() {
 
 #[tokio::test]
 async fn an_event_never_published_and_a_lag_lose_nothing_and_keep_the_order() {
-    let hub = hub();
-    let first = hub.append_telemetry(event(0)).await.unwrap();
-    let mut follower = hub.follow_events(Some(first), EventFilter::default());
-    assert!(
-        tokio::time::timeout(Duration::from_millis(20), follower.next())
-            .await
-            .is_err()
-    );
+    let (hub, mut follower) = hub_with_a_waiting_follower().await;
     // Event 1 is committed but never published (its publisher went away); event 2 is.
     let appended = append_unpublished(&hub, 1..=2).await;
     hub.publish_live(std::iter::once(appended[1].clone()));
