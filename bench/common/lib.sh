@@ -62,3 +62,9 @@ CONF
 bench_rss_kib() {
   awk '/^VmRSS:/ {print $2}' "/proc/$1/status"
 }
+
+# The emulator flags that put its AMQP listeners on free ports, for a build that has them (an
+# older baseline has no such flags): use unquoted, `$(bench_amqp_flags "$bin")`.
+bench_amqp_flags() {
+  if "$1" emulator --help | grep -q -- --amqp-plain-port; then echo "--amqp-port 0 --amqp-plain-port 0"; fi
+}

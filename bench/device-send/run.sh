@@ -80,7 +80,7 @@ kill "$broker"; wait "$broker" 2>/dev/null || true; broker=
 emu_mqtt_port=0
 if [[ -n "${BENCH_PYTHON:-}" ]]; then emu_mqtt_port=8883; fi
 "$iothub" --json emulator --data-dir "$work/emu" --mqtt-port "$emu_mqtt_port" --https-port 0 --plain-port 0 \
-  --http-port 0 > "$work/banner" 2>/dev/null &
+  --http-port 0 --amqp-port 0 --amqp-plain-port 0 > "$work/banner" 2>/dev/null &
 broker=$!
 for _ in $(seq 1 100); do [[ -s "$work/banner" ]] && break; sleep 0.1; done
 emu_port=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["mqttTls"].rsplit(":",1)[1])' "$work/banner")

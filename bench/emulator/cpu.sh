@@ -52,7 +52,8 @@ addrs=()
 for i in "${!bins[@]}"; do
   d="$work/s$i"
   "${bins[$i]}" --json emulator --data-dir "$d" --cert "$work/server.pem" --key "$work/server.key" \
-    --ca "$work/ca.pem" --mqtt-port 0 --https-port 0 --no-plain --http-port 0 > "$d.banner" 2>"$d.log" &
+    --ca "$work/ca.pem" --mqtt-port 0 --https-port 0 --no-plain --http-port 0 \
+    $(bench_amqp_flags "${bins[$i]}") > "$d.banner" 2>"$d.log" &
   pids+=($!)
   for _ in $(seq 1 100); do [[ -s "$d.banner" ]] && break; sleep 0.1; done
   addrs+=("$(field "$d.banner" mqttTls)")

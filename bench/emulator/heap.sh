@@ -36,7 +36,8 @@ field() { python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readli
 mkdir -p "$work/emu"
 heaptrack -o "$out/heaptrack" "$iothub" --json emulator --data-dir "$work/emu" \
   --cert "$work/server.pem" --key "$work/server.key" --ca "$work/ca.pem" \
-  --mqtt-port 0 --https-port 0 --no-plain --http-port 0 > "$work/banner" 2>"$work/log" &
+  --mqtt-port 0 --https-port 0 --no-plain --http-port 0 $(bench_amqp_flags "$iothub") \
+  > "$work/banner" 2>"$work/log" &
 for _ in $(seq 1 300); do [[ -s "$work/banner" ]] && grep -q mqttTls "$work/banner" && break; sleep 0.1; done
 banner=$(grep -m1 '^{' "$work/banner")
 echo "$banner" > "$work/banner.json"

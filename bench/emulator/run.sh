@@ -55,14 +55,9 @@ bench_tls "$work"
 mosq_port=$(bench_free_port)
 bench_mosquitto "$work" "$mosq_port"
 # Starts an emulator build ($1) on data dir $2, banner in $2.banner; prints its pid.
-# Builds with an AMQP listener get it on port 0 too (an older baseline has no such flag).
 start_emulator() {
-  local amqp=()
-  if "$1" emulator --help | grep -q -- --amqp-plain-port; then
-    amqp=(--amqp-port 0 --amqp-plain-port 0)
-  fi
   "$1" --json emulator --data-dir "$2" --cert "$work/server.pem" --key "$work/server.key" \
-    --ca "$work/ca.pem" --mqtt-port 0 --https-port 0 --no-plain --http-port 0 "${amqp[@]}" \
+    --ca "$work/ca.pem" --mqtt-port 0 --https-port 0 --no-plain --http-port 0 $(bench_amqp_flags "$1") \
     > "$2.banner" 2>"$2.log" &
   echo $!
 }

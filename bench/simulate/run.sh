@@ -16,7 +16,8 @@ BIN=${IOTHUB_BIN:-$ROOT/target/release/iothub}
 [ -x "$BIN" ] || (cd "$ROOT" && cargo build --release -p iothub-cli)
 ulimit -n "$(ulimit -Hn)"
 DATA=$(mktemp -d /tmp/iothub-bench-XXXXXX)
-"$BIN" emulator --data-dir "$DATA" --mqtt-port 0 --https-port 0 --plain-port 0 --http-port 0 >"$DATA/emulator.log" 2>&1 &
+"$BIN" emulator --data-dir "$DATA" --mqtt-port 0 --https-port 0 --plain-port 0 --http-port 0 \
+  --amqp-port 0 --amqp-plain-port 0 >"$DATA/emulator.log" 2>&1 &
 EMU=$!
 trap 'kill $EMU 2>/dev/null; wait $EMU 2>/dev/null; rm -rf "$DATA"' EXIT
 for _ in $(seq 300); do [ -f "$DATA/endpoints.json" ] && break; sleep 0.1; done
