@@ -106,7 +106,7 @@ pub(crate) async fn authorize_link(
     for (source, token) in held {
         match ctx
             .hub
-            .authorize_service(Some(&token), right, resource_path)
+            .verify_service_token(Some(&token), right, resource_path)
             .await
         {
             Ok(_) => return Ok(source),
@@ -115,7 +115,11 @@ pub(crate) async fn authorize_link(
             }
         }
     }
-    Err(first_refusal.unwrap_or_default())
+    // Logged once for the request, not once per token the connection holds (a connection
+    // with a token per audience would log a refusal for every token but the right one).
+    let why = first_refusal.unwrap_or_default();
+    tracing::info!(right = %right, reason = %why, "service request refused");
+    Err(why)
 }
 
 /// Resolves when the token from `source` has expired (with the hub's clock skew allowance)

@@ -193,14 +193,21 @@ impl Hub {
         needed: ServiceRight,
         resource_path: &str,
     ) -> Result<ServicePrincipal, ServiceAuthError> {
-        let outcome = self.check_service_token(token, needed, resource_path).await;
+        let outcome = self
+            .verify_service_token(token, needed, resource_path)
+            .await;
         if let Err(ServiceAuthError::Refused(reason)) = &outcome {
             tracing::info!(right = %needed, %reason, "service request refused");
         }
         outcome
     }
 
-    async fn check_service_token(
+    /// [`Hub::authorize_service`] without the log line, for a caller that tries several
+    /// tokens for one request and logs the refusal once, when none grants it.
+    ///
+    /// # Errors
+    /// As [`Hub::authorize_service`].
+    pub async fn verify_service_token(
         &self,
         token: Option<&str>,
         needed: ServiceRight,
