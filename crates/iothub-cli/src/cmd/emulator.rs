@@ -144,11 +144,29 @@ fn print_banner(
         "  Event Hub endpoint   sb://{}/  EntityPath={}",
         running.event_hub.host, running.event_hub.name
     );
+    println!("  file uploads         {}", file_upload_target(running));
     println!("  CA certificate       {}", ca.display());
     println!("  DPS id scope         {id_scope}");
     println!("  data dir             {}", data_dir.display());
     println!("  service connection string:");
     println!("    {}", running.service_connection_string);
+}
+
+/// Where devices' uploads go, for the banner (the account key is never shown).
+fn file_upload_target(running: &RunningEmulator) -> String {
+    use iothub_emulator::hub::file_upload::FileUploadStorage;
+    let options = running.hub.file_upload_options();
+    match &options.storage {
+        FileUploadStorage::None => "off".to_owned(),
+        FileUploadStorage::BuiltIn { .. } => format!(
+            "built-in blob endpoint on the HTTPS port, container {}",
+            options.container
+        ),
+        FileUploadStorage::External(account) => format!(
+            "https://{}, container {}",
+            account.host_name, options.container
+        ),
+    }
 }
 
 /// With `--in-memory` the emulator writes nothing itself; the CA and endpoints are still
