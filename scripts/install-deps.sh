@@ -56,7 +56,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "install-deps: python venv .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import paho.mqtt, azure.iot.device, azure.iot.hub, azure.eventhub, azure.storage.blob, pytest_timeout" >/dev/null 2>&1; then
+if ! .venv/bin/python -c "import paho.mqtt, azure.iot.device, azure.iot.hub, azure.eventhub, azure.storage.blob, pytest_timeout, websocket" >/dev/null 2>&1; then
   echo "install-deps: pip install -r scripts/requirements-interop.txt"
   .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-interop.txt
 fi

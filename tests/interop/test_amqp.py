@@ -6,7 +6,8 @@ client; tests/interop/test_eventhubs_node.py is the Node client):
 
 - azure-eventhub (Python, its own AMQP stack "pyamqp") reads the Event Hub-compatible
   endpoint: metadata, from the start, from @latest, resuming from an offset and from a sequence
-  number, with the device's body, application properties and the hub's annotations;
+  number, with the device's body, application properties and the hub's annotations; and the
+  same over AMQP over WebSockets on the HTTPS port;
 - the conversion of an IoT Hub connection string through the redirect, as Microsoft's
   "read device-to-cloud messages" sample does it (uamqp, which azure-iot-hub brings);
 - azure-iot-hub's send_c2d_message (uamqp) reaching a device connected with azure-iot-device;
@@ -113,9 +114,9 @@ def consumer(emulator, **kw):
     )
 
 
-def read(emulator, partition, count, until=None, **receive_kw):
+def read(emulator, partition, count, until=None, client_kw=None, **receive_kw):
     """Receives `count` events (matching `until`, if given) from one partition, or fails."""
-    client = consumer(emulator, consumer_group=receive_kw.pop("consumer_group", "$Default"))
+    client = consumer(emulator, consumer_group=receive_kw.pop("consumer_group", "$Default"), **(client_kw or {}))
     got, errors = [], []
     done = threading.Event()
 
@@ -205,6 +206,26 @@ def test_metadata_and_reading_from_the_start_and_from_latest(emulator, device):
     events, errors = results["latest"]
     assert not errors, errors
     assert events[0].body_as_str() == '{"t":2}'
+
+
+def test_amqp_over_websockets_on_the_https_port(emulator, device):
+    """TransportType.AmqpOverWebsocket: the same client over wss://{host}:443/$servicebus/websocket
+    (subprotocol AMQPWSB10), which the emulator serves beside MQTT over WebSockets."""
+    from azure.eventhub import TransportType
+
+    if (emulator["https"] or "").rpartition(":")[2] != "443":
+        pytest.skip("the SDK dials 443 for AMQP over WebSockets")
+    device_id, client = device
+    partition = partition_that_grows(emulator, lambda: send(client, '{"ws":1}'))
+    with consumer(emulator, transport_type=TransportType.AmqpOverWebsocket) as c:
+        assert c.get_eventhub_properties()["partition_ids"] == ["0", "1", "2", "3"]
+    mine = lambda e: e.system_properties.get(b"iothub-connection-device-id") == device_id.encode()
+    events, errors = read(
+        emulator, partition, 1, until=mine, starting_position="-1",
+        client_kw={"transport_type": TransportType.AmqpOverWebsocket},
+    )
+    assert not errors, errors
+    assert events[0].body_as_str() == '{"ws":1}'
 
 
 def test_resuming_from_an_offset_and_a_sequence_number(emulator, device):
