@@ -82,6 +82,23 @@ pub(crate) async fn sas_uri(http: &Client, hub: &TestHub, token: &str, name: &st
     body
 }
 
+/// d1 reports the upload of `sas` completed (201 from the storage); the hub answers 204.
+pub(crate) async fn notify_success(http: &Client, hub: &TestHub, token: &str, sas: &Value) {
+    let (status, body) = post(
+        http,
+        &hub_url(hub, "/devices/d1/files/notifications"),
+        Some(token),
+        json!({
+            "correlationId": sas["correlationId"],
+            "isSuccess": true,
+            "statusCode": 201,
+            "statusDescription": "uploaded",
+        }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+}
+
 pub(crate) fn blob_url(sas: &Value) -> String {
     format!(
         "https://{}/{}/{}{}",
@@ -165,19 +182,7 @@ async fn blocks_commit_download_notify_and_list() {
     assert_eq!(head.status(), StatusCode::OK);
     assert_eq!(head.headers()["content-length"], "11");
 
-    let (status, _) = post(
-        &http,
-        &hub_url(&hub, "/devices/d1/files/notifications"),
-        Some(&token),
-        json!({
-            "correlationId": sas["correlationId"],
-            "isSuccess": true,
-            "statusCode": 201,
-            "statusDescription": "uploaded",
-        }),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    notify_success(&http, &hub, &token, &sas).await;
 
     // The notification: on the event stream, and queued for the AMQP link.
     let mut seen = String::new();

@@ -8,9 +8,8 @@ use base64::engine::general_purpose::STANDARD;
 use iothub_emulator::testing::TestHub;
 use iothub_emulator::{Config, FileUploadConfig, RunningEmulator};
 use reqwest::StatusCode;
-use serde_json::json;
 
-use crate::file_upload::{blob_url, client, device, hub_url, post, sas_uri};
+use crate::file_upload::{blob_url, client, device, notify_success, sas_uri};
 
 /// A hub whose uploads go to `storage`'s built-in account, trusting `storage`'s CA or not.
 async fn hub_over(storage: &TestHub, trust_storage_ca: bool) -> TestHub {
@@ -46,19 +45,7 @@ async fn upload_and_notify(hub: &TestHub, storage: &TestHub, name: &str, body: &
         .await
         .unwrap();
     assert_eq!(put.status(), StatusCode::CREATED);
-    let (status, _) = post(
-        &to_hub,
-        &hub_url(hub, "/devices/d1/files/notifications"),
-        Some(&token),
-        json!({
-            "correlationId": sas["correlationId"],
-            "isSuccess": true,
-            "statusCode": 201,
-            "statusDescription": "uploaded",
-        }),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    notify_success(&to_hub, hub, &token, &sas).await;
     let notes = hub.emulator.hub.take_file_notifications(10).unwrap();
     assert_eq!(notes.len(), 1, "one notification: {notes:?}");
     assert_eq!(notes[0].blob_name, format!("d1/{name}"));
