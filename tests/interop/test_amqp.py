@@ -19,6 +19,7 @@ Run through scripts/interop.sh (the emulator on its real ports: the SDKs hard-co
 import json
 import logging
 import os
+import subprocess
 import queue
 import threading
 import time
@@ -34,6 +35,15 @@ from azure.iot.device import IoTHubDeviceClient, Message
 from azure.iot.hub import IoTHubRegistryManager
 
 TIMEOUT = 30
+IOTHUB = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "target", "debug", "iothub")
+
+
+def default_eventhub_connection_string(data_dir):
+    """The Event Hub-compatible connection string, as a user gets it: from the CLI."""
+    return subprocess.run(
+        [IOTHUB, "hub", "--data-dir", data_dir, "connection-string", "--default-eventhub"],
+        capture_output=True, text=True, check=True, timeout=TIMEOUT,
+    ).stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +58,7 @@ def emulator():
         pytest.skip("the AMQP SDKs need the emulator on port 5671")
     service_cs = endpoints["serviceConnectionString"]
     parts = dict(p.split("=", 1) for p in service_cs.split(";"))
-    eh_cs = "Endpoint=sb://%s/;SharedAccessKeyName=%s;SharedAccessKey=%s;EntityPath=%s" % (
-        amqp["eventHubHost"],
-        parts["SharedAccessKeyName"],
-        parts["SharedAccessKey"],
-        amqp["eventHubName"],
-    )
+    eh_cs = default_eventhub_connection_string(data_dir)
     # uamqp (azure-iot-hub) reads the trust store from SSL_CERT_FILE.
     os.environ["SSL_CERT_FILE"] = endpoints["caFile"]
     with open(endpoints["caFile"]) as f:

@@ -32,6 +32,7 @@ from azure.iot.hub import IoTHubRegistryManager
 TIMEOUT = 30
 NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "eventhubs-node")
 SCRIPT = os.path.join(NODE_DIR, "read_events.mjs")
+IOTHUB = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "target", "debug", "iothub")
 
 
 @pytest.fixture(scope="module")
@@ -47,20 +48,17 @@ def emulator():
         endpoints = json.load(f)
     amqp = endpoints["amqp"]
     parts = dict(p.split("=", 1) for p in endpoints["serviceConnectionString"].split(";"))
-    # What `iothub hub connection-string --default-eventhub` prints.
-    eh_cs = "Endpoint=sb://%s/;SharedAccessKeyName=%s;SharedAccessKey=%s;EntityPath=%s" % (
-        amqp["eventHubHost"],
-        parts["SharedAccessKeyName"],
-        parts["SharedAccessKey"],
-        amqp["eventHubName"],
-    )
-    custom_endpoint, eh_cs_with_port = None, eh_cs
+    # What `iothub hub connection-string --default-eventhub` prints: the port in Endpoint when
+    # it is not 5671 (the SDK reads it from there).
+    eh_cs_with_port = subprocess.run(
+        [IOTHUB, "hub", "--data-dir", data_dir, "connection-string", "--default-eventhub"],
+        capture_output=True, text=True, check=True, timeout=TIMEOUT,
+    ).stdout.strip()
+    custom_endpoint, eh_cs = None, eh_cs_with_port
     if amqp["port"] != 5671:
         custom_endpoint = "amqps://%s:%d" % (amqp["eventHubHost"], amqp["port"])
-        # What the CLI prints for a hub on another port; the SDK reads the port from Endpoint.
-        eh_cs_with_port = eh_cs.replace(
-            "sb://%s/" % amqp["eventHubHost"], "sb://%s:%d/" % (amqp["eventHubHost"], amqp["port"])
-        )
+        # Without the port, for the custom endpoint address.
+        eh_cs = eh_cs_with_port.replace(":%d/" % amqp["port"], "/", 1)
     with open(endpoints["caFile"]) as f:
         ca_pem = f.read()
     return {
