@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -10,8 +10,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::hub::Hub;
 use crate::hub::registry as reg;
+use crate::hub::{Clock, Hub, SystemClock};
 use crate::listener_limits::{
     Admission, AdmittedUntilConnack, Gate, ListenerLimits, accept_admitted,
 };
@@ -68,6 +68,9 @@ pub struct Config {
     /// A CA (PEM) to trust, besides the public roots, when reading blob sizes from an
     /// external storage account (`--storage-ca`; Azurite with its own certificate).
     pub storage_ca_pem: Option<Vec<u8>>,
+    /// The hub's clock: the system's by default; tests pass a
+    /// [`ManualClock`](crate::hub::ManualClock) and drive token expiry by advancing it.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// Where a running emulator's file uploads go.
@@ -106,6 +109,7 @@ impl Default for Config {
             file_upload_container: crate::hub::file_upload::DEFAULT_CONTAINER.to_owned(),
             file_upload_sas_ttl: crate::hub::file_upload::DEFAULT_SAS_TTL,
             storage_ca_pem: None,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -251,6 +255,7 @@ impl RunningEmulator {
                 partitions: config.partitions,
                 routes: config.routes,
                 file_upload,
+                clock: config.clock.clone(),
                 ..crate::hub::HubOptions::default()
             },
         )

@@ -2,7 +2,9 @@
 //! (feature `test-util`).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use crate::hub::Clock;
 use crate::hub::registry::{self as reg, NewIdentity};
 use crate::store::registry::IdentityRecord;
 use crate::{Config, RunningEmulator, StartError};
@@ -35,6 +37,34 @@ impl TestHub {
         })
     }
 
+    /// Starts an in-memory emulator on free ports whose hub reads `clock`: a test advances a
+    /// [`ManualClock`](crate::hub::ManualClock) to expire tokens instead of sleeping.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::sync::Arc;
+    /// use std::time::{Duration, SystemTime};
+    /// use iothub_emulator::hub::{Clock, ManualClock};
+    /// let clock = Arc::new(ManualClock::new(SystemTime::now()));
+    /// let hub = iothub_emulator::testing::TestHub::spawn_with_clock(clock.clone()).await.unwrap();
+    /// clock.advance(Duration::from_secs(3600));
+    /// assert_eq!(hub.emulator.hub.now(), clock.now());
+    /// hub.shutdown().await;
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// [`StartError`] when it cannot start.
+    pub async fn spawn_with_clock(clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+        Ok(Self {
+            emulator: RunningEmulator::start(Config {
+                clock,
+                ..Config::ephemeral()
+            })
+            .await?,
+        })
+    }
+
     /// Creates a device with generated keys and returns its connection string
     /// (`HostName=localhost;DeviceId=…;SharedAccessKey=…`).
     ///
@@ -55,7 +85,7 @@ impl TestHub {
     /// # Errors
     /// [`reg::RegistryError`].
     pub async fn create(&self, new: NewIdentity) -> Result<IdentityRecord, reg::RegistryError> {
-        let now = crate::timestamp::unix_millis(std::time::SystemTime::now());
+        let now = crate::timestamp::unix_millis(self.emulator.hub.now());
         self.emulator
             .hub
             .store()

@@ -9,14 +9,6 @@ use iothub_emulator::testing::TestHub;
 use crate::amqp_support::*;
 use crate::support::now;
 
-fn partition_address(hub: &TestHub, device: &str) -> String {
-    let p = hub.emulator.hub.partition_of(device);
-    format!(
-        "amqps://{}/{}/ConsumerGroups/$Default/Partitions/{p}",
-        hub.emulator.event_hub.host, hub.emulator.event_hub.name
-    )
-}
-
 fn long(v: Option<&Value>) -> i64 {
     match v {
         Some(Value::Long(n)) => *n,

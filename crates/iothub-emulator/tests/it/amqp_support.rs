@@ -38,6 +38,15 @@ pub(crate) fn eventhub_uri(hub: &TestHub) -> String {
     format!("sb://{}/{}", eh.host, eh.name)
 }
 
+/// The `$Default` consumer group's address of the partition `device`'s events go to.
+pub(crate) fn partition_address(hub: &TestHub, device: &str) -> String {
+    let p = hub.emulator.hub.partition_of(device);
+    format!(
+        "amqps://{}/{}/ConsumerGroups/$Default/Partitions/{p}",
+        hub.emulator.event_hub.host, hub.emulator.event_hub.name
+    )
+}
+
 /// One client connection with one session.
 pub(crate) struct Client {
     /// Kept open for the session's life.

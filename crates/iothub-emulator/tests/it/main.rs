@@ -5,6 +5,7 @@ mod amqp_c2d;
 mod amqp_events;
 mod amqp_negative;
 mod amqp_support;
+mod amqp_token_expiry;
 mod domains;
 mod durability;
 mod file_upload;
