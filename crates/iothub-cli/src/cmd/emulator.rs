@@ -66,6 +66,8 @@ pub(crate) fn run(args: &EmulatorArgs, global: Global) -> anyhow::Result<ExitCod
                     .with_context(|| format!("cannot read the storage CA {}", path.display()))
             })
             .transpose()?,
+        // The system clock.
+        ..Config::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
