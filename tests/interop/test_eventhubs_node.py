@@ -23,6 +23,7 @@ import os
 import shutil
 import subprocess
 import uuid
+import warnings
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -125,6 +126,9 @@ def read_events(emulator, connection_string=None, custom_endpoint=True, **env):
     done = subprocess.run(
         ["node", SCRIPT], cwd=NODE_DIR, env=run_env, capture_output=True, text=True, timeout=TIMEOUT + 30
     )
+    if "closing did not finish" in done.stderr:
+        # The SDK's close hung (see read_events.mjs): what was read still counts; say so.
+        warnings.warn("@azure/event-hubs did not finish closing: %s" % done.stderr.strip())
     lines = {"hub": [], "partition": [], "event": []}
     for line in done.stdout.splitlines():
         record = json.loads(line)

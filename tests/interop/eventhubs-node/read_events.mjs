@@ -7,7 +7,9 @@
 //   {"kind":"event", "partitionId", "body", "properties", "systemProperties", "sequenceNumber",
 //    "offset", "enqueuedTimeUtc", "contentType", "messageId", "correlationId"}
 // It exits 0 once it has printed EVENTHUB_EXPECT events, 1 with the error on stderr on any error
-// the SDK reports (it retries once, so a refusal fails fast) or after EVENTHUB_TIMEOUT_MS.
+// the SDK reports (it retries once, so a refusal fails fast) or after EVENTHUB_TIMEOUT_MS,
+// closing the client first (at most CLOSE_TIMEOUT_MS; a close that does not finish is
+// reported on stderr and does not change the exit code).
 //
 // Environment:
 //   EVENTHUB_CONNECTION_STRING  Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…;EntityPath=…
@@ -60,6 +62,9 @@ function plain(value) {
 
 const print = (line) => process.stdout.write(JSON.stringify(plain(line)) + "\n");
 
+// How long finish() waits for the SDK to close before exiting anyway.
+const CLOSE_TIMEOUT_MS = 5000;
+
 let client;
 let subscription;
 let done = false;
@@ -74,11 +79,22 @@ async function finish(code, error) {
     console.error(`read_events: ${describe(error)}${reasons}`);
   }
   clearTimeout(timer);
-  try {
+  // Closing is bounded: rhea-promise's Connection.close() never settles when the socket
+  // reports "disconnected" before the peer's close frame is read (it removes its listeners
+  // without resolving), and what this script reports was decided before closing.
+  const closing = (async () => {
     await subscription?.close();
     await client?.close();
-  } catch (closeError) {
-    console.error(`read_events: closing: ${closeError.message}`);
+  })().then(
+    () => true,
+    (closeError) => {
+      console.error(`read_events: closing: ${closeError.message}`);
+      return true;
+    },
+  );
+  const bound = new Promise((resolve) => setTimeout(() => resolve(false), CLOSE_TIMEOUT_MS).unref());
+  if (!(await Promise.race([closing, bound]))) {
+    console.error(`read_events: closing did not finish within ${CLOSE_TIMEOUT_MS} ms`);
   }
   process.exit(code);
 }
