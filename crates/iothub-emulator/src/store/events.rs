@@ -21,7 +21,7 @@
 //! the `seq` range scan instead ([`read_range`]).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -331,16 +331,11 @@ pub fn insert_all(conn: &Connection, rows: &[EncodedEvent]) -> Result<Vec<Append
             }
         }
     }
-    // A batch usually comes from one connection: look its stamp up once.
+    // Each row's stamp id and partition sequence number, before any row is inserted (a new
+    // stamp is an insert of its own). A batch usually comes from one connection: its stamp
+    // is looked up once.
     let mut last_stamp: Option<(&str, i64)> = None;
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO events (device_id, module_id, enqueued_ms, system_properties,
-             application_properties, body, stamp, partition_id, partition_seq, source)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?;
-    let mut out = Vec::with_capacity(rows.len());
-    // Per partition: the last row's offset and enqueued time.
-    let mut last: Vec<(u32, i64, i64)> = Vec::with_capacity(next.len());
+    let mut placed = Vec::with_capacity(rows.len());
     for e in rows {
         let stamp = match (e.stamp.as_deref(), last_stamp) {
             (None, _) => None,
@@ -355,41 +350,102 @@ pub fn insert_all(conn: &Connection, rows: &[EncodedEvent]) -> Result<Vec<Append
             .iter_mut()
             .find(|(p, _)| *p == e.partition)
             .ok_or(StoreError::Corrupt("a partition missing from the batch"))?;
-        let partition_seq = slot.1;
+        placed.push((stamp, slot.1));
         slot.1 += 1;
-        insert.execute(params![
-            e.device_id,
-            e.module_id,
-            e.enqueued_ms,
-            e.system_properties,
-            e.application_properties,
-            e.body.as_ref(),
-            stamp,
-            e.partition,
-            partition_seq,
-            e.source,
-        ])?;
-        let seq = conn.last_insert_rowid();
-        match last.iter_mut().find(|(p, ..)| *p == e.partition) {
-            Some(l) => *l = (e.partition, seq, e.enqueued_ms),
-            None => last.push((e.partition, seq, e.enqueued_ms)),
-        }
-        out.push(Appended { seq, partition_seq });
     }
+    let mut out = Vec::with_capacity(rows.len());
+    let mut done = 0;
+    while done < rows.len() {
+        let n = INSERT_CHUNKS
+            .into_iter()
+            .find(|&c| c <= rows.len() - done)
+            .unwrap_or(1);
+        let chunk = done..done + n;
+        insert_chunk(conn, &rows[chunk.clone()], &placed[chunk.clone()])?;
+        // One statement, one writer: the chunk's rows took consecutive `seq`s ending at the
+        // last insert rowid (AUTOINCREMENT gives each row one more than the largest ever).
+        let first = conn.last_insert_rowid() - (n as i64 - 1);
+        out.extend(
+            placed[chunk]
+                .iter()
+                .enumerate()
+                .map(|(i, &(_, partition_seq))| Appended {
+                    seq: first + i as i64,
+                    partition_seq,
+                }),
+        );
+        done += n;
+    }
+    // Per partition: the counter, the last row's offset and enqueued time.
     let mut save = conn.prepare_cached(
         "INSERT INTO event_partitions (partition_id, next_seq, begin_seq, last_offset,
              last_enqueued_ms) VALUES (?1, ?2, 0, ?3, ?4)
          ON CONFLICT (partition_id) DO UPDATE SET next_seq = excluded.next_seq,
              last_offset = excluded.last_offset, last_enqueued_ms = excluded.last_enqueued_ms",
     )?;
-    for (partition, offset, enqueued_ms) in last {
-        let n = next
+    for (partition, n) in next {
+        let (i, e) = rows
             .iter()
-            .find(|(p, _)| *p == partition)
-            .map_or(0, |(_, n)| *n);
-        save.execute(params![partition, n, offset, enqueued_ms])?;
+            .enumerate()
+            .rfind(|(_, e)| e.partition == partition)
+            .ok_or(StoreError::Corrupt("a partition missing from the batch"))?;
+        save.execute(params![partition, n, out[i].seq, e.enqueued_ms])?;
     }
     Ok(out)
+}
+
+/// Rows per multi-row `INSERT`, largest first: a batch is written as a few statements of
+/// these sizes, each prepared once. One statement per row made the database thread pay
+/// SQLite's per-statement cost and the AUTOINCREMENT counter update for every row
+/// (BENCHMARKS.md, "Run 8").
+const INSERT_CHUNKS: [usize; 4] = [64, 16, 4, 1];
+
+/// Columns of an `events` row as [`insert_chunk`] binds them.
+const EVENT_COLUMNS: usize = 10;
+
+/// Inserts `rows` (with their stamp ids and partition sequence numbers) with one statement.
+fn insert_chunk(
+    conn: &Connection,
+    rows: &[EncodedEvent],
+    placed: &[(Option<i64>, i64)],
+) -> Result<(), StoreError> {
+    static SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
+        INSERT_CHUNKS
+            .iter()
+            .map(|&n| {
+                let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; n].join(", ");
+                format!(
+                    "INSERT INTO events (device_id, module_id, enqueued_ms, system_properties,
+                         application_properties, body, stamp, partition_id, partition_seq,
+                         source)
+                     VALUES {values}"
+                )
+            })
+            .collect()
+    });
+    let sql = INSERT_CHUNKS
+        .iter()
+        .position(|&n| n == rows.len())
+        .and_then(|i| SQL.get(i))
+        .ok_or(StoreError::Corrupt(
+            "an insert of a size not in INSERT_CHUNKS",
+        ))?;
+    let mut insert = conn.prepare_cached(sql)?;
+    for (i, (e, &(stamp, partition_seq))) in rows.iter().zip(placed).enumerate() {
+        let at = i * EVENT_COLUMNS;
+        insert.raw_bind_parameter(at + 1, &e.device_id)?;
+        insert.raw_bind_parameter(at + 2, &e.module_id)?;
+        insert.raw_bind_parameter(at + 3, e.enqueued_ms)?;
+        insert.raw_bind_parameter(at + 4, &e.system_properties)?;
+        insert.raw_bind_parameter(at + 5, &e.application_properties)?;
+        insert.raw_bind_parameter(at + 6, e.body.as_ref())?;
+        insert.raw_bind_parameter(at + 7, stamp)?;
+        insert.raw_bind_parameter(at + 8, e.partition)?;
+        insert.raw_bind_parameter(at + 9, partition_seq)?;
+        insert.raw_bind_parameter(at + 10, &e.source)?;
+    }
+    insert.raw_execute()?;
+    Ok(())
 }
 
 /// The id of the stamp `properties`, stored on first use.

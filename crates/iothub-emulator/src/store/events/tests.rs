@@ -420,3 +420,50 @@ fn partition_numbers_survive_a_restart() {
         );
     }
 }
+
+proptest! {
+    /// Batches of any size (written as multi-row statements of several sizes) land where
+    /// `insert_all` says: each row at the `seq` it returns, in order, partition numbers
+    /// without gaps, the counters at the batch's last row, also after retention purged the
+    /// oldest rows.
+    #[test]
+    fn batches_of_any_size_land_where_insert_all_says(
+        batches in prop::collection::vec(prop::collection::vec(0u32..4, 0..150), 1..5),
+        purge_after in 0usize..5,
+    ) {
+        let c = log();
+        let mut t = 0;
+        let mut expected_next = [0i64; 4];
+        let mut last_seq = 0;
+        for (b, partitions) in batches.iter().enumerate() {
+            let rows: Vec<_> = partitions.iter().map(|&p| { t += 1; row("d", p, t) }).collect();
+            let appended = insert_all(&c, &rows).unwrap();
+            prop_assert_eq!(appended.len(), rows.len());
+            for (i, (a, &p)) in appended.iter().zip(partitions).enumerate() {
+                let (stored_p, stored_ps, stored_t): (u32, i64, i64) = c
+                    .query_row(
+                        "SELECT partition_id, partition_seq, enqueued_ms FROM events WHERE seq = ?1",
+                        [a.seq],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .unwrap();
+                prop_assert_eq!((stored_p, stored_ps, stored_t), (p, a.partition_seq, t - (rows.len() - 1 - i) as i64));
+                prop_assert_eq!(a.partition_seq, expected_next[p as usize]);
+                expected_next[p as usize] += 1;
+                // Never a reused offset, even after every row was purged.
+                prop_assert_eq!(a.seq, last_seq + 1);
+                last_seq = a.seq;
+            }
+            for p in 0..4u32 {
+                let counters = partition_counters(&c, p).unwrap();
+                prop_assert_eq!(counters.next_seq, expected_next[p as usize]);
+                if let Some(i) = partitions.iter().rposition(|&q| q == p) {
+                    prop_assert_eq!(counters.last_offset, appended[i].seq);
+                }
+            }
+            if b == purge_after {
+                c.execute("DELETE FROM events", []).unwrap();
+            }
+        }
+    }
+}
