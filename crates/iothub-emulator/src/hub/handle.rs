@@ -21,7 +21,7 @@ use super::methods::MethodInvoker;
 use super::provisioning::{Attestation, DpsConfig};
 use super::to_device::ToDevice;
 use crate::store::events::TelemetryEvent;
-use crate::store::{Store, StoreError};
+use crate::store::{EventAppender, Store, StoreError};
 
 /// Capacity of the live feed; slow subscribers see `RecvError::Lagged`.
 const LIVE_FEED_CAPACITY: usize = 4096;
@@ -105,6 +105,8 @@ pub struct Hub {
 #[derive(Debug)]
 pub(super) struct Inner {
     pub(super) store: Store,
+    /// Telemetry rows of every connection, one database job per batch.
+    pub(super) appender: EventAppender,
     pub(super) names: Vec<String>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) live: broadcast::Sender<Arc<TelemetryEvent>>,
@@ -208,6 +210,7 @@ impl Hub {
         };
         Self {
             inner: Arc::new(Inner {
+                appender: EventAppender::new(store.clone()),
                 store,
                 names,
                 clock,

@@ -135,11 +135,7 @@ impl Hub {
         &self,
         rows: Vec<events::EncodedEvent>,
     ) -> impl Future<Output = Result<Vec<events::Appended>, StoreError>> + Send + use<> {
-        let queued = (!rows.is_empty()).then(|| {
-            self.inner
-                .store
-                .queue(move |tx| events::insert_all(tx, &rows))
-        });
+        let queued = (!rows.is_empty()).then(|| self.inner.appender.append(rows));
         async move {
             match queued {
                 Some(q) => q.await,

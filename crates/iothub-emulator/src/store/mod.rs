@@ -18,6 +18,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
 use self::commit::{Job, Message, SyncWal};
+pub use self::event_appender::EventAppender;
 
 pub mod blobs;
 mod busy;
@@ -25,6 +26,7 @@ pub mod c2d;
 mod commit;
 pub mod consumer_groups;
 pub mod enrollments;
+pub mod event_appender;
 pub mod events;
 pub mod file_uploads;
 pub mod registry;
@@ -61,6 +63,10 @@ pub enum StoreError {
         /// The count asked for now.
         requested: u32,
     },
+    /// The write was batched with others (one job for the telemetry of many connections,
+    /// [`EventAppender`]) and the batch failed with this error.
+    #[error("a batch of writes failed")]
+    InBatch(#[source] std::sync::Arc<StoreError>),
     /// A partition id outside `0..count`.
     #[error("no partition {partition} (this hub has {count})")]
     UnknownPartition {
@@ -216,16 +222,29 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
-        // The reply waits until the batch is committed and synced (group commit, `commit.rs`).
+        self.submit_then(f, move |out| {
+            // The caller may have gone away (connection closed); nothing to do then.
+            let _ = reply.send(out);
+        })
+    }
+
+    /// Queues `f` like [`Store::queue`] and calls `done` with its outcome once the batch is
+    /// committed and synced, on the database side. Dropped unrun (the store stopped), `done`
+    /// is never called.
+    pub(crate) fn submit_then<T, F, D>(&self, f: F, done: D) -> Result<(), StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+        D: FnOnce(Result<T, StoreError>) + Send + 'static,
+    {
+        // The answer waits until the batch is committed and synced (group commit, `commit.rs`).
         let job: Job = Box::new(move |tx: &Transaction<'_>| -> commit::Reply {
             let result = run_in_savepoint(tx, f);
             Box::new(move |commit: &Result<(), String>| {
-                let out = match commit {
+                done(match commit {
                     Ok(()) => result,
                     Err(_) => Err(StoreError::CommitFailed),
-                };
-                // The caller may have gone away (connection closed); nothing to do then.
-                let _ = reply.send(out);
+                });
             })
         });
         self.jobs
