@@ -25,26 +25,35 @@ fn unix_secs(clock: &ManualClock) -> u64 {
         .as_secs()
 }
 
-/// A client with a 60-second `iothubowner` token for the Event Hub, and a receiver on the
-/// partition of `device` reading from the start.
-async fn reader(
-    hub: &TestHub,
-    clock: &ManualClock,
-    device: &str,
-) -> (Client, fe2o3_amqp::Receiver) {
+/// Puts an `iothubowner` token for the Event Hub valid `secs` more on the hub's clock.
+async fn put_owner_token(client: &mut Client, hub: &TestHub, clock: &ManualClock, secs: u64) {
     let eh = eventhub_uri(hub);
-    let mut client = Client::connect(hub).await;
-    let token = service_token(&eh, "iothubowner", &owner_key(hub), unix_secs(clock) + 60);
+    let token = service_token(&eh, "iothubowner", &owner_key(hub), unix_secs(clock) + secs);
     let (status, why) = client.put_token(&eh, &token).await;
     assert_eq!(status, 202, "{why}");
-    let receiver = client
+}
+
+/// A receiver on the partition of `device`, reading from the start.
+async fn from_start(client: &mut Client, hub: &TestHub, device: &str) -> fe2o3_amqp::Receiver {
+    client
         .receiver(
             &partition_address(hub, device),
             Some("amqp.annotation.x-opt-offset > '-1'"),
             None,
             &[],
         )
-        .await;
+        .await
+}
+
+/// A client with a 60-second token and a receiver reading `device`'s partition.
+async fn reader(
+    hub: &TestHub,
+    clock: &ManualClock,
+    device: &str,
+) -> (Client, fe2o3_amqp::Receiver) {
+    let mut client = Client::connect(hub).await;
+    put_owner_token(&mut client, hub, clock, 60).await;
+    let receiver = from_start(&mut client, hub, device).await;
     (client, receiver)
 }
 
@@ -68,15 +77,7 @@ async fn an_event_receiver_is_detached_when_its_token_lapses_and_not_when_it_is_
     );
 
     // One client renews before the expiry; then the hub's clock passes expiry + skew.
-    let eh = eventhub_uri(&hub);
-    let renewal = service_token(
-        &eh,
-        "iothubowner",
-        &owner_key(&hub),
-        unix_secs(&clock) + 3600,
-    );
-    let (status, why) = renewing.put_token(&eh, &renewal).await;
-    assert_eq!(status, 202, "{why}");
+    put_owner_token(&mut renewing, &hub, &clock, 3600).await;
     clock.advance(Duration::from_secs(60 + SKEW + 1));
 
     let refusal = refusal(&mut lapsing_receiver).await;
@@ -94,22 +95,8 @@ async fn an_event_receiver_is_detached_when_its_token_lapses_and_not_when_it_is_
         body_bytes(&next_event(&mut renewed_receiver).await),
         b"after"
     );
-    let token = service_token(
-        &eh,
-        "iothubowner",
-        &owner_key(&hub),
-        unix_secs(&clock) + 3600,
-    );
-    let (status, why) = lapsing.put_token(&eh, &token).await;
-    assert_eq!(status, 202, "{why}");
-    let mut again = lapsing
-        .receiver(
-            &partition_address(&hub, device),
-            Some("amqp.annotation.x-opt-offset > '-1'"),
-            None,
-            &[],
-        )
-        .await;
+    put_owner_token(&mut lapsing, &hub, &clock, 3600).await;
+    let mut again = from_start(&mut lapsing, &hub, device).await;
     assert_eq!(body_bytes(&next_event(&mut again).await), b"before");
     assert_eq!(body_bytes(&next_event(&mut again).await), b"after");
     hub.shutdown().await;
