@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::context::AmqpContext;
+use super::coalesce::Coalesced;
 use super::full_fields::FullFields;
 use super::nodes::NodeReplies;
 use super::sasl::HubSasl;
@@ -95,7 +96,8 @@ pub(crate) async fn serve_connection<IO>(
         .sasl_acceptor(sasl.clone())
         .build();
     let started = Instant::now();
-    let io = FullFields::new(io);
+    // Frames padded to their full field count, then written many at a time.
+    let io = Coalesced::spawn(FullFields::new(io));
     let mut conn = match tokio::time::timeout(OPEN_TIMEOUT, acceptor.accept(io)).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => {

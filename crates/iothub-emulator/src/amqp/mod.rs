@@ -25,6 +25,7 @@ mod values;
 
 mod authorize;
 mod c2d_link;
+mod coalesce;
 pub(crate) mod connection;
 mod context;
 mod event_link;
