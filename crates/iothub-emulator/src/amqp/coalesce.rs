@@ -140,7 +140,11 @@ impl<IO: AsyncRead> AsyncRead for Coalesced<IO> {
 }
 
 impl<IO> AsyncWrite for Coalesced<IO> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let mut state = lock(&self.shared.state);
         if let Some(kind) = state.failed {
             return Poll::Ready(Err(kind.into()));

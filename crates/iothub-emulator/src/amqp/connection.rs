@@ -14,8 +14,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::context::AmqpContext;
 use super::coalesce::Coalesced;
+use super::context::AmqpContext;
 use super::full_fields::FullFields;
 use super::nodes::NodeReplies;
 use super::sasl::HubSasl;

@@ -45,7 +45,10 @@ async fn a_writer_waits_for_room_while_the_peer_does_not_read() {
     {
         handed += chunk.len();
         // What is pending, what the task is writing, and the pipe's own buffer.
-        assert!(handed <= 2 * (HIGH_WATER + chunk.len()) + 1024, "no back-pressure");
+        assert!(
+            handed <= 2 * (HIGH_WATER + chunk.len()) + 1024,
+            "no back-pressure"
+        );
     }
     assert!(handed >= HIGH_WATER);
     // Reading makes room again, and every byte handed over arrives.
@@ -62,7 +65,11 @@ async fn a_writer_waits_for_room_while_the_peer_does_not_read() {
     t.write_all(&chunk).await.unwrap();
     t.shutdown().await.unwrap();
     let total = reader.await.unwrap();
-    assert!(total >= handed + chunk.len(), "{total} < {}", handed + chunk.len());
+    assert!(
+        total >= handed + chunk.len(),
+        "{total} < {}",
+        handed + chunk.len()
+    );
 }
 
 #[tokio::test]
