@@ -17,6 +17,7 @@ pub mod data_dir;
 mod http;
 pub mod hub;
 mod listener_limits;
+mod lock;
 mod mqtt;
 mod server;
 pub mod storage_client;

@@ -15,12 +15,14 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::sync::Notify;
+
+use crate::lock::lock;
 
 /// Bytes held for the writer task before a write waits for it to take them. The task may
 /// hold as much again in the write it is doing: a connection holds at most about twice this.
@@ -202,10 +204,6 @@ impl<IO> Drop for Coalesced<IO> {
         self.shared.wake_writer.notify_one();
         self.shared.dropped.notify_one();
     }
-}
-
-fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -51,8 +51,4 @@ pub use device_side::DeviceRequest;
 pub use handle::{Hub, HubError, HubOptions};
 pub use to_device::{CloseReason, Interests, ToDevice};
 
-/// Locks a mutex, recovering from poisoning (every map the hub keeps stays consistent per
-/// operation, so a panicked holder leaves nothing half-done).
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+use crate::lock::lock;

@@ -11,12 +11,13 @@
 //! that failed gets the batch's error.
 
 use std::mem;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
 use super::events::{self, Appended, EncodedEvent};
 use super::{Store, StoreError};
+use crate::lock::lock;
 
 /// What a caller waits on: its rows' positions, or the batch's error.
 type Answer = oneshot::Sender<Result<Vec<Appended>, StoreError>>;
@@ -162,10 +163,6 @@ fn answer(waiters: Vec<(usize, Answer)>, outcome: Result<Vec<Appended>, StoreErr
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -1,0 +1,10 @@
+//! One way to take a `std::sync::Mutex` across the crate.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// Locks a mutex, recovering from poisoning: every state kept behind these mutexes (the hub's
+/// maps, the event appender's pending batch, an AMQP transport's write buffer) is consistent
+/// after each operation, so a panicked holder leaves nothing half-done.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
