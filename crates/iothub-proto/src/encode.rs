@@ -269,7 +269,8 @@ mod byte_path_tests {
     use crate::percent;
     use crate::properties::{PropertyWriter, SystemProperty};
     use crate::sas::{ResourceUri, SasToken, Signature, StringToSign};
-    use crate::topic::TelemetryTopic;
+    use crate::topic::{MethodResponseTopic, ReportedPatchTopic, TelemetryTopic, TwinGetTopic};
+    use crate::{RequestId, Status};
 
     /// Encodes with `encode` into an exact-size buffer and checks it against `display`, then
     /// checks every shorter buffer is refused with the full length.
@@ -353,6 +354,33 @@ mod byte_path_tests {
             same_bytes(&to_sign.to_string(), |buf| to_sign.encode_to(buf))?;
             let token = SasToken::new(resource, Signature::from_bytes(signature), expiry, policy.as_deref());
             same_bytes(&token.to_string(), |buf| token.encode_to(buf))?;
+        }
+
+        #[test]
+        fn request_topics_bytes_match_display_and_their_shape(
+            text_id in "[a-zA-Z0-9._-]{1,12}",
+            number in proptest::option::of(proptest::num::u32::ANY),
+            status in proptest::num::u16::ANY,
+        ) {
+            let (rid, rid_text) = match number {
+                Some(n) => (RequestId::Number(n), n.to_string()),
+                None => (RequestId::new(&text_id), text_id.clone()),
+            };
+            let get = TwinGetTopic::new(rid);
+            prop_assert_eq!(get.to_string(), std::format!("$iothub/twin/GET/?$rid={rid_text}"));
+            same_bytes(&get.to_string(), |buf| get.encode_to(buf))?;
+            let patch = ReportedPatchTopic::new(rid);
+            prop_assert_eq!(
+                patch.to_string(),
+                std::format!("$iothub/twin/PATCH/properties/reported/?$rid={rid_text}")
+            );
+            same_bytes(&patch.to_string(), |buf| patch.encode_to(buf))?;
+            let response = MethodResponseTopic::new(rid, Status(status));
+            prop_assert_eq!(
+                response.to_string(),
+                std::format!("$iothub/methods/res/{status}/?$rid={rid_text}")
+            );
+            same_bytes(&response.to_string(), |buf| response.encode_to(buf))?;
         }
 
         #[test]

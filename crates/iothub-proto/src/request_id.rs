@@ -120,6 +120,16 @@ impl RequestId<'_> {
     }
 }
 
+impl crate::encode::WriteTo for RequestId<'_> {
+    /// The id as [`RequestId::write_plain`] writes it, into a byte-path sink.
+    fn write_to(&self, out: &mut dyn crate::encode::Sink) {
+        match self {
+            Self::Text(text) => out.put(text),
+            Self::Number(n) => crate::text::Decimal(u64::from(*n)).write_to(out),
+        }
+    }
+}
+
 impl Display for RequestId<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

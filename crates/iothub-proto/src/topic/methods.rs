@@ -2,7 +2,11 @@
 
 use core::fmt;
 
-use super::{Malformed, TopicError, parse_status, request_id, segment_then_query, write_response};
+use super::{
+    Malformed, TopicError, parse_status, request_id, segment_then_query, write_response_to,
+};
+use crate::encode::{Sink, WriteTo};
+use crate::error::BufferTooSmall;
 use crate::request_id::RequestId;
 use crate::status::Status;
 
@@ -111,11 +115,39 @@ impl<'a> MethodResponseTopic<'a> {
             status: status.into(),
         }
     }
+
+    /// Writes the topic into `buf` without `core::fmt` and returns its length in bytes (the
+    /// same text as [`Display`](fmt::Display)).
+    ///
+    /// # Errors
+    ///
+    /// [`BufferTooSmall`] with the full length needed when `buf` is too short.
+    ///
+    /// ```
+    /// use iothub_proto::RequestId;
+    /// use iothub_proto::topic::MethodResponseTopic;
+    ///
+    /// let topic = MethodResponseTopic::new(RequestId::new("1a"), 200);
+    /// let mut buf = [0u8; 64];
+    /// let len = topic.encode_to(&mut buf)?;
+    /// assert_eq!(&buf[..len], b"$iothub/methods/res/200/?$rid=1a");
+    /// assert_eq!(topic.encode_to(&mut buf[..7]), Err(iothub_proto::BufferTooSmall { required: len }));
+    /// # Ok::<(), iothub_proto::BufferTooSmall>(())
+    /// ```
+    pub fn encode_to(&self, buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
+        crate::encode::encode_to(self, buf)
+    }
 }
 
 impl fmt::Display for MethodResponseTopic<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_response(f, RESPONSE_PREFIX, self.status, self.request_id)
+        crate::encode::display(self, f)
+    }
+}
+
+impl WriteTo for MethodResponseTopic<'_> {
+    fn write_to(&self, out: &mut dyn Sink) {
+        write_response_to(out, RESPONSE_PREFIX, self.status, self.request_id);
     }
 }
 

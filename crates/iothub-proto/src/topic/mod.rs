@@ -319,6 +319,20 @@ fn write_response(
     request_id.write_plain(f)
 }
 
+/// [`write_response`] for the byte path.
+fn write_response_to(
+    out: &mut dyn crate::encode::Sink,
+    prefix: &str,
+    status: Status,
+    request_id: RequestId<'_>,
+) {
+    use crate::encode::WriteTo;
+    out.put(prefix);
+    crate::text::Decimal(u64::from(status.0)).write_to(out);
+    out.put("/?$rid=");
+    request_id.write_to(out);
+}
+
 /// Splits `{segment}/?{query}` into the segment and the query bag.
 fn segment_then_query(rest: &str) -> Result<(&str, PropertyBag<'_>), Malformed> {
     let (segment, query) = split_once_byte(rest, b'/').ok_or(Malformed::MissingQuery)?;

@@ -2,6 +2,9 @@
 
 use core::fmt;
 
+use crate::encode::{Sink, WriteTo};
+use crate::error::BufferTooSmall;
+
 use super::{
     Malformed, TopicError, parse_decimal, parse_status, query_of, raw_param, request_id,
     segment_then_query, write_response,
@@ -33,14 +36,47 @@ impl<'a> TwinGetTopic<'a> {
     pub const fn new(request_id: RequestId<'a>) -> Self {
         Self { request_id }
     }
+
+    /// Writes the topic into `buf` without `core::fmt` and returns its length in bytes (the
+    /// same text as [`Display`](fmt::Display)).
+    ///
+    /// # Errors
+    ///
+    /// [`BufferTooSmall`] with the full length needed when `buf` is too short.
+    ///
+    /// ```
+    /// use iothub_proto::RequestId;
+    /// use iothub_proto::topic::TwinGetTopic;
+    ///
+    /// let topic = TwinGetTopic::new(RequestId::Number(1));
+    /// let mut buf = [0u8; 64];
+    /// let len = topic.encode_to(&mut buf)?;
+    /// assert_eq!(&buf[..len], b"$iothub/twin/GET/?$rid=1");
+    /// assert_eq!(topic.encode_to(&mut buf[..5]), Err(iothub_proto::BufferTooSmall { required: len }));
+    /// # Ok::<(), iothub_proto::BufferTooSmall>(())
+    /// ```
+    pub fn encode_to(&self, buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
+        crate::encode::encode_to(self, buf)
+    }
 }
 
 impl fmt::Display for TwinGetTopic<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(GET_PREFIX)?;
-        f.write_str("?$rid=")?;
-        self.request_id.write_plain(f)
+        crate::encode::display(self, f)
     }
+}
+
+impl WriteTo for TwinGetTopic<'_> {
+    fn write_to(&self, out: &mut dyn Sink) {
+        write_request(out, GET_PREFIX, self.request_id);
+    }
+}
+
+/// Writes `{prefix}?$rid={rid}`, the shape of both twin requests.
+fn write_request(out: &mut dyn Sink, prefix: &str, request_id: RequestId<'_>) {
+    out.put(prefix);
+    out.put("?$rid=");
+    request_id.write_to(out);
 }
 
 /// `$iothub/twin/PATCH/properties/reported/?$rid={rid}`: publish a reported-properties patch.
@@ -64,13 +100,39 @@ impl<'a> ReportedPatchTopic<'a> {
     pub const fn new(request_id: RequestId<'a>) -> Self {
         Self { request_id }
     }
+
+    /// Writes the topic into `buf` without `core::fmt` and returns its length in bytes (the
+    /// same text as [`Display`](fmt::Display)).
+    ///
+    /// # Errors
+    ///
+    /// [`BufferTooSmall`] with the full length needed when `buf` is too short.
+    ///
+    /// ```
+    /// use iothub_proto::RequestId;
+    /// use iothub_proto::topic::ReportedPatchTopic;
+    ///
+    /// let topic = ReportedPatchTopic::new(RequestId::Number(0));
+    /// let mut buf = [0u8; 64];
+    /// let len = topic.encode_to(&mut buf)?;
+    /// assert_eq!(&buf[..len], b"$iothub/twin/PATCH/properties/reported/?$rid=0");
+    /// assert_eq!(topic.encode_to(&mut buf[..9]), Err(iothub_proto::BufferTooSmall { required: len }));
+    /// # Ok::<(), iothub_proto::BufferTooSmall>(())
+    /// ```
+    pub fn encode_to(&self, buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
+        crate::encode::encode_to(self, buf)
+    }
 }
 
 impl fmt::Display for ReportedPatchTopic<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(REPORTED_PREFIX)?;
-        f.write_str("?$rid=")?;
-        self.request_id.write_plain(f)
+        crate::encode::display(self, f)
+    }
+}
+
+impl WriteTo for ReportedPatchTopic<'_> {
+    fn write_to(&self, out: &mut dyn Sink) {
+        write_request(out, REPORTED_PREFIX, self.request_id);
     }
 }
 
