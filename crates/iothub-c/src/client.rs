@@ -171,11 +171,11 @@ impl iothub_client {
 /// and unchanged since init, for `'a`.
 pub(crate) unsafe fn fields<'a>(
     client: *const iothub_client,
-) -> Result<&'a iothub_client, iothub_result> {
+) -> Result<&'a iothub_client, Failure> {
     // SAFETY: NULL or readable, as the caller guarantees.
-    let client = unsafe { client.as_ref() }.ok_or(IOTHUB_ERROR_NULL_ARGUMENT)?;
+    let client = unsafe { client.as_ref() }.ok_or(Failure::NullArgument)?;
     if client._internal_magic != MAGIC {
-        return Err(IOTHUB_ERROR_NOT_INITIALIZED);
+        return Err(Failure::NotInitialized);
     }
     Ok(client)
 }
@@ -193,10 +193,10 @@ struct TextFields<'a> {
 /// # Safety
 ///
 /// As [`fields`].
-unsafe fn text_fields<'a>(client: *const iothub_client) -> Result<TextFields<'a>, iothub_result> {
+unsafe fn text_fields<'a>(client: *const iothub_client) -> Result<TextFields<'a>, Failure> {
     // SAFETY: forwarded contract.
     let c = unsafe { fields(client) }?;
-    let text = |bytes: &'a [u8]| span::utf8(bytes).ok_or(IOTHUB_ERROR_INVALID_ARGUMENT);
+    let text = |bytes: &'a [u8]| span::utf8(bytes).ok_or(Failure::InvalidArgument);
     Ok(TextFields {
         host: text(c.host())?,
         device_id: text(c.device_id())?,
@@ -250,7 +250,7 @@ pub unsafe extern "C" fn iothub_client_get_username(
         let options = unsafe { &(*client).options };
         let (api_version, model_id, user_agent) = {
             let text =
-                |span| span::utf8(iothub_client::field(span)).ok_or(IOTHUB_ERROR_INVALID_ARGUMENT);
+                |span| span::utf8(iothub_client::field(span)).ok_or(Failure::InvalidArgument);
             (
                 text(options.api_version)?,
                 text(options.model_id)?,

@@ -64,11 +64,11 @@ pub unsafe extern "C" fn iothub_connection_string_parse(
 ) -> iothub_result {
     status((|| {
         if out.is_null() {
-            return Err(IOTHUB_ERROR_NULL_ARGUMENT);
+            return Err(Failure::NullArgument);
         }
         // SAFETY: the caller guarantees the span.
         let text = unsafe { span::text(text) }?;
-        let parsed = ConnectionString::parse(text).map_err(|_| IOTHUB_ERROR_MALFORMED)?;
+        let parsed = ConnectionString::parse(text).map_err(|_| Failure::Malformed)?;
         let opt = |field: Option<&str>| field.map_or(iothub_span::EMPTY, iothub_span::from_str);
         let mut result = iothub_connection_string {
             host_name: iothub_span::from_str(parsed.host_name()),
@@ -118,7 +118,7 @@ pub unsafe extern "C" fn iothub_connection_string_parse(
                 None,
             ),
             // A credential kind added to the core later is not representable here yet.
-            _ => return Err(IOTHUB_ERROR_MALFORMED),
+            _ => return Err(Failure::Malformed),
         };
         result.credential = kind;
         result.shared_access_key = opt(key);

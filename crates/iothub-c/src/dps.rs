@@ -89,11 +89,11 @@ pub struct iothub_dps_transmit {
 /// accessed elsewhere during `'r`; the strings given at init are still valid.
 unsafe fn state<'r>(
     reg: *mut iothub_dps_registration,
-) -> Result<&'r mut Registration<'static>, iothub_result> {
+) -> Result<&'r mut Registration<'static>, Failure> {
     // SAFETY: NULL or valid and exclusive, as the caller guarantees.
-    let reg = unsafe { reg.as_mut() }.ok_or(IOTHUB_ERROR_NULL_ARGUMENT)?;
+    let reg = unsafe { reg.as_mut() }.ok_or(Failure::NullArgument)?;
     if reg._internal_magic != MAGIC {
-        return Err(IOTHUB_ERROR_NOT_INITIALIZED);
+        return Err(Failure::NotInitialized);
     }
     // SAFETY: the magic says init wrote a `Registration` at the start of the (8-aligned,
     // large enough: asserted above) state array, and only these functions change it.
@@ -121,7 +121,7 @@ pub unsafe extern "C" fn iothub_dps_registration_init(
 ) -> iothub_result {
     status((|| {
         // SAFETY: NULL or writable, as the caller guarantees.
-        let reg = unsafe { reg.as_mut() }.ok_or(IOTHUB_ERROR_NULL_ARGUMENT)?;
+        let reg = unsafe { reg.as_mut() }.ok_or(Failure::NullArgument)?;
         // SAFETY: the caller keeps both strings valid while `reg` is used, which is what the
         // 'static stands for here.
         let (id, payload): (&'static str, Option<&'static str>) = unsafe {
@@ -181,7 +181,7 @@ pub unsafe extern "C" fn iothub_dps_registration_poll_transmit(
 ) -> iothub_result {
     status((|| {
         if out.is_null() {
-            return Err(IOTHUB_ERROR_NULL_ARGUMENT);
+            return Err(Failure::NullArgument);
         }
         // SAFETY: forwarded contracts.
         let (reg, output) = unsafe { (state(reg)?, Output::new(buf, size, out_needed)?) };
@@ -195,7 +195,7 @@ pub unsafe extern "C" fn iothub_dps_registration_poll_transmit(
                 if let Some(needed) = needed {
                     *needed = too_small.required.saturating_add(1);
                 }
-                return Err(IOTHUB_ERROR_BUFFER_TOO_SMALL);
+                return Err(Failure::BufferTooSmall);
             }
         };
         let value = match transmit {
@@ -207,16 +207,25 @@ pub unsafe extern "C" fn iothub_dps_registration_poll_transmit(
             Some((topic_len, payload_len)) => {
                 // The core wrote topic then payload at the start of the buffer; move the
                 // payload up one byte to make room for the topic's NUL.
-                let end = topic_len + payload_len;
-                buf.copy_within(topic_len..end, topic_len + 1);
-                let (topic, rest) = buf.split_at_mut(topic_len);
-                let (nul, payload) = rest.split_at_mut(1);
-                nul.fill(0);
+                // Byte by byte from the end (a `copy_within` links its panics): the core wrote
+                // `topic_len + payload_len <= room < buf.len()` bytes, so every index is in
+                // `buf` and `get` never says no.
+                let mut at = topic_len + payload_len;
+                while at > topic_len {
+                    if let Some([from, to]) = buf.get_mut(at - 1..=at) {
+                        *to = *from;
+                    }
+                    at -= 1;
+                }
+                if let Some(nul) = buf.get_mut(topic_len) {
+                    *nul = 0;
+                }
+                let (topic, rest) = buf.split_at(topic_len);
                 iothub_dps_transmit {
                     ready: true,
                     topic: iothub_span::from_bytes(topic),
                     payload: iothub_span::from_bytes(
-                        payload.get(..payload_len).unwrap_or_default(),
+                        rest.get(1..1 + payload_len).unwrap_or_default(),
                     ),
                 }
             }
@@ -248,8 +257,8 @@ pub unsafe extern "C" fn iothub_dps_registration_handle_publish(
         let consumed = reg
             .handle_publish(topic, payload, Instant::from_millis(now_ms))
             .map_err(|e| match e {
-                RegistrationError::Topic(t) => iothub_result::from(t),
-                _ => IOTHUB_ERROR_MALFORMED,
+                RegistrationError::Topic(t) => Failure::from(t),
+                _ => Failure::Malformed,
             })?;
         if !out_consumed.is_null() {
             // SAFETY: non-NULL and writable, as the caller guarantees.
@@ -310,7 +319,7 @@ pub unsafe extern "C" fn iothub_dps_registration_get_outcome(
 ) -> iothub_result {
     status((|| {
         if out.is_null() {
-            return Err(IOTHUB_ERROR_NULL_ARGUMENT);
+            return Err(Failure::NullArgument);
         }
         // SAFETY: forwarded contract.
         let reg = unsafe { state(reg) }?;

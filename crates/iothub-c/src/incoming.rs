@@ -99,7 +99,7 @@ pub unsafe extern "C" fn iothub_parse_received_topic(
 ) -> iothub_result {
     status((|| {
         if out.is_null() {
-            return Err(IOTHUB_ERROR_NULL_ARGUMENT);
+            return Err(Failure::NullArgument);
         }
         // SAFETY: forwarded contract.
         let topic = unsafe { span::text(topic) }?;
@@ -113,43 +113,47 @@ pub unsafe extern "C" fn iothub_parse_received_topic(
             Incoming::MethodRequest(_) => iothub_incoming_kind::IOTHUB_INCOMING_METHOD_REQUEST,
             Incoming::DpsResponse(_) => iothub_incoming_kind::IOTHUB_INCOMING_DPS_RESPONSE,
             // A kind added to the core later: not one this API describes yet.
-            _ => return Err(IOTHUB_ERROR_TOPIC_NO_MATCH),
+            _ => return Err(Failure::TopicNoMatch),
         };
         // SAFETY: non-NULL and writable, as the caller guarantees; written whole first.
         let o = unsafe {
             out.write(iothub_incoming::empty(kind));
             &mut *out
         };
-        match parsed {
+        let (status, request_id) = match parsed {
             Incoming::C2d(message) => {
                 o.properties = iothub_span::from_str(message.properties().raw());
                 o.device_id = iothub_span::from_str(message.device_id().raw());
                 if let Some(module) = message.module_id() {
                     o.module_id = iothub_span::from_str(module.raw());
                 }
+                return Ok(());
             }
             Incoming::TwinResponse(response) => {
-                o.status = response.status().code();
-                o.request_id = rid(response.request_id());
                 o.has_version = response.version().is_some();
                 o.version = response.version().unwrap_or(0);
+                (response.status(), response.request_id())
             }
             Incoming::DesiredPatch(patch) => {
                 o.has_version = true;
                 o.version = patch.version();
+                return Ok(());
             }
             Incoming::MethodRequest(request) => {
                 o.method_name = iothub_span::from_str(request.name());
                 o.request_id = rid(request.request_id());
+                return Ok(());
             }
             Incoming::DpsResponse(response) => {
-                o.status = response.status().code();
-                o.request_id = rid(response.request_id());
                 o.has_retry_after = response.retry_after().is_some();
                 o.retry_after = response.retry_after().unwrap_or(0);
+                (response.status(), response.request_id())
             }
-            _ => {}
-        }
+            _ => return Ok(()),
+        };
+        // The two responses: a status and a request id.
+        o.status = status.code();
+        o.request_id = rid(request_id);
         Ok(())
     })())
 }
@@ -192,16 +196,13 @@ pub unsafe extern "C" fn iothub_properties_next(
 ) -> iothub_result {
     status((|| {
         // SAFETY: NULL or valid, as the caller guarantees.
-        let iterator = unsafe { iterator.as_mut() }.ok_or(IOTHUB_ERROR_NULL_ARGUMENT)?;
+        let iterator = unsafe { iterator.as_mut() }.ok_or(Failure::NullArgument)?;
         if out.is_null() {
-            return Err(IOTHUB_ERROR_NULL_ARGUMENT);
+            return Err(Failure::NullArgument);
         }
         // SAFETY: the bag span is valid, as the caller guarantees.
         let bag = PropertyBag::parse(unsafe { span::text(iterator.bag) }?);
-        let (name, value) = bag
-            .iter()
-            .nth(iterator.index)
-            .ok_or(IOTHUB_ERROR_NOT_FOUND)?;
+        let (name, value) = bag.iter().nth(iterator.index).ok_or(Failure::NotFound)?;
         iterator.index = iterator.index.saturating_add(1);
         let property = iothub_property {
             name: iothub_span::from_str(name.raw()),
@@ -227,13 +228,11 @@ pub unsafe extern "C" fn iothub_properties_find(
 ) -> iothub_result {
     status((|| {
         if out_value.is_null() {
-            return Err(IOTHUB_ERROR_NULL_ARGUMENT);
+            return Err(Failure::NullArgument);
         }
         // SAFETY: forwarded contracts.
         let (bag, name) = unsafe { (span::text(bag)?, span::required_text(name)?) };
-        let value = PropertyBag::parse(bag)
-            .get(name)
-            .ok_or(IOTHUB_ERROR_NOT_FOUND)?;
+        let value = PropertyBag::parse(bag).get(name).ok_or(Failure::NotFound)?;
         let value = value.map_or(iothub_span::EMPTY, |v| iothub_span::from_str(v.raw()));
         // SAFETY: non-NULL and writable, as the caller guarantees.
         unsafe { span::put(out_value, value) }
@@ -265,12 +264,10 @@ pub unsafe extern "C" fn iothub_property_decode(
             if let Some(out_len) = out_len {
                 *out_len = needed.saturating_add(1);
             }
-            return Err(IOTHUB_ERROR_BUFFER_TOO_SMALL);
+            return Err(Failure::BufferTooSmall);
         }
         let (body, _) = buf.split_at_mut(room);
-        let text = decoded
-            .decode_into(body)
-            .map_err(|_| IOTHUB_ERROR_MALFORMED)?;
+        let text = decoded.decode_into(body).map_err(|_| Failure::Malformed)?;
         let len = text.len();
         if let Some(terminator) = buf.get_mut(len) {
             *terminator = 0;

@@ -101,7 +101,7 @@ pub unsafe extern "C" fn iothub_pnp_parse_command_name(
 ) -> iothub_result {
     status((|| {
         if out_component.is_null() || out_command.is_null() {
-            return Err(IOTHUB_ERROR_NULL_ARGUMENT);
+            return Err(Failure::NullArgument);
         }
         // SAFETY: forwarded contract.
         let name = CommandName::parse(unsafe { span::required_text(method_name) }?);
@@ -134,15 +134,15 @@ pub unsafe extern "C" fn iothub_json_get_member(
 ) -> iothub_result {
     status((|| {
         if out_value.is_null() {
-            return Err(IOTHUB_ERROR_NULL_ARGUMENT);
+            return Err(Failure::NullArgument);
         }
         // SAFETY: forwarded contracts.
         let (json, key) = unsafe { (span::bytes(json)?, span::text(key)?) };
-        let value = JsonValue::parse(json).map_err(|_| IOTHUB_ERROR_MALFORMED)?;
+        let value = JsonValue::parse(json).map_err(|_| Failure::Malformed)?;
         if value.kind() != iothub_proto::json::JsonKind::Object {
-            return Err(IOTHUB_ERROR_MALFORMED);
+            return Err(Failure::Malformed);
         }
-        let member = value.get(key).ok_or(IOTHUB_ERROR_NOT_FOUND)?;
+        let member = value.get(key).ok_or(Failure::NotFound)?;
         // SAFETY: non-NULL and writable, as the caller guarantees.
         unsafe { span::put(out_value, iothub_span::from_str(member.raw())) }
     })())

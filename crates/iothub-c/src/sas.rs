@@ -78,7 +78,7 @@ fn write_token(
     policy: Option<&[u8]>,
     expiry: u64,
     signer: &impl Signer,
-) -> Result<(), iothub_result> {
+) -> Result<(), Failure> {
     let body = out.body();
     let mut signature = Signature::from_bytes([0xff; SIGNATURE_LEN]);
     let mut scratch: &mut [u8] = &mut [];
@@ -87,7 +87,7 @@ fn write_token(
         // invariant: `string_to_sign` wrote `len <= body.len()` bytes.
         signer
             .sign_bytes_into(body.get(..len).unwrap_or_default(), &mut mac)
-            .map_err(|_| IOTHUB_ERROR_SIGN_FAILED)?;
+            .map_err(|_| Failure::SignFailed)?;
         signature = Signature::from_bytes(mac);
         scratch = body;
     }
@@ -111,15 +111,15 @@ fn client_resource(c: &iothub_client) -> ([&[u8]; 5], usize) {
     )
 }
 
-fn key_signer(key: &str) -> Result<HmacSha256Signer, iothub_result> {
-    HmacSha256Signer::from_base64(key).map_err(|_| IOTHUB_ERROR_INVALID_ARGUMENT)
+fn key_signer(key: &str) -> Result<HmacSha256Signer, Failure> {
+    HmacSha256Signer::from_base64(key).map_err(|_| Failure::InvalidArgument)
 }
 
 fn callback_signer(
     hmac: iothub_hmac_sha256_fn,
     context: *mut c_void,
-) -> Result<CallbackSigner, iothub_result> {
-    let hmac = hmac.ok_or(IOTHUB_ERROR_NULL_ARGUMENT)?;
+) -> Result<CallbackSigner, Failure> {
+    let hmac = hmac.ok_or(Failure::NullArgument)?;
     Ok(CallbackSigner { hmac, context })
 }
 
@@ -306,7 +306,7 @@ pub unsafe extern "C" fn iothub_dps_derive_device_key(
         };
         let mut derived = [0u8; iothub_proto::sas::DERIVED_KEY_LEN];
         let key = iothub_proto::sas::derive_device_key(group_key, id, &mut derived)
-            .map_err(|_| IOTHUB_ERROR_INVALID_ARGUMENT)?;
+            .map_err(|_| Failure::InvalidArgument)?;
         out.write(|b| copy_text(key, b))
     })())
 }
@@ -336,11 +336,11 @@ pub unsafe extern "C" fn iothub_sas_token_get_expiry(
 ) -> iothub_result {
     status((|| {
         if out_expiry.is_null() {
-            return Err(IOTHUB_ERROR_NULL_ARGUMENT);
+            return Err(Failure::NullArgument);
         }
         // SAFETY: forwarded contract.
         let token = unsafe { span::text(token) }?;
-        let parsed = ParsedSasToken::parse(token).map_err(|_| IOTHUB_ERROR_MALFORMED)?;
+        let parsed = ParsedSasToken::parse(token).map_err(|_| Failure::Malformed)?;
         // SAFETY: non-NULL and writable, as the caller guarantees.
         unsafe { span::put(out_expiry, parsed.expiry()) }
     })())

@@ -71,34 +71,33 @@ pub unsafe extern "C" fn iothub_span_from_str(text: *const c_char) -> iothub_spa
 ///
 /// A non-NULL `span.ptr` points to `span.len` readable bytes that stay valid and unchanged
 /// for `'a`.
-pub(crate) unsafe fn bytes<'a>(span: iothub_span) -> Result<&'a [u8], iothub_result> {
+pub(crate) unsafe fn bytes<'a>(span: iothub_span) -> Result<&'a [u8], Failure> {
     if span.len == 0 {
         return Ok(&[]);
     }
     if span.ptr.is_null() {
-        return Err(IOTHUB_ERROR_NULL_ARGUMENT);
+        return Err(Failure::NullArgument);
     }
     // SAFETY: non-NULL and `len` readable bytes, as the caller guarantees.
     Ok(unsafe { core::slice::from_raw_parts(span.ptr.cast::<u8>(), span.len) })
 }
 
 /// Checks a span as text: `IOTHUB_ERROR_NULL_ARGUMENT` for a NULL pointer with a length,
-/// `IOTHUB_ERROR_INVALID_ARGUMENT` when it is not UTF-8 (or empty but `required`), else
-/// `IOTHUB_OK`. One out-of-line copy returning a plain code keeps every call site small.
+/// `IOTHUB_ERROR_INVALID_ARGUMENT` when it is not UTF-8 (or empty but `required`). One
+/// out-of-line copy returning a plain code (a `Result<(), Failure>` is one `int`) keeps
+/// every call site small.
 ///
 /// # Safety
 ///
 /// As [`bytes`].
 #[inline(never)]
-pub(crate) unsafe fn check_text(span: iothub_span, required: bool) -> iothub_result {
+pub(crate) unsafe fn check_text(span: iothub_span, required: bool) -> Result<(), Failure> {
     // SAFETY: forwarded contract.
-    match unsafe { bytes(span) } {
-        Err(error) => error,
-        Ok(bytes) if (required && bytes.is_empty()) || !is_utf8(bytes) => {
-            IOTHUB_ERROR_INVALID_ARGUMENT
-        }
-        Ok(_) => IOTHUB_OK,
+    let bytes = unsafe { bytes(span) }?;
+    if (required && bytes.is_empty()) || !is_utf8(bytes) {
+        return Err(Failure::InvalidArgument);
     }
+    Ok(())
 }
 
 /// The text of a span that [`check_text`] accepted.
@@ -123,12 +122,12 @@ unsafe fn checked<'a>(span: iothub_span) -> &'a str {
 ///
 /// As [`bytes`].
 #[inline(never)]
-pub(crate) unsafe fn text<'a>(span: iothub_span) -> Result<&'a str, iothub_result> {
+pub(crate) unsafe fn text<'a>(span: iothub_span) -> Result<&'a str, Failure> {
     // SAFETY: forwarded contract; `check_text` accepted the span.
     unsafe {
         match check_text(span, false) {
-            IOTHUB_OK => Ok(checked(span)),
-            error => Err(error),
+            Ok(()) => Ok(checked(span)),
+            Err(failure) => Err(failure),
         }
     }
 }
@@ -144,9 +143,7 @@ pub(crate) fn utf8(bytes: &[u8]) -> Option<&str> {
 /// # Safety
 ///
 /// As [`bytes`].
-pub(crate) unsafe fn optional_bytes<'a>(
-    span: iothub_span,
-) -> Result<Option<&'a [u8]>, iothub_result> {
+pub(crate) unsafe fn optional_bytes<'a>(span: iothub_span) -> Result<Option<&'a [u8]>, Failure> {
     // SAFETY: forwarded contract.
     let bytes = unsafe { bytes(span) }?;
     Ok(Some(bytes).filter(|b| !b.is_empty()))
@@ -158,10 +155,10 @@ pub(crate) unsafe fn optional_bytes<'a>(
 /// # Safety
 ///
 /// As [`bytes`].
-pub(crate) unsafe fn required_bytes<'a>(span: iothub_span) -> Result<&'a [u8], iothub_result> {
+pub(crate) unsafe fn required_bytes<'a>(span: iothub_span) -> Result<&'a [u8], Failure> {
     // SAFETY: forwarded contract.
     match unsafe { bytes(span) }? {
-        [] => Err(IOTHUB_ERROR_INVALID_ARGUMENT),
+        [] => Err(Failure::InvalidArgument),
         bytes => Ok(bytes),
     }
 }
@@ -172,12 +169,12 @@ pub(crate) unsafe fn required_bytes<'a>(span: iothub_span) -> Result<&'a [u8], i
 ///
 /// As [`bytes`].
 #[inline(never)]
-pub(crate) unsafe fn required_text<'a>(span: iothub_span) -> Result<&'a str, iothub_result> {
+pub(crate) unsafe fn required_text<'a>(span: iothub_span) -> Result<&'a str, Failure> {
     // SAFETY: forwarded contract; `check_text` accepted the span.
     unsafe {
         match check_text(span, true) {
-            IOTHUB_OK => Ok(checked(span)),
-            error => Err(error),
+            Ok(()) => Ok(checked(span)),
+            Err(failure) => Err(failure),
         }
     }
 }
@@ -188,15 +185,13 @@ pub(crate) unsafe fn required_text<'a>(span: iothub_span) -> Result<&'a str, iot
 ///
 /// As [`bytes`].
 #[inline(always)]
-pub(crate) unsafe fn optional_text<'a>(
-    span: iothub_span,
-) -> Result<Option<&'a str>, iothub_result> {
+pub(crate) unsafe fn optional_text<'a>(span: iothub_span) -> Result<Option<&'a str>, Failure> {
     // SAFETY: forwarded contract; `check_text` accepted the span.
     unsafe {
         match check_text(span, false) {
-            IOTHUB_OK if span.len == 0 => Ok(None),
-            IOTHUB_OK => Ok(Some(checked(span))),
-            error => Err(error),
+            Ok(()) if span.len == 0 => Ok(None),
+            Ok(()) => Ok(Some(checked(span))),
+            Err(failure) => Err(failure),
         }
     }
 }
@@ -228,11 +223,11 @@ impl<'a> Output<'a> {
         buf: *mut c_char,
         size: usize,
         out_len: *mut usize,
-    ) -> Result<Self, iothub_result> {
+    ) -> Result<Self, Failure> {
         let buf: &'a mut [u8] = if size == 0 {
             &mut []
         } else if buf.is_null() {
-            return Err(IOTHUB_ERROR_NULL_ARGUMENT);
+            return Err(Failure::NullArgument);
         } else {
             // SAFETY: non-NULL with `size` writable bytes, as the caller guarantees.
             unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), size) }
@@ -247,7 +242,7 @@ impl<'a> Output<'a> {
     pub(crate) fn write(
         mut self,
         encode: impl FnOnce(&mut [u8]) -> Result<usize, BufferTooSmall>,
-    ) -> Result<(), iothub_result> {
+    ) -> Result<(), Failure> {
         let result = encode(self.body());
         self.finish(result)
     }
@@ -264,10 +259,7 @@ impl<'a> Output<'a> {
     /// Ends a write into [`Output::body`]: terminates the `len` bytes written and reports
     /// their length, or reports the size needed.
     #[inline(never)]
-    pub(crate) fn finish(
-        self,
-        written: Result<usize, BufferTooSmall>,
-    ) -> Result<(), iothub_result> {
+    pub(crate) fn finish(self, written: Result<usize, BufferTooSmall>) -> Result<(), Failure> {
         match written {
             Ok(len) => {
                 if let Some(terminator) = self.buf.get_mut(len) {
@@ -280,7 +272,7 @@ impl<'a> Output<'a> {
             }
             Err(too_small) => {
                 self.too_small(too_small.required);
-                Err(IOTHUB_ERROR_BUFFER_TOO_SMALL)
+                Err(Failure::BufferTooSmall)
             }
         }
     }
@@ -311,9 +303,9 @@ pub(crate) fn display_into(
 /// # Safety
 ///
 /// `out` is NULL or valid for a write of `T`.
-pub(crate) unsafe fn put<T>(out: *mut T, value: T) -> Result<(), iothub_result> {
+pub(crate) unsafe fn put<T>(out: *mut T, value: T) -> Result<(), Failure> {
     if out.is_null() {
-        return Err(IOTHUB_ERROR_NULL_ARGUMENT);
+        return Err(Failure::NullArgument);
     }
     // SAFETY: non-NULL and writable, as the caller guarantees; `T` here is always plain data
     // without drop glue, so nothing is leaked by not reading the old value.

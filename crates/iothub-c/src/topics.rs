@@ -7,7 +7,7 @@ use iothub_proto::topic::{MethodResponseTopic, ReportedPatchTopic, TwinGetTopic}
 
 use crate::client::{fields, iothub_client};
 use crate::result::*;
-use crate::span::{self, Output, display_into, iothub_span};
+use crate::span::{self, Output, iothub_span};
 
 /// Subscribe filter for twin responses (answers to GET and reported PATCH).
 pub const IOTHUB_TWIN_RESPONSE_SUBSCRIBE_TOPIC: &str = "$iothub/twin/res/#";
@@ -97,7 +97,10 @@ pub unsafe extern "C" fn iothub_message_properties_init(
     IOTHUB_OK
 }
 
-/// The bag's buffer and length, as [`iothub_message_properties_init`] set them up.
+/// The bag's buffer and length, as [`iothub_message_properties_init`] set them up. Init
+/// checked them (a buffer for a non-zero size, the length within it) and only the bag's
+/// functions change them, so they are trusted here, as the client's spans are; a bag that is
+/// all zeros reads as empty.
 ///
 /// # Safety
 ///
@@ -105,21 +108,15 @@ pub unsafe extern "C" fn iothub_message_properties_init(
 #[inline(always)]
 unsafe fn bag<'a>(
     properties: *const iothub_message_properties,
-) -> Result<(&'a mut [u8], usize), iothub_result> {
+) -> Result<(&'a mut [u8], usize), Failure> {
     // SAFETY: NULL or readable, as the caller guarantees.
-    let p = unsafe { properties.as_ref() }.ok_or(IOTHUB_ERROR_NULL_ARGUMENT)?;
-    let buf = p._internal_buf;
-    if buf.is_null() && p._internal_size != 0 {
-        return Err(IOTHUB_ERROR_NULL_ARGUMENT);
-    }
-    if p._internal_len > p._internal_size {
-        return Err(IOTHUB_ERROR_INVALID_ARGUMENT);
-    }
+    let p = unsafe { properties.as_ref() }.ok_or(Failure::NullArgument)?;
     let bytes: &'a mut [u8] = if p._internal_size == 0 {
         &mut []
     } else {
-        // SAFETY: non-NULL with `size` writable bytes, as init's caller guarantees.
-        unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), p._internal_size) }
+        // SAFETY: init stored a non-NULL buffer of `size` writable bytes, as its caller
+        // guarantees.
+        unsafe { core::slice::from_raw_parts_mut(p._internal_buf.cast::<u8>(), p._internal_size) }
     };
     Ok((bytes, p._internal_len))
 }
@@ -149,7 +146,7 @@ pub unsafe extern "C" fn iothub_message_properties_append(
         let ((buf, len), name, value) =
             unsafe { (bag(properties)?, span::bytes(name)?, span::bytes(value)?) };
         if name.is_empty() {
-            return Err(IOTHUB_ERROR_INVALID_ARGUMENT);
+            return Err(Failure::InvalidArgument);
         }
         let written = iothub_proto::bytes::append_property(buf, len, name, value);
         let (result, reported) = match written {
@@ -159,7 +156,7 @@ pub unsafe extern "C" fn iothub_message_properties_append(
                 unsafe { (*properties)._internal_len = len };
                 (Ok(()), len)
             }
-            Err(too_small) => (Err(IOTHUB_ERROR_BUFFER_TOO_SMALL), too_small.required),
+            Err(too_small) => (Err(Failure::BufferTooSmall), too_small.required),
         };
         // SAFETY: NULL or writable, as the caller guarantees.
         if let Some(out) = unsafe { out_len.as_mut() } {
@@ -225,7 +222,7 @@ pub unsafe extern "C" fn iothub_client_c2d_get_subscribe_topic(
 /// # Safety
 ///
 /// `request_id` is a valid span for `'a`.
-unsafe fn request_id<'a>(request_id: iothub_span) -> Result<RequestId<'a>, iothub_result> {
+unsafe fn request_id<'a>(request_id: iothub_span) -> Result<RequestId<'a>, Failure> {
     // SAFETY: forwarded contract.
     Ok(RequestId::new(unsafe { span::required_text(request_id) }?))
 }
@@ -265,10 +262,10 @@ unsafe fn write_request_topic(
             )
         };
         out.write(|b| match topic {
-            RequestTopic::TwinGet => display_into(&TwinGetTopic::new(rid), b),
-            RequestTopic::ReportedPatch => display_into(&ReportedPatchTopic::new(rid), b),
+            RequestTopic::TwinGet => TwinGetTopic::new(rid).encode_to(b),
+            RequestTopic::ReportedPatch => ReportedPatchTopic::new(rid).encode_to(b),
             RequestTopic::MethodResponse(status_code) => {
-                display_into(&MethodResponseTopic::new(rid, status_code), b)
+                MethodResponseTopic::new(rid, status_code).encode_to(b)
             }
         })
     })())
