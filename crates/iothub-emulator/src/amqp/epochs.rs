@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::lock::lock;
 use tokio::sync::oneshot;
 
 /// A consumer group's partition: the unit epochs apply to.
@@ -106,10 +107,7 @@ impl Epochs {
     /// # Errors
     /// [`EpochRefusal`] when a higher epoch (or, for a plain receiver, any epoch) holds it.
     pub fn admit(&self, key: PartitionKey, epoch: Option<i64>) -> Result<EpochGuard, EpochRefusal> {
-        let mut table = self
-            .table
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut table = lock(&self.table);
         let held = table
             .partitions
             .get(&key)
@@ -160,10 +158,7 @@ impl Epochs {
     }
 
     fn leave(&self, key: &PartitionKey, id: u64) {
-        let mut table = self
-            .table
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut table = lock(&self.table);
         if let Some(holders) = table.partitions.get_mut(key) {
             holders.retain(|h| h.id != id);
             if holders.is_empty() {

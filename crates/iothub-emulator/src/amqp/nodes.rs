@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use super::connection::ConnState;
 use super::context::AmqpContext;
+use crate::lock::lock;
 
 /// Replies a node keeps for a reply link that is not attached (yet).
 const REPLY_BUFFER: usize = 64;
@@ -55,10 +56,7 @@ impl std::fmt::Debug for NodeReplies {
 
 impl NodeReplies {
     fn with_slot<R>(&self, node: Node, f: impl FnOnce(&mut Slot) -> R) -> R {
-        let mut slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slots = lock(&self.slots);
         let slot = slots.entry(node).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(REPLY_BUFFER);
             Slot { tx, rx: Some(rx) }

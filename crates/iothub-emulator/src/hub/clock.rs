@@ -5,6 +5,7 @@
 //! monotonic clock by the transports and the method invoker, whose tests pause and advance
 //! tokio's time instead.
 
+use crate::lock::lock;
 use std::fmt::Debug;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -50,27 +51,18 @@ impl ManualClock {
 
     /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
-        let mut now = self
-            .now
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut now = lock(&self.now);
         *now += by;
     }
 
     /// Sets the clock to `to` (backwards too: a wall clock can be set back).
     pub fn set(&self, to: SystemTime) {
-        *self
-            .now
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = to;
+        *lock(&self.now) = to;
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
-        *self
-            .now
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        *lock(&self.now)
     }
 }

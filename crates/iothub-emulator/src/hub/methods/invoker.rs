@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::{CallId, ConnectionId, MethodCall, MethodError, MethodResult, Methods, Outbound};
+use crate::lock::lock;
 
 type SendFn = dyn Fn(Outbound) + Send + Sync;
 type Outcome = Result<MethodResult, MethodError>;
@@ -127,9 +128,7 @@ impl MethodInvoker {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves plain maps behind; keep serving.
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.inner)
     }
 
     fn flush(&self, inner: &mut Inner) {
