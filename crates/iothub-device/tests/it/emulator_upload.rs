@@ -66,7 +66,7 @@ async fn a_50_mb_file_reaches_the_built_in_store_and_the_service_is_notified() {
     assert_eq!(uploads[0].state, UploadState::Completed);
     assert_eq!(uploads[0].stored.correlation_id, uploaded.correlation_id);
     assert_eq!(uploads[0].stored.size_bytes, Some(SIZE as i64));
-    let notifications = hub.emulator.hub.take_file_notifications(10).unwrap();
+    let notifications = hub.emulator.hub.take_file_notifications(10).await.unwrap();
     assert_eq!(notifications.len(), 1);
     assert_eq!(notifications[0].blob_name, "dev1/camera/big.bin");
     assert_eq!(notifications[0].blob_size_in_bytes, SIZE as u64);
@@ -165,6 +165,7 @@ async fn storage_gone_mid_upload_is_recorded_as_failed_and_never_notified() {
         hub.emulator
             .hub
             .take_file_notifications(10)
+            .await
             .unwrap()
             .is_empty()
     );

@@ -156,7 +156,7 @@ async fn take(ctx: &AmqpContext, queue: Queue) -> Option<Batch> {
                 None
             }
         },
-        Queue::FileNotifications => match ctx.hub.take_file_notifications(1) {
+        Queue::FileNotifications => match ctx.hub.take_file_notifications(1).await {
             Ok(files) if !files.is_empty() => Some(Batch::Files(files)),
             Ok(_) => None,
             Err(e) => {
@@ -170,10 +170,7 @@ async fn take(ctx: &AmqpContext, queue: Queue) -> Option<Batch> {
 async fn put_back(ctx: &AmqpContext, batch: Batch) {
     let result = match batch {
         Batch::Feedback(records) => ctx.hub.return_c2d_feedback(records).await,
-        Batch::Files(files) => {
-            ctx.hub.return_file_notifications(files);
-            Ok(())
-        }
+        Batch::Files(files) => ctx.hub.return_file_notifications(files).await,
     };
     if let Err(e) = result {
         tracing::warn!("released records could not be put back: {e}");

@@ -23,7 +23,7 @@ pub use self::storage::{
 use super::auth::{AuthFailure, Identity};
 use super::ids;
 use crate::store::StoreError;
-use crate::store::file_uploads::{self, StoredUpload};
+use crate::store::file_uploads::{self, StoredNotification, StoredUpload};
 use crate::timestamp::{from_unix_millis, iso8601_millis, unix_millis};
 
 /// Default lifetime of a file-upload SAS token and its correlation: one hour, as on a real hub
@@ -189,6 +189,30 @@ pub struct FileNotification {
 }
 
 impl FileNotification {
+    /// The row the store queues.
+    pub(crate) fn to_stored(&self) -> StoredNotification {
+        StoredNotification {
+            device_id: self.device_id.clone(),
+            blob_uri: self.blob_uri.clone(),
+            blob_name: self.blob_name.clone(),
+            last_updated_ms: unix_millis(self.last_updated),
+            size_bytes: i64::try_from(self.blob_size_in_bytes).unwrap_or(i64::MAX),
+            enqueued_ms: unix_millis(self.enqueued),
+        }
+    }
+
+    /// A notification read back from the store.
+    pub(crate) fn from_stored(n: StoredNotification) -> Self {
+        Self {
+            device_id: n.device_id,
+            blob_uri: n.blob_uri,
+            blob_name: n.blob_name,
+            last_updated: from_unix_millis(n.last_updated_ms),
+            blob_size_in_bytes: u64::try_from(n.size_bytes).unwrap_or(0),
+            enqueued: from_unix_millis(n.enqueued_ms),
+        }
+    }
+
     /// The notification's JSON body, as IoT Hub sends it:
     /// `{deviceId, blobUri, blobName, lastUpdatedTime, blobSizeInBytes, enqueuedTimeUtc}`.
     ///
@@ -464,7 +488,12 @@ pub fn pending(
     Ok(upload)
 }
 
-/// Records the device's outcome; for a success, returns the notification to queue.
+/// Notifications kept for a reader that never comes; the oldest are dropped beyond (a real
+/// hub keeps them for the notification's time to live, one hour by default).
+pub const MAX_QUEUED_NOTIFICATIONS: usize = 10_000;
+
+/// Records the device's outcome; for a success, queues the notification (durably, in the
+/// same transaction) and returns it.
 /// `blob_size` is the size the storage reports, when the caller could read it.
 ///
 /// # Errors
@@ -502,6 +531,18 @@ pub fn finish(
         blob_size_in_bytes: blob_size.unwrap_or(0),
         enqueued: now,
     });
+    // Queued in the same transaction as the outcome: a success is never recorded without
+    // its notification, nor the other way round.
+    if let Some(n) = &notification {
+        let dropped =
+            file_uploads::push_notification(conn, &n.to_stored(), MAX_QUEUED_NOTIFICATIONS)?;
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "file notification queue full: the oldest notifications dropped"
+            );
+        }
+    }
     let finished = StoredUpload {
         state: if outcome.is_success {
             "completed"

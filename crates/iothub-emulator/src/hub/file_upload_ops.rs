@@ -3,12 +3,9 @@
 //! service lists, and the queue of file upload notifications the AMQP adapter drains
 //! (`/messages/serviceBound/filenotifications`) and the REST event stream follows.
 //!
-//! The notification queue is in memory: a restarted hub forgets notifications nobody took,
-//! while the uploads themselves (and their outcome) are in the store. Only successful uploads
-//! notify, as on a real hub with notifications on.
-
-use std::collections::VecDeque;
-use std::sync::Mutex;
+//! The notification queue is in the store, written in the transaction that records the
+//! upload's outcome, so a restarted hub still holds the notifications nobody took. Only
+//! successful uploads notify, as on a real hub with notifications on.
 
 use tokio::sync::{broadcast, watch};
 
@@ -19,7 +16,6 @@ use super::file_upload::{
     SasUri, StorageAccount, UploadOutcome,
 };
 use super::handle::HubError;
-use super::lock;
 use crate::store::blobs::BlobStore;
 use crate::store::file_uploads;
 use crate::timestamp::unix_millis;
@@ -27,15 +23,11 @@ use crate::timestamp::unix_millis;
 /// Capacity of the live feed of notifications (the SSE stream); a slow reader lags.
 const NOTIFICATION_FEED_CAPACITY: usize = 256;
 
-/// Notifications kept for a reader that never comes; the oldest are dropped beyond (a real
-/// hub keeps them for the notification's time to live, one hour by default).
-const MAX_QUEUED_NOTIFICATIONS: usize = 10_000;
-
-/// The hub's file-upload state: its options and the notification queue.
+/// The hub's file-upload state: its options, and the signals of the notification queue (the
+/// queue itself is in the store).
 #[derive(Debug)]
 pub(super) struct FileUploads {
     options: FileUploadOptions,
-    queue: Mutex<VecDeque<FileNotification>>,
     changed: watch::Sender<u64>,
     feed: broadcast::Sender<FileNotification>,
 }
@@ -44,23 +36,19 @@ impl FileUploads {
     pub(super) fn new(options: FileUploadOptions) -> Self {
         Self {
             options,
-            queue: Mutex::new(VecDeque::new()),
             changed: watch::channel(0).0,
             feed: broadcast::channel(NOTIFICATION_FEED_CAPACITY).0,
         }
     }
 
-    fn push(&self, notification: FileNotification) {
-        {
-            let mut queue = lock(&self.queue);
-            if queue.len() >= MAX_QUEUED_NOTIFICATIONS {
-                queue.pop_front();
-                tracing::warn!("file notification queue full: the oldest notification dropped");
-            }
-            queue.push_back(notification.clone());
-        }
+    /// Announces a notification the store has queued.
+    fn queued(&self, notification: FileNotification) {
         // Nobody following is fine.
         let _ = self.feed.send(notification);
+        self.bump();
+    }
+
+    fn bump(&self) {
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
@@ -213,7 +201,7 @@ impl Hub {
                     "file upload finished"
                 );
                 if let Some(n) = notification {
-                    self.inner.file_uploads.push(n);
+                    self.inner.file_uploads.queued(n);
                 }
                 Ok(FileUpload::at(stored, unix_millis(now)))
             }
@@ -321,29 +309,44 @@ impl Hub {
     /// Takes up to `max` file upload notifications, oldest first (they leave the queue).
     ///
     /// # Errors
-    /// None today (the queue is in memory); the signature leaves room for a durable one.
-    pub fn take_file_notifications(&self, max: usize) -> Result<Vec<FileNotification>, HubError> {
-        let mut queue = lock(&self.inner.file_uploads.queue);
-        let n = max.min(queue.len());
-        Ok(queue.drain(..n).collect())
+    /// [`HubError::Store`].
+    pub async fn take_file_notifications(
+        &self,
+        max: usize,
+    ) -> Result<Vec<FileNotification>, HubError> {
+        let taken = self
+            .inner
+            .store
+            .call(move |tx| file_uploads::take_notifications(tx, max))
+            .await?;
+        Ok(taken
+            .into_iter()
+            .map(FileNotification::from_stored)
+            .collect())
     }
 
     /// Puts notifications taken earlier back at the front of the queue, in their order (a
     /// peek-lock that was released or a link that closed before settling).
-    pub fn return_file_notifications(&self, notifications: Vec<FileNotification>) {
+    ///
+    /// # Errors
+    /// [`HubError::Store`].
+    pub async fn return_file_notifications(
+        &self,
+        notifications: Vec<FileNotification>,
+    ) -> Result<(), HubError> {
         if notifications.is_empty() {
-            return;
+            return Ok(());
         }
-        {
-            let mut queue = lock(&self.inner.file_uploads.queue);
-            for n in notifications.into_iter().rev() {
-                queue.push_front(n);
-            }
-        }
+        let rows: Vec<_> = notifications
+            .iter()
+            .map(FileNotification::to_stored)
+            .collect();
         self.inner
-            .file_uploads
-            .changed
-            .send_modify(|n| *n = n.wrapping_add(1));
+            .store
+            .call(move |tx| file_uploads::return_notifications(tx, &rows))
+            .await?;
+        self.inner.file_uploads.bump();
+        Ok(())
     }
 
     /// A receiver whose value is bumped on every new (or returned) notification, so a link

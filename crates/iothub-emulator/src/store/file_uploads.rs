@@ -185,3 +185,192 @@ pub fn list(
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
+
+/// Schema for the queue of file upload notifications (docs/file-upload.md), applied by the
+/// store's migrations as its own step. `id` orders the queue: taking removes the lowest ids,
+/// putting back reinserts below the lowest left, so a released notification is next again.
+pub const SCHEMA_NOTIFICATIONS: &str = "
+CREATE TABLE IF NOT EXISTS file_notifications (
+    id              INTEGER PRIMARY KEY,
+    device_id       TEXT NOT NULL,
+    blob_uri        TEXT NOT NULL,
+    blob_name       TEXT NOT NULL,
+    last_updated_ms INTEGER NOT NULL,
+    size_bytes      INTEGER NOT NULL,
+    enqueued_ms     INTEGER NOT NULL
+);
+";
+
+/// One queued file upload notification as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredNotification {
+    /// The uploading device.
+    pub device_id: String,
+    /// The blob's URL (no SAS token).
+    pub blob_uri: String,
+    /// `{deviceId}/{name}`.
+    pub blob_name: String,
+    /// When the blob was last written, Unix milliseconds.
+    pub last_updated_ms: i64,
+    /// The blob's size in bytes.
+    pub size_bytes: i64,
+    /// When the hub queued the notification, Unix milliseconds.
+    pub enqueued_ms: i64,
+}
+
+fn insert_notification(
+    conn: &Connection,
+    id: Option<i64>,
+    n: &StoredNotification,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO file_notifications (id, device_id, blob_uri, blob_name, last_updated_ms,
+             size_bytes, enqueued_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        id,
+        n.device_id,
+        n.blob_uri,
+        n.blob_name,
+        n.last_updated_ms,
+        n.size_bytes,
+        n.enqueued_ms
+    ])?;
+    Ok(())
+}
+
+/// Queues `n` at the back, dropping the oldest beyond `max_kept`; returns how many were
+/// dropped.
+///
+/// # Errors
+/// [`StoreError::Sqlite`].
+pub fn push_notification(
+    conn: &Connection,
+    n: &StoredNotification,
+    max_kept: usize,
+) -> Result<usize, StoreError> {
+    insert_notification(conn, None, n)?;
+    let keep = i64::try_from(max_kept).unwrap_or(i64::MAX);
+    let dropped = conn
+        .prepare_cached(
+            "DELETE FROM file_notifications WHERE id NOT IN
+                 (SELECT id FROM file_notifications ORDER BY id DESC LIMIT ?1)",
+        )?
+        .execute(params![keep])?;
+    Ok(dropped)
+}
+
+/// Removes and returns up to `max` notifications, oldest first.
+///
+/// # Errors
+/// [`StoreError::Sqlite`].
+pub fn take_notifications(
+    conn: &Connection,
+    max: usize,
+) -> Result<Vec<StoredNotification>, StoreError> {
+    let limit = i64::try_from(max).unwrap_or(i64::MAX);
+    let rows: Vec<(i64, StoredNotification)> = conn
+        .prepare_cached(
+            "SELECT id, device_id, blob_uri, blob_name, last_updated_ms, size_bytes, enqueued_ms
+             FROM file_notifications ORDER BY id LIMIT ?1",
+        )?
+        .query_map(params![limit], |r| {
+            Ok((
+                r.get(0)?,
+                StoredNotification {
+                    device_id: r.get(1)?,
+                    blob_uri: r.get(2)?,
+                    blob_name: r.get(3)?,
+                    last_updated_ms: r.get(4)?,
+                    size_bytes: r.get(5)?,
+                    enqueued_ms: r.get(6)?,
+                },
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    if let Some((last, _)) = rows.last() {
+        conn.prepare_cached("DELETE FROM file_notifications WHERE id <= ?1")?
+            .execute(params![last])?;
+    }
+    Ok(rows.into_iter().map(|(_, n)| n).collect())
+}
+
+/// Puts notifications taken earlier back at the front of the queue, in their order.
+///
+/// # Errors
+/// [`StoreError::Sqlite`].
+pub fn return_notifications(
+    conn: &Connection,
+    notifications: &[StoredNotification],
+) -> Result<(), StoreError> {
+    let lowest: i64 = conn.query_row(
+        "SELECT COALESCE(MIN(id), 1) FROM file_notifications",
+        [],
+        |r| r.get(0),
+    )?;
+    let count = i64::try_from(notifications.len()).unwrap_or(i64::MAX);
+    for (offset, n) in (0..).zip(notifications) {
+        insert_notification(conn, Some(lowest.saturating_sub(count) + offset), n)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA_NOTIFICATIONS).unwrap();
+        conn
+    }
+
+    fn note(n: i64) -> StoredNotification {
+        StoredNotification {
+            device_id: format!("d{n}"),
+            blob_uri: format!("https://a/c/d{n}/f"),
+            blob_name: format!("d{n}/f"),
+            last_updated_ms: n,
+            size_bytes: n * 10,
+            enqueued_ms: n,
+        }
+    }
+
+    fn take_all(conn: &Connection) -> Vec<i64> {
+        take_notifications(conn, usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|n| n.enqueued_ms)
+            .collect()
+    }
+
+    #[test]
+    fn taken_oldest_first_and_put_back_at_the_front_in_order() {
+        let conn = queue();
+        for n in 1..=5 {
+            assert_eq!(push_notification(&conn, &note(n), 100).unwrap(), 0);
+        }
+        let taken = take_notifications(&conn, 2).unwrap();
+        assert_eq!(taken, vec![note(1), note(2)]);
+        // More arrive while the two are out; the two come back ahead of everything.
+        push_notification(&conn, &note(6), 100).unwrap();
+        return_notifications(&conn, &taken).unwrap();
+        assert_eq!(take_all(&conn), vec![1, 2, 3, 4, 5, 6]);
+        // An empty queue takes nothing, and a release into it is next again.
+        assert!(take_notifications(&conn, 10).unwrap().is_empty());
+        return_notifications(&conn, &[note(7), note(8)]).unwrap();
+        push_notification(&conn, &note(9), 100).unwrap();
+        assert_eq!(take_all(&conn), vec![7, 8, 9]);
+    }
+
+    #[test]
+    fn beyond_the_cap_the_oldest_are_dropped() {
+        let conn = queue();
+        for n in 1..=3 {
+            assert_eq!(push_notification(&conn, &note(n), 3).unwrap(), 0);
+        }
+        assert_eq!(push_notification(&conn, &note(4), 3).unwrap(), 1);
+        assert_eq!(take_all(&conn), vec![2, 3, 4]);
+    }
+}

@@ -289,6 +289,8 @@ const MIGRATIONS: &[fn(&Transaction<'_>) -> rusqlite::Result<()>] = &[
         tx.execute_batch(consumer_groups::SCHEMA)
     },
     FILE_UPLOADS_STEP,
+    // File upload notifications, queued durably (they were in memory before).
+    |tx| tx.execute_batch(file_uploads::SCHEMA_NOTIFICATIONS),
 ];
 
 /// File uploads and their outcomes (docs/file-upload.md), a step of its own.

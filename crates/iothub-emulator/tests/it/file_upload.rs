@@ -217,6 +217,7 @@ async fn blocks_commit_download_notify_and_list() {
         hub.emulator
             .hub
             .take_file_notifications(10)
+            .await
             .unwrap()
             .is_empty(),
         "accepted: completed"

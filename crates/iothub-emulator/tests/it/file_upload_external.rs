@@ -46,7 +46,7 @@ async fn upload_and_notify(hub: &TestHub, storage: &TestHub, name: &str, body: &
         .unwrap();
     assert_eq!(put.status(), StatusCode::CREATED);
     notify_success(&to_hub, hub, &token, &sas).await;
-    let notes = hub.emulator.hub.take_file_notifications(10).unwrap();
+    let notes = hub.emulator.hub.take_file_notifications(10).await.unwrap();
     assert_eq!(notes.len(), 1, "one notification: {notes:?}");
     assert_eq!(notes[0].blob_name, format!("d1/{name}"));
     notes[0].blob_size_in_bytes

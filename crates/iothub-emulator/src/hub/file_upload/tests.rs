@@ -120,7 +120,7 @@ async fn a_completed_upload_is_recorded_and_notified_once() {
     assert!(changed.has_changed().unwrap());
     changed.mark_unchanged();
 
-    let taken = hub.take_file_notifications(10).unwrap();
+    let taken = hub.take_file_notifications(10).await.unwrap();
     assert_eq!(taken.len(), 1);
     let json = taken[0].to_json();
     assert_eq!(json["deviceId"], "d1");
@@ -132,12 +132,12 @@ async fn a_completed_upload_is_recorded_and_notified_once() {
     assert_eq!(json["enqueuedTimeUtc"], "2027-01-15T08:00:05.000Z");
     // An external account's blob is not measured by the hub.
     assert_eq!(json["blobSizeInBytes"], 0);
-    assert!(hub.take_file_notifications(10).unwrap().is_empty());
+    assert!(hub.take_file_notifications(10).await.unwrap().is_empty());
 
     // Released: back at the front, and the link is woken.
-    hub.return_file_notifications(taken.clone());
+    hub.return_file_notifications(taken.clone()).await.unwrap();
     assert!(changed.has_changed().unwrap());
-    assert_eq!(hub.take_file_notifications(1).unwrap(), taken);
+    assert_eq!(hub.take_file_notifications(1).await.unwrap(), taken);
 
     // The same correlation cannot complete twice.
     let again = hub
@@ -174,7 +174,7 @@ async fn a_failed_upload_is_recorded_without_a_notification() {
         done.stored.status_description.as_deref(),
         Some("storage went away")
     );
-    assert!(hub.take_file_notifications(10).unwrap().is_empty());
+    assert!(hub.take_file_notifications(10).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -327,4 +327,42 @@ proptest! {
             prop_assert!(!name.contains('\\'));
         }
     }
+}
+
+/// The queue is in the store: a notification nobody took is still there after the hub and
+/// its database are reopened, and is taken once.
+#[tokio::test]
+async fn notifications_outlive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hub.db");
+    let options = || HubOptions {
+        clock: Arc::new(ManualClock::new(start())),
+        file_upload: FileUploadOptions {
+            storage: FileUploadStorage::External(account()),
+            ..FileUploadOptions::default()
+        },
+        ..HubOptions::default()
+    };
+    let queued = {
+        let hub = Hub::with_options(Store::open(&path).unwrap(), options());
+        let token = token_for(&hub, "d1").await;
+        let sas = hub
+            .create_file_upload(&device("d1"), Some(&token), "a.txt", "ignored")
+            .await
+            .unwrap();
+        hub.complete_file_upload(&device("d1"), Some(&token), success(&sas.correlation_id))
+            .await
+            .unwrap();
+        // Every answered write is durable, so dropping the hub here is a crash's worth.
+        sas.blob_name
+    };
+    let hub = Hub::with_options(Store::open(&path).unwrap(), options());
+    let taken = hub.take_file_notifications(10).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].blob_name, queued);
+    assert_eq!(
+        taken[0].to_json()["enqueuedTimeUtc"],
+        "2027-01-15T08:00:00.000Z"
+    );
+    assert!(hub.take_file_notifications(10).await.unwrap().is_empty());
 }
