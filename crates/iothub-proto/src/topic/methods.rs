@@ -2,9 +2,7 @@
 
 use core::fmt;
 
-use super::{
-    Malformed, TopicError, parse_status, request_id, segment_then_query, write_response_to,
-};
+use super::{Malformed, TopicError, parse_status, request_id, segment_then_query, write_response};
 use crate::encode::{Sink, WriteTo};
 use crate::error::BufferTooSmall;
 use crate::request_id::RequestId;
@@ -147,7 +145,7 @@ impl fmt::Display for MethodResponseTopic<'_> {
 
 impl WriteTo for MethodResponseTopic<'_> {
     fn write_to(&self, out: &mut dyn Sink) {
-        write_response_to(out, RESPONSE_PREFIX, self.status, self.request_id);
+        write_response(out, RESPONSE_PREFIX, self.status, self.request_id);
     }
 }
 

@@ -301,26 +301,8 @@ fn parse_addressed<'a>(topic: &'a str, kind: &str) -> Result<Addressed<'a>, Topi
     })
 }
 
-/// Writes `status` in decimal (no padding).
-fn write_status(f: &mut fmt::Formatter<'_>, status: Status) -> fmt::Result {
-    fmt::Display::fmt(&crate::text::Decimal(u64::from(status.0)), f)
-}
-
 /// Writes `{prefix}{status}/?$rid={rid}`, the shape of every response topic.
 fn write_response(
-    f: &mut fmt::Formatter<'_>,
-    prefix: &str,
-    status: Status,
-    request_id: RequestId<'_>,
-) -> fmt::Result {
-    f.write_str(prefix)?;
-    write_status(f, status)?;
-    f.write_str("/?$rid=")?;
-    request_id.write_plain(f)
-}
-
-/// [`write_response`] for the byte path.
-fn write_response_to(
     out: &mut dyn crate::encode::Sink,
     prefix: &str,
     status: Status,

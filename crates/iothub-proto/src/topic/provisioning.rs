@@ -6,6 +6,7 @@ use super::{
     Malformed, TopicError, parse_decimal, parse_status, query_of, raw_param, request_id,
     segment_then_query, write_response,
 };
+use crate::encode::{Sink, WriteTo};
 use crate::properties::PropertyBag;
 use crate::request_id::RequestId;
 use crate::status::Status;
@@ -202,13 +203,16 @@ impl<'a> DpsResponseTopic<'a> {
 
 impl fmt::Display for DpsResponseTopic<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_response(f, RESPONSE_PREFIX, self.status, self.request_id)?;
-        match self.retry_after {
-            Some(seconds) => {
-                f.write_str("&retry-after=")?;
-                fmt::Display::fmt(&Decimal(u64::from(seconds)), f)
-            }
-            None => Ok(()),
+        crate::encode::display(self, f)
+    }
+}
+
+impl WriteTo for DpsResponseTopic<'_> {
+    fn write_to(&self, out: &mut dyn Sink) {
+        write_response(out, RESPONSE_PREFIX, self.status, self.request_id);
+        if let Some(seconds) = self.retry_after {
+            out.put("&retry-after=");
+            Decimal(u64::from(seconds)).write_to(out);
         }
     }
 }

@@ -220,13 +220,16 @@ impl<'a> TwinResponseTopic<'a> {
 
 impl fmt::Display for TwinResponseTopic<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_response(f, RESPONSE_PREFIX, self.status, self.request_id)?;
-        match self.version {
-            Some(version) => {
-                f.write_str("&$version=")?;
-                fmt::Display::fmt(&Decimal(version), f)
-            }
-            None => Ok(()),
+        crate::encode::display(self, f)
+    }
+}
+
+impl WriteTo for TwinResponseTopic<'_> {
+    fn write_to(&self, out: &mut dyn Sink) {
+        write_response(out, RESPONSE_PREFIX, self.status, self.request_id);
+        if let Some(version) = self.version {
+            out.put("&$version=");
+            Decimal(version).write_to(out);
         }
     }
 }
